@@ -1,0 +1,48 @@
+# One entry point for people and CI alike.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CONFIG ?= $(if $(wildcard hookline.toml),hookline.toml,hookline.example.toml)
+
+.PHONY: run test lint typecheck fmt bench clean install install-dev browser
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+
+# Creates .venv, installs, migrates, serves on :8400 with the demo config (SQLite).
+run: install
+	$(BIN)/hookline migrate --config $(CONFIG)
+	$(BIN)/hookline serve --config $(CONFIG)
+
+# Debian's Chromium for the dashboard tests (Playwright drives it; no browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  || echo "warning: could not install chromium"; }
+
+lint: install-dev
+	$(BIN)/ruff check app providers tests bench examples
+	$(BIN)/ruff format --check app providers tests bench examples
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+test: install-dev browser lint typecheck
+	$(BIN)/pytest -q
+
+fmt: install-dev
+	$(BIN)/ruff format app providers tests bench examples
+	$(BIN)/ruff check --fix app providers tests bench examples
+
+bench: install-dev
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info hookline.db*

@@ -1,0 +1,49 @@
+"""The exceptions of hookline.
+
+Exception tree::
+
+    HooklineError                 -- root of everything hookline raises on purpose
+     +-- ConfigError              -- invalid configuration file (CLI exit status 2)
+     +-- StartupError             -- a handler module failed to import (exit 2)
+     +-- StoreError               -- storage failure
+     |    +-- SchemaError         -- database schema is older/newer than this code
+     +-- PipelineError            -- misuse of the handler API
+     |    +-- NonDeterminismError -- a replayed step has another name than was recorded
+     +-- NonRetryableError        -- raised by handler code: fail the run at once
+
+Provider verification errors live in ``providers.base`` (they must not import ``app``).
+"""
+
+from __future__ import annotations
+
+
+class HooklineError(Exception):
+    """Root of every error hookline raises on purpose."""
+
+
+class ConfigError(HooklineError):
+    """The configuration is invalid; the message names the key and the problem."""
+
+
+class StartupError(HooklineError):
+    """The service cannot start (e.g. a handler module does not import)."""
+
+
+class StoreError(HooklineError):
+    """The store failed."""
+
+
+class SchemaError(StoreError):
+    """The database schema does not match this version of hookline."""
+
+
+class PipelineError(HooklineError):
+    """The handler API was misused."""
+
+
+class NonDeterminismError(PipelineError):
+    """A step replayed at a position has another name than the one recorded there."""
+
+
+class NonRetryableError(HooklineError):
+    """Raise from a handler or step to fail the run at once, without retries."""

@@ -1,0 +1,51 @@
+"""Configured sources: a ``[[sources]]`` entry turned into its provider adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from app.config import SourceConfig
+from app.errors import ConfigError
+from providers import GitHubProvider, HmacProvider, Provider, StandardProvider, StripeProvider
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    name: str
+    provider: Provider
+    max_body_bytes: int | None
+
+
+def build_provider(config: SourceConfig) -> Provider:
+    if config.provider == "stripe":
+        return StripeProvider(config.secrets, tolerance_seconds=config.tolerance_seconds)
+    if config.provider == "github":
+        return GitHubProvider(config.secrets)
+    if config.provider == "standard":
+        return StandardProvider(config.secrets, tolerance_seconds=config.tolerance_seconds)
+    return HmacProvider(
+        config.secrets,
+        signature_header=config.signature_header,
+        algorithm=config.algorithm,
+        encoding=config.encoding,
+        signature_prefix=config.signature_prefix,
+        signed_content=config.signed_content,
+        timestamp_header=config.timestamp_header,
+        tolerance_seconds=config.tolerance_seconds,
+        id_header=config.id_header,
+        id_field=config.id_field,
+        type_header=config.type_header,
+        type_field=config.type_field,
+    )
+
+
+def build_sources(configs: Sequence[SourceConfig]) -> dict[str, Source]:
+    sources: dict[str, Source] = {}
+    for index, config in enumerate(configs):
+        try:
+            provider = build_provider(config)
+        except ValueError as exc:  # e.g. a Standard Webhooks secret that is not base64
+            raise ConfigError(f"sources[{index}]: {exc}") from None
+        sources[config.name] = Source(config.name, provider, config.max_body_bytes)
+    return sources

@@ -1,0 +1,151 @@
+-- Named queries of the SQLite store. A block starts with "-- name: <name>".
+
+-- name: insert_event
+INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (source, provider_event_id) DO NOTHING;
+
+-- name: event_id_by_key
+SELECT id FROM events WHERE source = ? AND provider_event_id = ?;
+
+-- name: insert_run
+INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
+                  available_at, concurrency_key, created_at, updated_at)
+VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?);
+
+-- name: latest_runs_of_event
+-- The newest run of each handler of an event.
+SELECT r.id, r.handler, r.generation, r.status, r.max_attempts, r.concurrency_key
+FROM runs r
+WHERE r.event_id = ?
+  AND r.seq = (SELECT max(r2.seq) FROM runs r2 WHERE r2.event_id = r.event_id
+                                                AND r2.handler = r.handler)
+ORDER BY r.seq;
+
+-- name: refresh_event_status
+-- An event's status is derived from the newest run of each of its handlers.
+UPDATE events SET status = coalesce((
+    SELECT CASE
+        WHEN sum(r.status = 'running') > 0 THEN 'running'
+        WHEN sum(r.status = 'retrying') > 0 THEN 'retrying'
+        WHEN sum(r.status = 'queued') > 0 THEN 'queued'
+        WHEN sum(r.status = 'failed') > 0 THEN 'failed'
+        WHEN sum(r.status = 'cancelled') > 0 THEN 'cancelled'
+        WHEN count(*) > 0 THEN 'succeeded'
+    END
+    FROM runs r
+    WHERE r.event_id = events.id
+      AND r.seq = (SELECT max(r2.seq) FROM runs r2 WHERE r2.event_id = r.event_id
+                                                    AND r2.handler = r.handler)
+), 'unhandled')
+WHERE id = ?;
+
+-- name: event_by_id
+SELECT id, source, provider_event_id, type, status, received_at, seq, headers, body
+FROM events WHERE id = ?;
+
+-- name: runs_of_event
+SELECT id, event_id, handler, generation, status, attempts, max_attempts, available_at,
+       created_at, updated_at, result, error, concurrency_key
+FROM runs WHERE event_id = ? ORDER BY seq;
+
+-- name: run_by_id
+SELECT id, event_id, handler, generation, status, attempts, max_attempts, available_at,
+       created_at, updated_at, result, error, concurrency_key
+FROM runs WHERE id = ?;
+
+-- name: steps_of
+SELECT name, position, status, result FROM steps
+WHERE event_id = ? AND handler = ? AND generation = ? ORDER BY position;
+
+-- name: attempts_of
+SELECT step_name, number, started_at, ended_at, outcome, error, traceback FROM step_attempts
+WHERE event_id = ? AND handler = ? AND generation = ? ORDER BY id;
+
+-- name: any_due
+SELECT EXISTS (SELECT 1 FROM runs WHERE status IN ('queued', 'retrying') AND available_at <= ?)
+    OR EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND lease_expires_at < ?);
+
+-- name: due_runs
+-- Runs ready to start, skipping any whose concurrency key has an earlier unfinished run.
+SELECT r.id FROM runs r
+WHERE r.status IN ('queued', 'retrying') AND r.available_at <= ?
+  AND (r.concurrency_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM runs p
+        WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
+          AND p.seq < r.seq AND p.status IN ('queued', 'running', 'retrying')))
+ORDER BY r.available_at, r.seq
+LIMIT ?;
+
+-- name: expired_runs
+-- Runs whose worker stopped heartbeating: reclaimed.
+SELECT id FROM runs WHERE status = 'running' AND lease_expires_at < ? ORDER BY seq LIMIT ?;
+
+-- name: lease_run
+UPDATE runs SET status = 'running', attempts = attempts + 1, lease_owner = ?,
+                lease_expires_at = ?, updated_at = ?
+WHERE id = ?;
+
+-- name: claimed_run_with_event
+SELECT r.id, r.event_id, r.handler, r.generation, r.status, r.attempts, r.max_attempts,
+       r.available_at, r.created_at, r.updated_at, r.result, r.error, r.concurrency_key,
+       e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.headers, e.body
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE r.id = ?;
+
+-- name: heartbeat
+UPDATE runs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 'running';
+
+-- name: insert_step_attempt
+INSERT INTO step_attempts (run_id, event_id, handler, generation, step_name, number,
+                           started_at, ended_at, outcome, error, traceback)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: upsert_step
+INSERT INTO steps (event_id, handler, generation, name, position, status, result, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (event_id, handler, generation, name) DO UPDATE
+SET status = excluded.status, result = excluded.result, position = excluded.position,
+    updated_at = excluded.updated_at
+WHERE steps.status != 'succeeded';
+
+-- name: finish_run
+UPDATE runs SET status = ?, available_at = ?, result = ?, error = ?,
+                attempts = attempts - ?, lease_owner = NULL, lease_expires_at = NULL,
+                updated_at = ?
+WHERE id = ? AND lease_owner = ? AND status = 'running';
+
+-- name: event_of_run
+SELECT event_id FROM runs WHERE id = ?;
+
+-- name: cancel_run
+UPDATE runs SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL,
+                updated_at = ?
+WHERE id = ? AND status IN ('queued', 'running', 'retrying');
+
+-- name: prune_events
+DELETE FROM events
+WHERE received_at < ?
+  AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id
+                  AND r.status IN ('queued', 'running', 'retrying'))
+  AND (? OR NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id
+                        AND r.status = 'failed'));
+
+-- name: queue_depth
+SELECT count(*) FROM runs WHERE status IN ('queued', 'retrying');
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) FROM schema_migrations;
+
+-- name: run_counts
+SELECT status, count(*) FROM runs GROUP BY status;
+
+-- name: upsert_worker
+INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
+
+-- name: delete_worker
+DELETE FROM workers WHERE id = ?;
+
+-- name: live_workers
+SELECT count(*) FROM workers WHERE heartbeat_at >= ?;

@@ -1,0 +1,394 @@
+"""The SQLite store: embedded, WAL, durable acks through group commit.
+
+Writes go through one ``GroupCommitWriter`` thread per process (one fsync per
+batch); reads use an aiosqlite connection. Several processes (``serve`` and its
+workers) share the file: SQLite's write lock serialises their batches, and
+``BEGIN IMMEDIATE`` with a busy timeout makes them wait instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from app.errors import SchemaError
+from app.ids import new_id
+from app.sql import migrations, queries
+from app.store import records
+from app.store.base import (
+    ClaimedRun,
+    EventFilter,
+    EventRecord,
+    EventSummary,
+    IngestResult,
+    NewEvent,
+    RedeliveryMode,
+    RunOutcome,
+    RunRecord,
+    StepOutcome,
+    StepRecord,
+)
+from app.store.group_commit import GroupCommitWriter
+
+Q = queries("sqlite")
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///./a.db`` → ``./a.db``; ``sqlite:////abs/a.db`` → ``/abs/a.db``."""
+    return url.removeprefix("sqlite:///") or ":memory:"
+
+
+def _glob_to_like(pattern: str) -> str:
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
+def _where(flt: EventFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if flt.source:
+        clauses.append("source = ?")
+        args.append(flt.source)
+    if flt.type_glob:
+        clauses.append("type LIKE ? ESCAPE '\\'")
+        args.append(_glob_to_like(flt.type_glob))
+    if flt.status:
+        clauses.append("status = ?")
+        args.append(flt.status)
+    if flt.since is not None:
+        clauses.append("received_at >= ?")
+        args.append(flt.since)
+    if flt.until is not None:
+        clauses.append("received_at < ?")
+        args.append(flt.until)
+    if flt.search:
+        clauses.append("instr(provider_event_id, ?) > 0")
+        args.append(flt.search)
+    return (" AND ".join(clauses) or "1"), args
+
+
+# -- write operations, run on the writer thread inside a transaction ---------------------------
+
+
+def _insert_runs(conn: sqlite3.Connection, event_id: str, event: NewEvent) -> None:
+    for run in event.runs:
+        conn.execute(
+            Q["insert_run"],
+            (run.id, event_id, run.handler, 0, run.max_attempts, event.received_at,
+             run.concurrency_key, event.received_at, event.received_at),
+        )
+
+
+def _new_runs_from_latest(
+    conn: sqlite3.Connection, event_id: str, mode: RedeliveryMode, only_if_all_failed: bool,
+    now: float,
+) -> list[str]:
+    latest = conn.execute(Q["latest_runs_of_event"], (event_id,)).fetchall()
+    if not latest:
+        return []
+    if only_if_all_failed and any(row[3] != "failed" for row in latest):
+        return []
+    run_ids: list[str] = []
+    for run_id, handler, generation, status, max_attempts, key in latest:
+        if status in ("queued", "running", "retrying"):
+            run_ids.append(run_id)  # already on its way: never two runs of one handler at once
+            continue
+        new_run = new_id("run")
+        next_generation = generation + 1 if mode == "fresh" else generation
+        conn.execute(
+            Q["insert_run"],
+            (new_run, event_id, handler, next_generation, max_attempts, now, key, now, now),
+        )
+        run_ids.append(new_run)
+    conn.execute(Q["refresh_event_status"], (event_id,))
+    return run_ids
+
+
+class SQLiteStore:
+    dialect = "sqlite"
+
+    def __init__(self, url: str) -> None:
+        self.path = sqlite_path(url)
+        self._writer = GroupCommitWriter(self.path)
+        self._reader: aiosqlite.Connection | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer.start()
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._reader.execute("PRAGMA busy_timeout = 30000")
+        await self._reader.execute("PRAGMA query_only = ON")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+        self._writer.stop()
+
+    @property
+    def _db(self) -> aiosqlite.Connection:
+        assert self._reader is not None, "store is not open"
+        return self._reader
+
+    async def migrate(self) -> int:
+        def apply(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            current = conn.execute(Q["schema_version"]).fetchone()[0]
+            for version, name, sql in migrations("sqlite"):
+                if version <= current:
+                    continue
+                for statement in _statements(sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name, time.time())
+                )
+                current = version
+            return int(current)
+
+        return await self._writer.run(apply)
+
+    async def check_ready(self) -> None:
+        expected = migrations("sqlite")[-1][0]
+        try:
+            async with self._db.execute(Q["schema_version"]) as cur:
+                row = await cur.fetchone()
+        except sqlite3.OperationalError as exc:
+            raise SchemaError(f"schema not migrated ({exc})") from None
+        if row is None or row[0] != expected:
+            raise SchemaError(f"schema version {row[0] if row else 0}, expected {expected}")
+
+    # -- ingestion --------------------------------------------------------------------------
+
+    async def ingest(self, event: NewEvent, resume_failed: bool) -> IngestResult:
+        headers_json = json.dumps(event.headers, separators=(",", ":"))
+        status = "queued" if event.runs else "unhandled"
+
+        def op(conn: sqlite3.Connection) -> IngestResult:
+            cur = conn.execute(
+                Q["insert_event"],
+                (event.id, event.source, event.provider_event_id, event.type, status,
+                 event.received_at, headers_json, event.body),
+            )
+            if cur.rowcount == 1:
+                _insert_runs(conn, event.id, event)
+                return IngestResult(event.id, duplicate=False)
+            existing = conn.execute(
+                Q["event_id_by_key"], (event.source, event.provider_event_id)
+            ).fetchone()[0]
+            resumed: list[str] = []
+            if resume_failed:
+                resumed = _new_runs_from_latest(
+                    conn, existing, "resume", only_if_all_failed=True, now=event.received_at
+                )
+            return IngestResult(existing, duplicate=True, resumed_run_ids=tuple(resumed))
+
+        return await self._writer.run(op)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def list_events(
+        self, flt: EventFilter, limit: int, before_seq: int | None
+    ) -> list[EventSummary]:
+        where, args = _where(flt)
+        if before_seq is not None:
+            where += " AND seq < ?"
+            args.append(before_seq)
+        sql = (
+            "SELECT id, source, provider_event_id, type, status, received_at, seq FROM events "
+            f"WHERE {where} ORDER BY seq DESC LIMIT ?"
+        )
+        async with self._db.execute(sql, [*args, limit]) as cur:
+            rows = await cur.fetchall()
+        return [EventSummary(*row) for row in rows]
+
+    async def get_event(self, event_id: str) -> EventRecord | None:
+        async with self._db.execute(Q["event_by_id"], (event_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        summary = EventSummary(*row[:7])
+        async with self._db.execute(Q["runs_of_event"], (event_id,)) as cur:
+            run_rows = await cur.fetchall()
+        runs = [await self._with_steps(records.run_from_row(r)) for r in run_rows]
+        return EventRecord(summary, json.loads(row[7]), bytes(row[8]), runs)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        async with self._db.execute(Q["run_by_id"], (run_id,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else await self._with_steps(records.run_from_row(row))
+
+    async def _with_steps(self, run: RunRecord) -> RunRecord:
+        steps = await self.load_steps(run.event_id, run.handler, run.generation, attempts=True)
+        run.steps.extend(steps)
+        return run
+
+    async def load_steps(
+        self, event_id: str, handler: str, generation: int, attempts: bool = False
+    ) -> list[StepRecord]:
+        key = (event_id, handler, generation)
+        async with self._db.execute(Q["steps_of"], key) as cur:
+            step_rows = await cur.fetchall()
+        attempt_rows: list[Any] = []
+        if attempts:
+            async with self._db.execute(Q["attempts_of"], key) as cur:
+                attempt_rows = list(await cur.fetchall())
+        return records.steps_from_rows(step_rows, attempt_rows)
+
+    # -- pipeline ---------------------------------------------------------------------------
+
+    async def has_due_runs(self, now: float) -> bool:
+        async with self._db.execute(Q["any_due"], (now, now)) as cur:
+            row = await cur.fetchone()
+        return bool(row and row[0])
+
+    async def claim_runs(
+        self, worker_id: str, limit: int, lease_seconds: float, now: float
+    ) -> list[ClaimedRun]:
+        def op(conn: sqlite3.Connection) -> list[ClaimedRun]:
+            ids = [r[0] for r in conn.execute(Q["expired_runs"], (now, limit))]
+            if len(ids) < limit:
+                ids += [r[0] for r in conn.execute(Q["due_runs"], (now, limit - len(ids)))]
+            claimed: list[ClaimedRun] = []
+            touched: set[str] = set()
+            for run_id in ids:
+                conn.execute(Q["lease_run"], (worker_id, now + lease_seconds, now, run_id))
+                row = conn.execute(Q["claimed_run_with_event"], (run_id,)).fetchone()
+                claimed.append(records.claimed_from_row(row))
+                touched.add(row[1])
+            for event_id in touched:
+                conn.execute(Q["refresh_event_status"], (event_id,))
+            return claimed
+
+        return await self._writer.run(op)
+
+    async def heartbeat(
+        self, worker_id: str, run_ids: Sequence[str], lease_seconds: float, now: float
+    ) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            lost = []
+            for run_id in run_ids:
+                cur = conn.execute(Q["heartbeat"], (now + lease_seconds, run_id, worker_id))
+                if cur.rowcount == 0:
+                    lost.append(run_id)
+            return lost
+
+        return await self._writer.run(op)
+
+    async def record_step(self, outcome: StepOutcome) -> None:
+        o = outcome
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                Q["insert_step_attempt"],
+                (o.run_id, o.event_id, o.handler, o.generation, o.name, o.number, o.started_at,
+                 o.ended_at, "succeeded" if o.succeeded else "failed", o.error, o.traceback),
+            )
+            conn.execute(
+                Q["upsert_step"],
+                (o.event_id, o.handler, o.generation, o.name, o.position,
+                 "succeeded" if o.succeeded else "failed", o.result_json, o.ended_at),
+            )
+
+        await self._writer.run(op)
+
+    async def finish_run(self, worker_id: str, outcome: RunOutcome, now: float) -> bool:
+        o = outcome
+
+        def op(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                Q["finish_run"],
+                (o.status, o.available_at, o.result_json, o.error, int(o.refund_attempt), now,
+                 o.run_id, worker_id),
+            )
+            if cur.rowcount == 0:
+                return False
+            event_id = conn.execute(Q["event_of_run"], (o.run_id,)).fetchone()[0]
+            conn.execute(Q["refresh_event_status"], (event_id,))
+            return True
+
+        return await self._writer.run(op)
+
+    async def redeliver(self, event_id: str, mode: RedeliveryMode, now: float) -> list[str] | None:
+        def op(conn: sqlite3.Connection) -> list[str] | None:
+            if conn.execute(Q["event_by_id"], (event_id,)).fetchone() is None:
+                return None
+            return _new_runs_from_latest(conn, event_id, mode, only_if_all_failed=False, now=now)
+
+        return await self._writer.run(op)
+
+    async def redeliver_matching(self, flt: EventFilter, mode: RedeliveryMode, now: float) -> int:
+        where, args = _where(flt)
+
+        def op(conn: sqlite3.Connection) -> int:
+            ids = [r[0] for r in conn.execute(f"SELECT id FROM events WHERE {where}", args)]
+            for event_id in ids:
+                _new_runs_from_latest(conn, event_id, mode, only_if_all_failed=False, now=now)
+            return len(ids)
+
+        return await self._writer.run(op)
+
+    async def cancel_run(self, run_id: str, now: float) -> RunRecord | None:
+        def op(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(Q["event_of_run"], (run_id,)).fetchone()
+            if row is None:
+                return False
+            conn.execute(Q["cancel_run"], (now, run_id))
+            conn.execute(Q["refresh_event_status"], (row[0],))
+            return True
+
+        if not await self._writer.run(op):
+            return None
+        return await self.get_run(run_id)
+
+    async def prune(self, older_than: float, include_failed: bool) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            return conn.execute(Q["prune_events"], (older_than, int(include_failed))).rowcount
+
+        return await self._writer.run(op)
+
+    async def queue_depth(self) -> int:
+        async with self._db.execute(Q["queue_depth"]) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def run_counts(self) -> dict[str, int]:
+        async with self._db.execute(Q["run_counts"]) as cur:
+            return {status: int(count) for status, count in await cur.fetchall()}
+
+    async def worker_heartbeat(
+        self, worker_id: str, host: str, pid: int, started_at: float, now: float
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(Q["upsert_worker"], (worker_id, host, pid, started_at, now))
+
+        await self._writer.run(op)
+
+    async def worker_stopped(self, worker_id: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(Q["delete_worker"], (worker_id,))
+
+        await self._writer.run(op)
+
+    async def live_workers(self, within_seconds: float = 30.0) -> int:
+        async with self._db.execute(Q["live_workers"], (time.time() - within_seconds,)) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (our migrations have no '--' or ';' in strings)."""
+    code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+    return [s.strip() for s in code.split(";") if s.strip()]
+

@@ -1,0 +1,172 @@
+"""The admin JSON API (SPEC §3): thin routes over the store.
+
+Authentication is not done here: the ``/admin`` mount is wrapped by
+``app.web.auth.AdminGuard`` so no route can be left open by mistake.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from datetime import datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.store.base import EVENT_STATUSES, EventFilter, RedeliveryMode, Store
+from app.web import shapes
+from app.web.responses import JSON, error
+
+MAX_LIMIT = 500
+
+
+class BadRequest(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if raw.startswith("s") and raw[1:].isdigit():
+            return int(raw[1:])
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise BadRequest("cursor is not one this API returned")
+
+
+def parse_time(value: str, name: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name} must be an ISO-8601 time") from None
+    if parsed.tzinfo is None:
+        raise BadRequest(f"{name} needs a time zone (e.g. 2026-01-31T12:00:00Z)")
+    return parsed.timestamp()
+
+
+def event_filter(params: dict[str, Any]) -> EventFilter:
+    def text(name: str) -> str | None:
+        value = params.get(name)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or len(value) > 500:
+            raise BadRequest(f"{name} must be a string of at most 500 characters")
+        return value
+
+    status = text("status")
+    if status is not None and status not in EVENT_STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(EVENT_STATUSES)}")
+    since, until = text("since"), text("until")
+    return EventFilter(
+        source=text("source"),
+        type_glob=text("type"),
+        status=status,
+        since=parse_time(since, "since") if since else None,
+        until=parse_time(until, "until") if until else None,
+        search=text("q"),
+    )
+
+
+def parse_limit(value: str | None) -> int:
+    if value is None or value == "":
+        return 50
+    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(value)
+
+
+def parse_mode(value: Any) -> RedeliveryMode:
+    if value in (None, "resume"):
+        return "resume"
+    if value == "fresh":
+        return "fresh"
+    raise BadRequest("mode must be 'resume' or 'fresh'")
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if not body.strip():
+        return {}
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    return data
+
+
+async def list_events(request: Request) -> Response:
+    params = dict(request.query_params)
+    flt = event_filter(params)
+    limit = parse_limit(params.get("limit"))
+    cursor = params.get("cursor")
+    before = decode_cursor(cursor) if cursor else None
+    items = await _store(request).list_events(flt, limit + 1, before)
+    page = items[:limit]
+    next_cursor = encode_cursor(page[-1].seq) if len(items) > limit else None
+    return JSON({"items": [shapes.event_summary(e) for e in page], "nextCursor": next_cursor})
+
+
+async def get_event(request: Request) -> Response:
+    record = await _store(request).get_event(request.path_params["event_id"])
+    if record is None:
+        return error(404, "not_found", "no event with this id")
+    return JSON(shapes.event_detail(record))
+
+
+async def redeliver_event(request: Request) -> Response:
+    mode = parse_mode((await json_object(request)).get("mode"))
+    run_ids = await _store(request).redeliver(request.path_params["event_id"], mode, time.time())
+    if run_ids is None:
+        return error(404, "not_found", "no event with this id")
+    return JSON({"runIds": run_ids}, status_code=202)
+
+
+async def redeliver_matching(request: Request) -> Response:
+    body = await json_object(request)
+    unknown = set(body) - {"source", "type", "status", "since", "until", "mode"}
+    if unknown:
+        raise BadRequest(f"unknown filter field(s): {', '.join(sorted(unknown))}")
+    mode = parse_mode(body.get("mode"))
+    count = await _store(request).redeliver_matching(event_filter(body), mode, time.time())
+    return JSON({"count": count}, status_code=202)
+
+
+async def get_run(request: Request) -> Response:
+    run = await _store(request).get_run(request.path_params["run_id"])
+    if run is None:
+        return error(404, "not_found", "no run with this id")
+    return JSON(shapes.run(run))
+
+
+async def cancel_run(request: Request) -> Response:
+    run = await _store(request).cancel_run(request.path_params["run_id"], time.time())
+    if run is None:
+        return error(404, "not_found", "no run with this id")
+    return JSON(shapes.run(run))
+
+
+routes = [
+    Route("/events", list_events, methods=["GET"]),
+    Route("/events/{event_id}", get_event, methods=["GET"]),
+    Route("/events/{event_id}/redeliver", redeliver_event, methods=["POST"]),
+    Route("/redeliver", redeliver_matching, methods=["POST"]),
+    Route("/runs/{run_id}", get_run, methods=["GET"]),
+    Route("/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
+]

@@ -1,0 +1,132 @@
+"""The ASGI application: webhooks on a lean path, everything else through Starlette."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.config import Settings
+from app.ingest import Ingestor
+from app.metrics import Metrics
+from app.pipeline import Registry
+from app.store.base import Store
+from app.web import admin_api, ops
+from app.web.admin_api import BadRequest
+from app.web.auth import AdminGuard
+from app.web.responses import error
+from app.web.webhooks import PREFIX, WebhookEndpoint
+
+log = logging.getLogger("hookline.http")
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BadRequest)
+    return error(400, "bad_request", exc.detail)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
+                 headers=dict(exc.headers or {}))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return error(500, "internal_error", "unexpected error; see the server log")
+
+
+EXCEPTION_HANDLERS: Any = {
+    BadRequest: _bad_request,
+    HTTPException: _http_error,
+    Exception: _server_error,
+}
+
+
+class RequestLog:
+    """One log line per non-webhook request (webhooks log their own, with the outcome)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, tracking_send)
+        finally:
+            log.info("request", extra={
+                "method": scope["method"], "path": scope["path"][:200], "status": status,
+                "ms": round((time.perf_counter() - started) * 1000, 3),
+            })
+
+
+class HooklineApp:
+    """Routes ``/webhooks/*`` straight to the ingest endpoint, the rest to Starlette."""
+
+    def __init__(self, webhooks: WebhookEndpoint, rest: Starlette) -> None:
+        self.webhooks = webhooks
+        self.rest = rest
+        self.logged_rest = RequestLog(rest)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+            await self.webhooks(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.rest(scope, receive, send)
+        else:
+            await self.logged_rest(scope, receive, send)
+
+
+def create_app(settings: Settings, store: Store, registry: Registry,
+               metrics: Metrics | None = None, own_store: bool = True) -> HooklineApp:
+    """Build the app. With ``own_store`` its lifespan opens, migrates and closes the store."""
+    metrics = metrics or Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if own_store:
+            await store.open()
+            await store.migrate()
+        try:
+            yield
+        finally:
+            if own_store:
+                await store.close()  # flushes the group-commit writer
+
+    admin = Starlette(routes=admin_api.routes, exception_handlers=EXCEPTION_HANDLERS)
+    admin.state.store = store
+    rest = Starlette(
+        routes=[
+            *ops.routes,
+            Mount("/admin", app=AdminGuard(admin, settings.admin.token)),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    rest.state.store = store
+    rest.state.metrics = metrics
+    rest.state.settings = settings
+    rest.state.registry = registry
+    ingestor = Ingestor(settings, store, registry)
+    return HooklineApp(WebhookEndpoint(ingestor, metrics, settings.server.max_body_bytes), rest)

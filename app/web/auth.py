@@ -1,0 +1,55 @@
+"""Admin authentication: one guard in front of everything under ``/admin``."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.web.responses import error
+
+
+def token_matches(presented: str, expected: str) -> bool:
+    """Constant-time comparison; an unset admin token matches nothing."""
+    if not expected:
+        return False
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+def bearer(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            text = value.decode("latin-1")
+            scheme, _, credentials = text.partition(" ")
+            if scheme.lower() == "bearer":
+                return credentials.strip()
+    return ""
+
+
+class AdminGuard:
+    """401 unless the request carries the admin token (Bearer) or, where
+    ``session_ok`` allows it, a valid dashboard session."""
+
+    def __init__(self, app: ASGIApp, token: str, open_paths: frozenset[str] = frozenset(),
+                 session_ok: Any = None) -> None:
+        self._app = app
+        self._token = token
+        self._open = open_paths
+        self._session_ok = session_ok
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        path = scope["path"]
+        if (
+            path in self._open
+            or token_matches(bearer(scope), self._token)
+            or (self._session_ok is not None and self._session_ok(scope))
+        ):
+            await self._app(scope, receive, send)
+            return
+        response = error(401, "unauthorized", "missing or wrong admin token",
+                         headers={"www-authenticate": "Bearer"})
+        await response(scope, receive, send)

@@ -1,0 +1,28 @@
+"""JSON responses and the one place that maps failures to HTTP answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSON:
+    return JSON({"error": code, "detail": detail}, status_code=status, headers=headers)

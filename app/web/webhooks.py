@@ -1,0 +1,129 @@
+"""``POST /webhooks/{source}`` as a bare ASGI app: the hot path, kept lean.
+
+It reads the body chunk by chunk (a 413 as soon as the limit is passed, reading
+no further), hands the raw bytes to the ``Ingestor`` and answers only after the
+store has committed the event to disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from app.errors import StoreError
+from app.ingest import Accepted, Ingestor, Rejected
+from app.metrics import Metrics
+
+log = logging.getLogger("hookline.webhooks")
+PREFIX = "/webhooks/"
+Scope = dict[str, Any]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Disconnected(Exception):
+    pass
+
+
+async def _send_json(send: Any, status: int, payload: dict[str, Any], extra: list[Any]) -> None:
+    body = orjson.dumps(payload)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Any, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class WebhookEndpoint:
+    def __init__(self, ingestor: Ingestor, metrics: Metrics, max_body_bytes: int) -> None:
+        self._ingestor = ingestor
+        self._metrics = metrics
+        self._max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        name = scope["path"][len(PREFIX):]
+        source = self._ingestor.source(name)
+        label = name if source is not None else "_unknown"
+        status, payload, extra = await self._handle(scope, receive, source)
+        if status == 0:  # client went away: nothing to answer
+            outcome = "disconnected"
+        else:
+            await _send_json(send, status, payload, extra)
+            outcome = payload.get("error") or ("duplicate" if payload["duplicate"] else "accepted")
+        elapsed = time.perf_counter() - started
+        self._metrics.webhook_requests.labels(label, outcome).inc()
+        if status == 200:
+            self._metrics.ack_seconds.labels(label).observe(elapsed)
+        log.info(
+            "webhook",
+            extra={
+                "source": name[:64], "status": status, "outcome": outcome,
+                "ms": round(elapsed * 1000, 3), "id": payload.get("id"),
+                "event_id": payload.get("eventId"),
+            },
+        )
+
+    async def _handle(
+        self, scope: Scope, receive: Any, source: Any
+    ) -> tuple[int, dict[str, Any], list[Any]]:
+        if scope["method"] != "POST":
+            return 405, {"error": "method_not_allowed", "detail": "use POST"}, [
+                (b"allow", b"POST")
+            ]
+        if source is None:
+            return 404, {"error": "unknown_source", "detail": "no source with this name"}, []
+        limit = source.max_body_bytes or self._max_body
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            key = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return 413, _too_large(limit), [(b"connection", b"close")]
+        try:
+            body = await _read_body(receive, limit)
+        except _TooLarge:
+            return 413, _too_large(limit), [(b"connection", b"close")]
+        except _Disconnected:
+            return 0, {}, []
+        try:
+            accepted: Accepted = await self._ingestor.receive(source, headers, body)
+        except Rejected as exc:
+            return exc.status, {"error": exc.code, "detail": exc.detail}, []
+        except StoreError as exc:
+            log.error("store failed", extra={"error": str(exc)})
+            return 503, {"error": "store_unavailable", "detail": "try again later"}, [
+                (b"retry-after", b"1")
+            ]
+        return 200, {
+            "id": accepted.id, "eventId": accepted.event_id, "duplicate": accepted.duplicate
+        }, []
+
+
+def _too_large(limit: int) -> dict[str, Any]:
+    return {"error": "payload_too_large", "detail": f"body exceeds {limit} bytes"}

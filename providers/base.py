@@ -1,0 +1,70 @@
+"""The common interface of every provider adapter.
+
+A provider is pure: raw bytes, headers, its configured secrets and a clock in;
+a verified event id and type, or a typed error, out. It never imports from
+``app`` and does no I/O, so it is tested without a server.
+
+Exception tree::
+
+    VerificationError            -- any rejected request (HTTP 400)
+     +-- InvalidSignature        -- missing/malformed header, or no secret matched
+     +-- StaleTimestamp          -- signature valid but timestamp outside tolerance
+     +-- InvalidPayload          -- validly signed, but not the JSON the provider sends
+
+The ``code`` attribute is the ``error`` field of the HTTP answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+REDACTED = "[redacted]"
+
+
+class VerificationError(Exception):
+    """The request was rejected; ``str(exc)`` is safe to show (no secret, no signature)."""
+
+    code = "invalid_signature"
+
+
+class InvalidSignature(VerificationError):
+    code = "invalid_signature"
+
+
+class StaleTimestamp(VerificationError):
+    code = "stale_timestamp"
+
+
+class InvalidPayload(VerificationError):
+    code = "invalid_payload"
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """What a provider vouches for once the signature matched."""
+
+    event_id: str
+    event_type: str
+
+
+class Provider(Protocol):
+    """One configured source's verifier.
+
+    ``headers`` maps **lower-case** header names to values.
+    ``now`` is the current Unix time in seconds (injected so tests control the clock).
+    """
+
+    #: lower-case names of headers whose values are secrets/signatures and must be redacted
+    signature_headers: frozenset[str]
+
+    def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> Verified:
+        """Check the signature over the raw ``body`` first, then the timestamp window,
+        then extract id and type. Raise a ``VerificationError`` subclass on failure."""
+        ...
+
+    def sign(self, body: bytes, now: float) -> dict[str, str]:
+        """Headers (signature and timestamp ones only) that make ``body`` verify at ``now``,
+        signed with the first configured secret. Used by tests and ``hookline replay --resign``."""
+        ...

@@ -1,0 +1,175 @@
+"""A real ``hookline serve`` (or ``hookline worker``) process for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+STRIPE_SECRET = "whsec_test_stripe_secret_e2e"
+GITHUB_SECRET = "test-github-secret"
+STANDARD_SECRET = "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQ="
+SHOPIFY_SECRET = "test-shopify-secret"
+ADMIN_TOKEN = "test-admin-token-0123456789"
+API_KEY = "test-api-key-0123456789"
+ALL_SECRETS = (STRIPE_SECRET, GITHUB_SECRET, STANDARD_SECRET, SHOPIFY_SECRET, ADMIN_TOKEN, API_KEY)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def base_config(db_url: str, *, handlers: list[str] | None = None, workers: int = 0,
+                pipeline: dict[str, Any] | None = None, max_body_bytes: int = 1_048_576) -> str:
+    """A test config with one source per provider; ``pipeline`` adds/overrides keys."""
+    pipe: dict[str, Any] = {
+        "handlers": handlers or [],
+        "workers": workers,
+        "backoff_base_seconds": 0.05,
+        "backoff_max_seconds": 0.5,
+        "lease_seconds": 5,
+        "poll_interval_seconds": 0.01,
+        "shutdown_grace_seconds": 5,
+    }
+    pipe.update(pipeline or {})
+
+    def toml_value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(toml_value(x) for x in v) + "]"
+        return str(v)
+
+    pipeline_toml = "\n".join(f"{k} = {toml_value(v)}" for k, v in pipe.items())
+    return f"""
+[server]
+host = "127.0.0.1"
+max_body_bytes = {max_body_bytes}
+graceful_timeout_seconds = 5
+
+[storage]
+url = "{db_url}"
+
+[admin]
+token = "{ADMIN_TOKEN}"
+
+[api]
+keys = ["{API_KEY}"]
+
+[pipeline]
+{pipeline_toml}
+
+[[sources]]
+name = "stripe"
+provider = "stripe"
+secrets = ["whsec_old_rotated_secret", "{STRIPE_SECRET}"]
+
+[[sources]]
+name = "github"
+provider = "github"
+secrets = ["{GITHUB_SECRET}"]
+
+[[sources]]
+name = "acme"
+provider = "standard"
+secrets = ["{STANDARD_SECRET}"]
+
+[[sources]]
+name = "shopify"
+provider = "hmac"
+secrets = ["{SHOPIFY_SECRET}"]
+signature_header = "X-Shopify-Hmac-Sha256"
+encoding = "base64"
+id_header = "X-Shopify-Webhook-Id"
+type_header = "X-Shopify-Topic"
+"""
+
+
+class HooklineProcess:
+    """Runs ``hookline <command>`` with a config file; logs go to files in ``workdir``."""
+
+    def __init__(self, workdir: Path, config_text: str, command: str = "serve",
+                 extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.config_path = workdir / f"hookline-{command}.toml"
+        self.config_path.write_text(config_text)
+        self.command = command
+        self.extra_args = extra_args
+        self.port = free_port() if command == "serve" else 0
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "PYTHONPATH": f"{ROOT}:{workdir}", **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.command}-{self.port}-{self.starts}.log"
+
+    def start(self, wait: bool = True) -> HooklineProcess:
+        self.starts += 1
+        args = [sys.executable, "-m", "app.cli", self.command, "--config", str(self.config_path)]
+        if self.command == "serve":
+            args += ["--port", str(self.port)]
+        args += list(self.extra_args)
+        log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(args, cwd=self.workdir, env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        if wait and self.command == "serve":
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hookline exited {self.proc.returncode}:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"hookline did not become ready:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return "".join(
+            p.read_text(errors="replace")
+            for p in sorted(self.workdir.glob(f"{self.command}-*.log"))
+        )
+
+    def kill9(self) -> None:
+        """SIGKILL the whole process group (server and its worker children)."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.terminate(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10,
+                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
