@@ -10,7 +10,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -65,12 +65,18 @@ class PipelineConfig(_Model):
     max_attempts: int = Field(8, ge=1)
     backoff_base_seconds: float = Field(1.0, ge=0)
     backoff_max_seconds: float = Field(3600.0, ge=0)
+    backoff_jitter: Literal["full", "equal", "none"] = "full"
     lease_seconds: float = Field(60.0, gt=0)
     poll_interval_seconds: float = Field(0.02, gt=0)
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     redelivery_resumes_failed: bool = True
     notify_url: str = ""
     notify_secret: str = ""
+
+    @field_validator("backoff_jitter", mode="before")
+    @classmethod
+    def _jitter(cls, value: Any) -> Any:
+        return _one_of(str(value), ("full", "equal", "none"))
 
     @field_validator("handlers", mode="before")
     @classmethod

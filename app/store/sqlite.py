@@ -239,7 +239,7 @@ class SQLiteStore:
     ) -> list[StepRecord]:
         key = (event_id, handler, generation)
         async with self._db.execute(Q["steps_of"], key) as cur:
-            step_rows = await cur.fetchall()
+            step_rows = list(await cur.fetchall())
         attempt_rows: list[Any] = []
         if attempts:
             async with self._db.execute(Q["attempts_of"], key) as cur:

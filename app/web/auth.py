@@ -20,7 +20,7 @@ def token_matches(presented: str, expected: str) -> bool:
 def bearer(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"authorization":
-            text = value.decode("latin-1")
+            text = bytes(value).decode("latin-1")
             scheme, _, credentials = text.partition(" ")
             if scheme.lower() == "bearer":
                 return credentials.strip()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from app.metrics import Metrics
 
 log = logging.getLogger("hookline.webhooks")
 PREFIX = "/webhooks/"
-Scope = dict[str, Any]
+Scope = MutableMapping[str, Any]
 
 
 class _TooLarge(Exception):

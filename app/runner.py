@@ -1,0 +1,97 @@
+"""Executes one claimed run: the handler with its memo, then the run's outcome.
+
+The runner never touches the lease; the worker does. It turns every way a
+handler can end into a ``RunOutcome``: succeeded, retrying (with backoff),
+failed (attempts spent, ``NonRetryableError``, non-determinism), or parked by
+a durable sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from app.config import PipelineConfig
+from app.context import Context, Notifier, RunScope, Suspend
+from app.errors import NonRetryableError, PipelineError
+from app.pipeline import Event, Registry
+from app.retry import backoff_delay
+from app.store.base import ClaimedRun, RunOutcome, Store
+
+log = logging.getLogger("hookline.runner")
+MAX_RUN_ERROR_CHARS = 20_000
+
+
+def _error_text(exc: BaseException, with_traceback: bool) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if with_traceback:
+        text += "\n\n" + "".join(traceback.format_exception(exc))
+    return text[-MAX_RUN_ERROR_CHARS:]
+
+
+class Runner:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        config: PipelineConfig,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._config = config
+        self._notifier = notifier
+        self._clock = clock
+
+    async def execute(self, claimed: ClaimedRun) -> RunOutcome:
+        run, summary = claimed.run, claimed.event
+        spec = self._registry.get(run.handler)
+        if spec is None:
+            return RunOutcome(run.id, "failed", error=f"handler {run.handler!r} is not loaded "
+                              "in this worker ([pipeline] handlers)")
+        steps = await self._store.load_steps(run.event_id, run.handler, run.generation,
+                                             attempts=True)
+        scope = RunScope(
+            run_id=run.id, event_id=run.event_id, handler=run.handler,
+            generation=run.generation, attempt=run.attempts, step_timeout=spec.step_timeout,
+            memo={s.name: s for s in steps},
+        )
+        ctx = Context(scope, self._store, self._notifier, self._clock)
+        try:
+            data = json.loads(claimed.body)
+        except ValueError:
+            data = None
+        event = Event(
+            id=summary.id, source=summary.source, provider_event_id=summary.provider_event_id,
+            type=summary.type, data=data, body=claimed.body, headers=claimed.headers,
+            received_at=datetime.fromtimestamp(summary.received_at, UTC),
+        )
+        try:
+            result = await spec.fn(event, ctx)
+        except Suspend as parked:
+            # a durable sleep is not a failed attempt: give the attempt back
+            return RunOutcome(run.id, "queued", available_at=parked.until, refund_attempt=True)
+        except (NonRetryableError, PipelineError) as exc:
+            return RunOutcome(run.id, "failed", error=_error_text(exc, with_traceback=True))
+        except Exception as exc:
+            return self._failed_attempt(claimed, exc)
+        try:
+            result_json = json.dumps(result)
+        except (TypeError, ValueError) as exc:
+            return RunOutcome(run.id, "failed", error=f"handler result is not JSON: {exc}")
+        return RunOutcome(run.id, "succeeded", result_json=result_json)
+
+    def _failed_attempt(self, claimed: ClaimedRun, exc: Exception) -> RunOutcome:
+        run = claimed.run
+        error = _error_text(exc, with_traceback=True)
+        if run.attempts >= run.max_attempts:
+            return RunOutcome(run.id, "failed", error=error)
+        c = self._config
+        delay = backoff_delay(run.attempts, c.backoff_base_seconds, c.backoff_max_seconds,
+                              c.backoff_jitter)
+        return RunOutcome(run.id, "retrying", available_at=self._clock() + delay, error=error)
