@@ -27,7 +27,9 @@ cli = typer.Typer(
 
 ConfigOption = Annotated[
     str | None,
-    typer.Option("--config", "-c", help="Config file (else $HOOKLINE_CONFIG, else ./hookline.toml)"),
+    typer.Option(
+        "--config", "-c", help="Config file (else $HOOKLINE_CONFIG, else ./hookline.toml)"
+    ),
 ]
 
 

@@ -33,7 +33,7 @@ MAX_ERROR_CHARS = 2_000
 MAX_TRACEBACK_CHARS = 20_000
 
 
-class Suspend(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class Suspend(BaseException):
     """Raised by ``ctx.sleep``: park the run until ``until`` without holding a worker.
 
     A BaseException so that a handler's ``except Exception`` cannot swallow it.
@@ -146,7 +146,12 @@ class Context:
         return value
 
     async def _record(
-        self, name: str, position: int, number: int, started: float, result_json: str | None,
+        self,
+        name: str,
+        position: int,
+        number: int,
+        started: float,
+        result_json: str | None,
         exc: BaseException | None,
     ) -> None:
         s = self._scope
@@ -156,10 +161,19 @@ class Context:
             tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
         await self._store.record_step(
             StepOutcome(
-                run_id=s.run_id, event_id=s.event_id, handler=s.handler,
-                generation=s.generation, name=name, position=position, number=number,
-                started_at=started, ended_at=self._clock(), succeeded=exc is None,
-                result_json=result_json, error=error, traceback=tb,
+                run_id=s.run_id,
+                event_id=s.event_id,
+                handler=s.handler,
+                generation=s.generation,
+                name=name,
+                position=position,
+                number=number,
+                started_at=started,
+                ended_at=self._clock(),
+                succeeded=exc is None,
+                result_json=result_json,
+                error=error,
+                traceback=tb,
             )
         )
 
@@ -185,8 +199,7 @@ class Context:
             until = float(recorded.result["until"])
         else:
             until = self._clock() + seconds
-            await self._record(name, position, 1, self._clock(),
-                               json.dumps({"until": until}), None)
+            await self._record(name, position, 1, self._clock(), json.dumps({"until": until}), None)
         if self._clock() < until:
             raise Suspend(until)
 

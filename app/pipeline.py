@@ -59,7 +59,7 @@ class HandlerSpec:
 
 def handler(
     source: str | None = None,
-    type: str = "*",  # noqa: A002 - the SPEC's keyword
+    type: str = "*",
     *,
     job: str | None = None,
     max_attempts: int | None = None,
@@ -119,8 +119,7 @@ def load_handlers(modules: Sequence[str]) -> Registry:
             module = importlib.import_module(module_name)
         except Exception as exc:
             raise StartupError(
-                f"pipeline.handlers: cannot import {module_name!r}: "
-                f"{type(exc).__name__}: {exc}"
+                f"pipeline.handlers: cannot import {module_name!r}: {type(exc).__name__}: {exc}"
             ) from exc
         for value in vars(module).values():
             spec = getattr(value, _MARK, None)

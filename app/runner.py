@@ -52,13 +52,21 @@ class Runner:
         run, summary = claimed.run, claimed.event
         spec = self._registry.get(run.handler)
         if spec is None:
-            return RunOutcome(run.id, "failed", error=f"handler {run.handler!r} is not loaded "
-                              "in this worker ([pipeline] handlers)")
-        steps = await self._store.load_steps(run.event_id, run.handler, run.generation,
-                                             attempts=True)
+            return RunOutcome(
+                run.id,
+                "failed",
+                error=f"handler {run.handler!r} is not loaded in this worker ([pipeline] handlers)",
+            )
+        steps = await self._store.load_steps(
+            run.event_id, run.handler, run.generation, attempts=True
+        )
         scope = RunScope(
-            run_id=run.id, event_id=run.event_id, handler=run.handler,
-            generation=run.generation, attempt=run.attempts, step_timeout=spec.step_timeout,
+            run_id=run.id,
+            event_id=run.event_id,
+            handler=run.handler,
+            generation=run.generation,
+            attempt=run.attempts,
+            step_timeout=spec.step_timeout,
             memo={s.name: s for s in steps},
         )
         ctx = Context(scope, self._store, self._notifier, self._clock)
@@ -67,8 +75,13 @@ class Runner:
         except ValueError:
             data = None
         event = Event(
-            id=summary.id, source=summary.source, provider_event_id=summary.provider_event_id,
-            type=summary.type, data=data, body=claimed.body, headers=claimed.headers,
+            id=summary.id,
+            source=summary.source,
+            provider_event_id=summary.provider_event_id,
+            type=summary.type,
+            data=data,
+            body=claimed.body,
+            headers=claimed.headers,
             received_at=datetime.fromtimestamp(summary.received_at, UTC),
         )
         try:
@@ -92,6 +105,7 @@ class Runner:
         if run.attempts >= run.max_attempts:
             return RunOutcome(run.id, "failed", error=error)
         c = self._config
-        delay = backoff_delay(run.attempts, c.backoff_base_seconds, c.backoff_max_seconds,
-                              c.backoff_jitter)
+        delay = backoff_delay(
+            run.attempts, c.backoff_base_seconds, c.backoff_max_seconds, c.backoff_jitter
+        )
         return RunOutcome(run.id, "retrying", available_at=self._clock() + delay, error=error)

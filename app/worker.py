@@ -58,8 +58,9 @@ class Worker:
         return len(self._in_flight)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self._store.worker_heartbeat(self.id, socket.gethostname(), os.getpid(),
-                                           self._started_at, self._clock())
+        await self._store.worker_heartbeat(
+            self.id, socket.gethostname(), os.getpid(), self._started_at, self._clock()
+        )
         heartbeat = asyncio.create_task(self._heartbeat_loop(stop), name="heartbeat")
         log.info("worker started", extra={"worker": self.id, "pid": os.getpid()})
         try:
@@ -105,8 +106,7 @@ class Worker:
             self._in_flight.pop(run_id, None)
             self._slot_free.set()
             if not task.cancelled() and task.exception() is not None:
-                log.error("run task crashed", extra={"run_id": run_id},
-                          exc_info=task.exception())
+                log.error("run task crashed", extra={"run_id": run_id}, exc_info=task.exception())
 
         return done
 
@@ -117,16 +117,20 @@ class Worker:
             outcome = await self._runner.execute(claimed)
         except asyncio.CancelledError:
             # Shutdown or lost lease: hand the run back without spending the attempt.
-            release = RunOutcome(run.id, "queued", available_at=self._clock(),
-                                 refund_attempt=True)
+            release = RunOutcome(run.id, "queued", available_at=self._clock(), refund_attempt=True)
             await asyncio.shield(self._store.finish_run(self.id, release, self._clock()))
             raise
         kept = await self._store.finish_run(self.id, outcome, self._clock())
-        log.info("run", extra={
-            "run_id": run.id, "handler": run.handler, "attempt": run.attempts,
-            "status": outcome.status if kept else "lease_lost",
-            "ms": round((time.perf_counter() - started) * 1000, 3),
-        })
+        log.info(
+            "run",
+            extra={
+                "run_id": run.id,
+                "handler": run.handler,
+                "attempt": run.attempts,
+                "status": outcome.status if kept else "lease_lost",
+                "ms": round((time.perf_counter() - started) * 1000, 3),
+            },
+        )
 
     async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
         interval = max(0.05, self._config.lease_seconds / 3)
@@ -140,8 +144,9 @@ class Worker:
                 task = self._in_flight.get(run_id)
                 if task is not None:
                     task.cancel()
-            await self._store.worker_heartbeat(self.id, socket.gethostname(), os.getpid(),
-                                               self._started_at, now)
+            await self._store.worker_heartbeat(
+                self.id, socket.gethostname(), os.getpid(), self._started_at, now
+            )
 
     async def _drain(self) -> None:
         tasks = list(self._in_flight.values())
@@ -187,8 +192,9 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Ite
 async def serve_worker(settings: Settings, registry: Registry) -> None:
     loop = asyncio.get_running_loop()
     loop.set_default_executor(
-        ThreadPoolExecutor(max_workers=settings.pipeline.concurrency,
-                           thread_name_prefix="hookline-step")
+        ThreadPoolExecutor(
+            max_workers=settings.pipeline.concurrency, thread_name_prefix="hookline-step"
+        )
     )
     stop = asyncio.Event()
     store = open_store(settings.storage.url)
@@ -197,8 +203,11 @@ async def serve_worker(settings: Settings, registry: Registry) -> None:
         await store.migrate()
         async with httpx.AsyncClient(timeout=10.0) as client:
             p = settings.pipeline
-            notifier = Notifier(p.notify_url, p.notify_secret, client) if (
-                p.notify_url and p.notify_secret) else None
+            notifier = (
+                Notifier(p.notify_url, p.notify_secret, client)
+                if (p.notify_url and p.notify_secret)
+                else None
+            )
             runner = Runner(store, registry, p, notifier)
             with stop_on_signals(loop, stop):
                 await Worker(settings, registry, store, runner).run(stop)

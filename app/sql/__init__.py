@@ -14,7 +14,9 @@ def queries(dialect: str) -> dict[str, str]:
     """The named queries of a dialect: blocks that start with ``-- name: <name>``."""
     text = resources.files(__package__).joinpath(dialect, "queries.sql").read_text("utf-8")
     parts = _NAME.split(text)
-    return {name: body.strip().rstrip(";") for name, body in zip(parts[1::2], parts[2::2])}
+    return {
+        name: body.strip().rstrip(";") for name, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
 
 
 def migrations(dialect: str) -> list[tuple[int, str, str]]:

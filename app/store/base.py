@@ -17,7 +17,12 @@ EventStatus = Literal[
 RedeliveryMode = Literal["resume", "fresh"]
 
 RUN_STATUSES: tuple[str, ...] = (
-    "queued", "running", "retrying", "succeeded", "failed", "cancelled"
+    "queued",
+    "running",
+    "retrying",
+    "succeeded",
+    "failed",
+    "cancelled",
 )
 EVENT_STATUSES: tuple[str, ...] = (*RUN_STATUSES, "unhandled")
 ACTIVE_RUN_STATUSES: tuple[str, ...] = ("queued", "running", "retrying")
@@ -212,8 +217,9 @@ class Store(Protocol):
         """New runs for an event (None: no such event)."""
         ...
 
-    async def redeliver_matching(self, flt: EventFilter, mode: RedeliveryMode, now: float) -> int:
-        ...
+    async def redeliver_matching(
+        self, flt: EventFilter, mode: RedeliveryMode, now: float
+    ) -> int: ...
 
     async def cancel_run(self, run_id: str, now: float) -> RunRecord | None: ...
 

@@ -17,17 +17,32 @@ def _json(value: str | None) -> Any:
 
 def run_from_row(row: Row) -> RunRecord:
     return RunRecord(
-        id=row[0], event_id=row[1], handler=row[2], generation=row[3], status=row[4],
-        attempts=row[5], max_attempts=row[6], available_at=row[7], created_at=row[8],
-        updated_at=row[9], result=_json(row[10]), error=row[11], concurrency_key=row[12],
+        id=row[0],
+        event_id=row[1],
+        handler=row[2],
+        generation=row[3],
+        status=row[4],
+        attempts=row[5],
+        max_attempts=row[6],
+        available_at=row[7],
+        created_at=row[8],
+        updated_at=row[9],
+        result=_json(row[10]),
+        error=row[11],
+        concurrency_key=row[12],
     )
 
 
 def claimed_from_row(row: Row) -> ClaimedRun:
     run = run_from_row(row[:13])
     event = EventSummary(
-        id=run.event_id, source=row[13], provider_event_id=row[14], type=row[15],
-        status=row[16], received_at=row[17], seq=row[18],
+        id=run.event_id,
+        source=row[13],
+        provider_event_id=row[14],
+        type=row[15],
+        status=row[16],
+        received_at=row[17],
+        seq=row[18],
     )
     headers = row[19] if isinstance(row[19], dict) else json.loads(row[19])
     return ClaimedRun(run=run, event=event, headers=headers, body=bytes(row[20]))
@@ -36,7 +51,9 @@ def claimed_from_row(row: Row) -> ClaimedRun:
 def steps_from_rows(step_rows: Sequence[Row], attempt_rows: Sequence[Row]) -> list[StepRecord]:
     attempts: dict[str, list[StepAttempt]] = {}
     for name, number, started, ended, outcome, error, tb in attempt_rows:
-        attempts.setdefault(name, []).append(StepAttempt(number, started, ended, outcome, error, tb))
+        attempts.setdefault(name, []).append(
+            StepAttempt(number, started, ended, outcome, error, tb)
+        )
     return [
         StepRecord(name, position, status, _json(result), attempts.get(name, []))
         for name, position, status, result in step_rows

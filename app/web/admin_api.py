@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from app.web import shapes
 from app.web.responses import JSON, error
 
 MAX_LIMIT = 500
+_DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only; str.isdigit() also accepts "²"
 
 
 class BadRequest(Exception):
@@ -42,7 +44,7 @@ def encode_cursor(seq: int) -> str:
 def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if raw.startswith("s") and raw[1:].isdigit():
+        if raw.startswith("s") and _DIGITS.fullmatch(raw[1:]):  # fits a 64-bit INTEGER
             return int(raw[1:])
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
@@ -85,7 +87,7 @@ def event_filter(params: dict[str, Any]) -> EventFilter:
 def parse_limit(value: str | None) -> int:
     if value is None or value == "":
         return 50
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    if not _DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_LIMIT:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
     return int(value)
 

@@ -37,8 +37,12 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
-    return error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
-                 headers=dict(exc.headers or {}))
+    return error(
+        exc.status_code,
+        codes.get(exc.status_code, "http_error"),
+        str(exc.detail),
+        headers=dict(exc.headers or {}),
+    )
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -75,10 +79,15 @@ class RequestLog:
         try:
             await self._app(scope, receive, tracking_send)
         finally:
-            log.info("request", extra={
-                "method": scope["method"], "path": scope["path"][:200], "status": status,
-                "ms": round((time.perf_counter() - started) * 1000, 3),
-            })
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"][:200],
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 3),
+                },
+            )
 
 
 class HooklineApp:
@@ -98,8 +107,13 @@ class HooklineApp:
             await self.logged_rest(scope, receive, send)
 
 
-def create_app(settings: Settings, store: Store, registry: Registry,
-               metrics: Metrics | None = None, own_store: bool = True) -> HooklineApp:
+def create_app(
+    settings: Settings,
+    store: Store,
+    registry: Registry,
+    metrics: Metrics | None = None,
+    own_store: bool = True,
+) -> HooklineApp:
     """Build the app. With ``own_store`` its lifespan opens, migrates and closes the store."""
     metrics = metrics or Metrics()
 

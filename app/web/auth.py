@@ -31,8 +31,13 @@ class AdminGuard:
     """401 unless the request carries the admin token (Bearer) or, where
     ``session_ok`` allows it, a valid dashboard session."""
 
-    def __init__(self, app: ASGIApp, token: str, open_paths: frozenset[str] = frozenset(),
-                 session_ok: Any = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str,
+        open_paths: frozenset[str] = frozenset(),
+        session_ok: Any = None,
+    ) -> None:
         self._app = app
         self._token = token
         self._open = open_paths
@@ -50,6 +55,10 @@ class AdminGuard:
         ):
             await self._app(scope, receive, send)
             return
-        response = error(401, "unauthorized", "missing or wrong admin token",
-                         headers={"www-authenticate": "Bearer"})
+        response = error(
+            401,
+            "unauthorized",
+            "missing or wrong admin token",
+            headers={"www-authenticate": "Bearer"},
+        )
         await response(scope, receive, send)

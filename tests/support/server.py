@@ -30,8 +30,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def base_config(db_url: str, *, handlers: list[str] | None = None, workers: int = 0,
-                pipeline: dict[str, Any] | None = None, max_body_bytes: int = 1_048_576) -> str:
+def base_config(
+    db_url: str,
+    *,
+    handlers: list[str] | None = None,
+    workers: int = 0,
+    pipeline: dict[str, Any] | None = None,
+    max_body_bytes: int = 1_048_576,
+) -> str:
     """A test config with one source per provider; ``pipeline`` adds/overrides keys."""
     pipe: dict[str, Any] = {
         "handlers": handlers or [],
@@ -101,8 +107,14 @@ type_header = "X-Shopify-Topic"
 class HooklineProcess:
     """Runs ``hookline <command>`` with a config file; logs go to files in ``workdir``."""
 
-    def __init__(self, workdir: Path, config_text: str, command: str = "serve",
-                 extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        config_text: str,
+        command: str = "serve",
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.config_path = workdir / f"hookline-{command}.toml"
         self.config_path.write_text(config_text)
@@ -124,9 +136,15 @@ class HooklineProcess:
         if self.command == "serve":
             args += ["--port", str(self.port)]
         args += list(self.extra_args)
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(args, cwd=self.workdir, env=self.env, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        with self.log_path.open("wb") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                args,
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         if wait and self.command == "serve":
             self.wait_ready()
         return self
@@ -171,5 +189,6 @@ class HooklineProcess:
                 self.kill9()
 
     def admin(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10,
-                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        return httpx.Client(
+            base_url=self.url, timeout=10, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )

@@ -1,0 +1,38 @@
+"""Provider adapters: pure signature verification and event id/type extraction.
+
+See ``providers.base`` for the interface and the exception tree.
+"""
+
+from __future__ import annotations
+
+from providers.base import (
+    REDACTED,
+    InvalidPayload,
+    InvalidSignature,
+    Provider,
+    StaleTimestamp,
+    VerificationError,
+    Verified,
+)
+from providers.github import GitHubProvider
+from providers.hmac import HmacProvider
+from providers.standard import StandardProvider
+from providers.stripe import StripeProvider
+
+#: The values accepted for ``provider`` in a ``[[sources]]`` table.
+PROVIDER_NAMES = ("stripe", "github", "hmac", "standard")
+
+__all__ = [
+    "PROVIDER_NAMES",
+    "REDACTED",
+    "GitHubProvider",
+    "HmacProvider",
+    "InvalidPayload",
+    "InvalidSignature",
+    "Provider",
+    "StaleTimestamp",
+    "StandardProvider",
+    "StripeProvider",
+    "VerificationError",
+    "Verified",
+]

@@ -1,0 +1,138 @@
+"""Handlers for the pipeline end-to-end tests.
+
+Side effects are lines appended (O_APPEND, atomic for small writes) to files in
+``$HOOKLINE_TEST_DIR``, so a test can count exactly how often each step body ran,
+across worker processes and restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from app.pipeline import Context, Event, NonRetryableError, handler
+
+DIR = Path(os.environ.get("HOOKLINE_TEST_DIR", "."))
+
+
+def append(line: str, name: str = "effects.log") -> None:
+    fd = os.open(DIR / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def count(line: str, name: str = "effects.log") -> int:
+    path = DIR / name
+    return path.read_text().splitlines().count(line) if path.exists() else 0
+
+
+def effect(tag: str, event_id: str) -> str:
+    append(f"{tag} {event_id}")
+    return tag
+
+
+def flaky_step(event_id: str) -> int:
+    calls = count(f"flaky {event_id}") + 1
+    append(f"flaky {event_id}")
+    if calls < 3:
+        raise RuntimeError(f"flaky failure number {calls}")
+    return calls
+
+
+async def blocking_step(event_id: str) -> str:
+    append(f"blocking-start {event_id}")
+    while not (DIR / f"release-{event_id}").exists():
+        await asyncio.sleep(0.02)
+    append(f"blocking-end {event_id}")
+    return "released"
+
+
+def fixable_step(event_id: str) -> str:
+    append(f"fixable {event_id}")
+    if not (DIR / "fixed").exists():
+        raise NonRetryableError("downstream rejected the order (not fixed yet)")
+    return "ok"
+
+
+async def ordered_step(key: str, number: int) -> None:
+    append(f"start {key} {number}", "order.log")
+    await asyncio.sleep(0.002)
+    append(f"end {key} {number}", "order.log")
+
+
+async def slow_step(event_id: str) -> str:
+    await asyncio.sleep(0.05)
+    append(f"slow {event_id}")
+    return "slow"
+
+
+@handler("stripe", "test.two_steps")
+async def two_steps(event: Event, ctx: Context) -> dict[str, Any]:
+    one = await ctx.step("one", effect, "one", event.provider_event_id)
+    two = await ctx.step("two", effect, "two", event.provider_event_id)
+    return {"one": one, "two": two}
+
+
+@handler("stripe", "test.flaky", max_attempts=5)
+async def flaky(event: Event, ctx: Context) -> int:
+    await ctx.step("first", effect, "first", event.provider_event_id)
+    result: int = await ctx.step("flaky", flaky_step, event.provider_event_id)
+    return result
+
+
+@handler("stripe", "test.block")
+async def block(event: Event, ctx: Context) -> str:
+    await ctx.step("before", effect, "before", event.provider_event_id)
+    await ctx.step("blocking", blocking_step, event.provider_event_id)
+    await ctx.step("after", effect, "after", event.provider_event_id)
+    return "done"
+
+
+@handler("stripe", "test.fixable", max_attempts=2)
+async def fixable(event: Event, ctx: Context) -> str:
+    await ctx.step("prepare", effect, "prepare", event.provider_event_id)
+    result: str = await ctx.step("fixable", fixable_step, event.provider_event_id)
+    return result
+
+
+@handler("stripe", "test.ordered", concurrency_key=lambda e: e.data["data"]["key"])
+async def ordered(event: Event, ctx: Context) -> None:
+    data = event.data["data"]
+    await ctx.step("record", ordered_step, data["key"], data["number"])
+
+
+@handler("stripe", "test.slow")
+async def slow(event: Event, ctx: Context) -> None:
+    await ctx.step("a", slow_step, event.provider_event_id)
+    await ctx.step("b", effect, "b", event.provider_event_id)
+
+
+@handler("stripe", "test.sleep_gather")
+async def sleep_gather(event: Event, ctx: Context) -> list[Any]:
+    eid = event.provider_event_id
+    await ctx.step("before-sleep", effect, "before-sleep", eid)
+    await ctx.sleep("nap", 0.3)
+    results = await ctx.gather(
+        ctx.step("g1", effect, "g1", eid),
+        ctx.step("g2", effect, "g2", eid),
+        ctx.step("g3", effect, "g3", eid),
+    )
+    append(f"woke {eid} {time.time()}")
+    return results
+
+
+@handler("stripe", "test.notify")
+async def notify(event: Event, ctx: Context) -> None:
+    await ctx.step("notify-app", ctx.notify, {"event": event.provider_event_id})
+
+
+@handler("stripe", "test.nondeterministic")
+async def nondeterministic(event: Event, ctx: Context) -> None:
+    # The step name depends on the attempt: a replay finds another name at position 0.
+    await ctx.step(f"step-{ctx.attempt}", effect, "nd", event.provider_event_id)
+    raise RuntimeError("force a retry")

@@ -1,0 +1,73 @@
+"""Crash and shutdown: kill -9 of a worker mid-step, SIGTERM under load."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tests.support.clients import all_events, event_detail, post_stripe, wait_for, wait_status
+from tests.support.server import HooklineProcess, base_config
+
+HANDLERS = ["tests.e2e.pipeline_handlers"]
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_killed_worker_run_is_reclaimed_and_only_the_step_in_flight_repeats(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    env = {"HOOKLINE_TEST_DIR": str(tmp_path)}
+    config = base_config(sqlite_url, handlers=HANDLERS, workers=0, pipeline={"lease_seconds": 1.5})
+    server = HooklineProcess(tmp_path, config, env=env).start()
+    first = HooklineProcess(tmp_path, config, command="worker", env=env).start()
+    second = HooklineProcess(tmp_path, config, command="worker", env=env)
+    try:
+        event_id = post_stripe(server, "evt_crash", "test.block")["id"]
+        wait_for(lambda: "blocking-start evt_crash" in lines(tmp_path / "effects.log"))
+        second.start()
+        first.kill9()  # mid-step: "before" succeeded, "blocking" is in flight
+        (tmp_path / "release-evt_crash").touch()
+        with server.admin() as admin:
+            detail = wait_status(admin, event_id, "succeeded", timeout=30)
+        effects = lines(tmp_path / "effects.log")
+        assert effects.count("before evt_crash") == 1  # succeeded step: exactly once
+        assert effects.count("blocking-start evt_crash") == 2  # in flight: at least once
+        assert effects.count("after evt_crash") == 1
+        run = detail["runs"][0]
+        assert run["attempts"] == 2
+        assert [a["outcome"] for a in run["steps"][1]["attempts"]] == ["succeeded"]
+    finally:
+        second.stop()
+        server.stop()
+
+
+def test_sigterm_under_load_loses_no_run(tmp_path: Path, sqlite_url: str) -> None:
+    env = {"HOOKLINE_TEST_DIR": str(tmp_path)}
+    config = base_config(sqlite_url, handlers=HANDLERS, workers=2, pipeline={"concurrency": 8})
+    server = HooklineProcess(tmp_path, config, env=env).start()
+    ids = [post_stripe(server, f"evt_load_{i}", "test.slow")["id"] for i in range(120)]
+    assert server.terminate(timeout=60) == 0
+    db = sqlite_url.removeprefix("sqlite:///")
+    with sqlite3.connect(db) as conn:
+        statuses = dict(conn.execute("SELECT status, count(*) FROM runs GROUP BY status"))
+    assert statuses.get("running", 0) == 0, statuses  # drained or released, never stuck
+    assert sum(statuses.values()) == 120
+    server.start()
+    try:
+        with server.admin() as admin:
+            wait_for(
+                lambda: all(
+                    e["status"] == "succeeded" for e in all_events(admin, type="test.slow")
+                ),
+                timeout=60,
+                what="every run to succeed after restart",
+            )
+            assert len(all_events(admin, type="test.slow")) == 120
+            for event_id in ids[:5]:
+                assert event_detail(admin, event_id)["runs"][0]["status"] == "succeeded"
+        effects = lines(tmp_path / "effects.log")
+        assert all(effects.count(f"b evt_load_{i}") == 1 for i in range(120))
+    finally:
+        server.stop()
