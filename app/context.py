@@ -203,6 +203,11 @@ class Context:
         if self._clock() < until:
             raise Suspend(until)
 
+    @property
+    def notify_enabled(self) -> bool:
+        """Whether ``[pipeline] notify_url`` and ``notify_secret`` are configured."""
+        return self._notifier is not None
+
     async def notify(self, payload: dict[str, Any]) -> None:
         """POST ``payload`` to ``[pipeline] notify_url``, signed per Standard Webhooks.
 
