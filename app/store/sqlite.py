@@ -44,9 +44,9 @@ def sqlite_path(url: str) -> str:
     return url.removeprefix("sqlite:///") or ":memory:"
 
 
-def _glob_to_like(pattern: str) -> str:
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%")
+def _glob_to_sqlite_glob(pattern: str) -> str:
+    """Only ``*`` is a wildcard for users; SQLite GLOB's ``?`` and ``[`` are made literal."""
+    return pattern.replace("[", "[[]").replace("?", "[?]")
 
 
 def _where(flt: EventFilter) -> tuple[str, list[Any]]:
@@ -56,8 +56,8 @@ def _where(flt: EventFilter) -> tuple[str, list[Any]]:
         clauses.append("source = ?")
         args.append(flt.source)
     if flt.type_glob:
-        clauses.append("type LIKE ? ESCAPE '\\'")
-        args.append(_glob_to_like(flt.type_glob))
+        clauses.append("type GLOB ?")  # case-sensitive, like handler matching
+        args.append(_glob_to_sqlite_glob(flt.type_glob))
     if flt.status:
         clauses.append("status = ?")
         args.append(flt.status)
@@ -80,13 +80,25 @@ def _insert_runs(conn: sqlite3.Connection, event_id: str, event: NewEvent) -> No
     for run in event.runs:
         conn.execute(
             Q["insert_run"],
-            (run.id, event_id, run.handler, 0, run.max_attempts, event.received_at,
-             run.concurrency_key, event.received_at, event.received_at),
+            (
+                run.id,
+                event_id,
+                run.handler,
+                0,
+                run.max_attempts,
+                event.received_at,
+                run.concurrency_key,
+                event.received_at,
+                event.received_at,
+            ),
         )
 
 
 def _new_runs_from_latest(
-    conn: sqlite3.Connection, event_id: str, mode: RedeliveryMode, only_if_all_failed: bool,
+    conn: sqlite3.Connection,
+    event_id: str,
+    mode: RedeliveryMode,
+    only_if_all_failed: bool,
     now: float,
 ) -> list[str]:
     latest = conn.execute(Q["latest_runs_of_event"], (event_id,)).fetchall()
@@ -178,8 +190,16 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> IngestResult:
             cur = conn.execute(
                 Q["insert_event"],
-                (event.id, event.source, event.provider_event_id, event.type, status,
-                 event.received_at, headers_json, event.body),
+                (
+                    event.id,
+                    event.source,
+                    event.provider_event_id,
+                    event.type,
+                    status,
+                    event.received_at,
+                    headers_json,
+                    event.body,
+                ),
             )
             if cur.rowcount == 1:
                 _insert_runs(conn, event.id, event)
@@ -264,11 +284,12 @@ class SQLiteStore:
             touched: set[str] = set()
             for run_id in ids:
                 conn.execute(Q["lease_run"], (worker_id, now + lease_seconds, now, run_id))
-                row = conn.execute(Q["claimed_run_with_event"], (run_id,)).fetchone()
-                claimed.append(records.claimed_from_row(row))
-                touched.add(row[1])
+                touched.add(conn.execute(Q["event_of_run"], (run_id,)).fetchone()[0])
             for event_id in touched:
                 conn.execute(Q["refresh_event_status"], (event_id,))
+            for run_id in ids:
+                row = conn.execute(Q["claimed_run_with_event"], (run_id,)).fetchone()
+                claimed.append(records.claimed_from_row(row))
             return claimed
 
         return await self._writer.run(op)
@@ -292,13 +313,32 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
                 Q["insert_step_attempt"],
-                (o.run_id, o.event_id, o.handler, o.generation, o.name, o.number, o.started_at,
-                 o.ended_at, "succeeded" if o.succeeded else "failed", o.error, o.traceback),
+                (
+                    o.run_id,
+                    o.event_id,
+                    o.handler,
+                    o.generation,
+                    o.name,
+                    o.number,
+                    o.started_at,
+                    o.ended_at,
+                    "succeeded" if o.succeeded else "failed",
+                    o.error,
+                    o.traceback,
+                ),
             )
             conn.execute(
                 Q["upsert_step"],
-                (o.event_id, o.handler, o.generation, o.name, o.position,
-                 "succeeded" if o.succeeded else "failed", o.result_json, o.ended_at),
+                (
+                    o.event_id,
+                    o.handler,
+                    o.generation,
+                    o.name,
+                    o.position,
+                    "succeeded" if o.succeeded else "failed",
+                    o.result_json,
+                    o.ended_at,
+                ),
             )
 
         await self._writer.run(op)
@@ -309,8 +349,16 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
                 Q["finish_run"],
-                (o.status, o.available_at, o.result_json, o.error, int(o.refund_attempt), now,
-                 o.run_id, worker_id),
+                (
+                    o.status,
+                    o.available_at,
+                    o.result_json,
+                    o.error,
+                    int(o.refund_attempt),
+                    now,
+                    o.run_id,
+                    worker_id,
+                ),
             )
             if cur.rowcount == 0:
                 return False
@@ -391,4 +439,3 @@ def _statements(sql: str) -> list[str]:
     """Split a migration into statements (our migrations have no '--' or ';' in strings)."""
     code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
     return [s.strip() for s in code.split(";") if s.strip()]
-

@@ -1,0 +1,253 @@
+-- Named queries of the PostgreSQL store. A block starts with "-- name: <name>".
+-- Parameters are psycopg named placeholders. Every claim locks with FOR UPDATE SKIP LOCKED,
+-- and every transaction that changes a run's status locks its event row (in id order)
+-- before refresh_event_status, so the derived status is computed from committed state.
+
+-- name: create_schema_migrations
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at DOUBLE PRECISION NOT NULL
+);
+
+-- name: synchronous_commit
+SHOW synchronous_commit;
+
+-- name: synchronous_commit_on
+SET synchronous_commit = on;
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) FROM schema_migrations;
+
+-- name: insert_migration
+INSERT INTO schema_migrations (version, name, applied_at) VALUES (%(version)s, %(name)s, %(now)s);
+
+-- name: advisory_lock
+-- Session-level lock held while migrating: concurrent processes apply migrations one at a time.
+SELECT pg_advisory_lock(%(space)s::int4, %(key)s::int4);
+
+-- name: advisory_unlock
+SELECT pg_advisory_unlock(%(space)s::int4, %(key)s::int4);
+
+-- name: advisory_xact_lock
+-- Transaction-level lock on one (handler, concurrency key): claims of one key take turns.
+SELECT pg_advisory_xact_lock(%(space)s::int4,
+                             hashtext(%(handler)s::text || chr(31) || %(key)s::text));
+
+-- name: listen
+LISTEN hookline_runs;
+
+-- name: notify_runs
+-- Delivered at commit, and only if the transaction commits.
+SELECT pg_notify('hookline_runs', '');
+
+-- name: insert_event
+INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body)
+VALUES (%(id)s, %(source)s, %(provider_event_id)s, %(type)s, %(status)s, %(received_at)s,
+        %(headers)s, %(body)s)
+ON CONFLICT (source, provider_event_id) DO NOTHING;
+
+-- name: event_id_by_key
+SELECT id FROM events WHERE source = %(source)s AND provider_event_id = %(provider_event_id)s;
+
+-- name: lock_event_by_key
+SELECT id FROM events WHERE source = %(source)s AND provider_event_id = %(provider_event_id)s
+FOR NO KEY UPDATE;
+
+-- name: lock_events
+-- NO KEY UPDATE: serialises status refreshes without blocking inserts that reference the
+-- event (runs, steps, attempts take KEY SHARE locks for their foreign keys).
+SELECT id FROM events WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR NO KEY UPDATE;
+
+-- name: insert_run
+INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
+                  available_at, concurrency_key, created_at, updated_at)
+VALUES (%(id)s, %(event_id)s, %(handler)s, %(generation)s, 'queued', 0, %(max_attempts)s,
+        %(now)s, %(concurrency_key)s, %(now)s, %(now)s);
+
+-- name: latest_runs_of_event
+-- The newest run of each handler of an event, in creation order.
+SELECT id, handler, generation, status, max_attempts, concurrency_key
+FROM (SELECT DISTINCT ON (handler) id, handler, generation, status, max_attempts,
+                                   concurrency_key, seq
+      FROM runs WHERE event_id = %(event_id)s
+      ORDER BY handler, seq DESC) AS latest
+ORDER BY seq;
+
+-- name: refresh_event_status
+-- An event's status is derived from the newest run of each of its handlers.
+UPDATE events e SET status = coalesce((
+    SELECT CASE
+        WHEN bool_or(latest.status = 'running') THEN 'running'
+        WHEN bool_or(latest.status = 'retrying') THEN 'retrying'
+        WHEN bool_or(latest.status = 'queued') THEN 'queued'
+        WHEN bool_or(latest.status = 'failed') THEN 'failed'
+        WHEN bool_or(latest.status = 'cancelled') THEN 'cancelled'
+        WHEN count(*) > 0 THEN 'succeeded'
+    END
+    FROM (SELECT DISTINCT ON (r.handler) r.status FROM runs r
+          WHERE r.event_id = e.id ORDER BY r.handler, r.seq DESC) AS latest
+), 'unhandled')
+WHERE e.id = ANY(%(ids)s::text[]);
+
+-- name: event_by_id
+SELECT id, source, provider_event_id, type, status, received_at, seq, headers, body
+FROM events WHERE id = %(id)s;
+
+-- name: list_events
+-- A NULL parameter disables its filter; type_like is a LIKE pattern with '\' as escape.
+SELECT id, source, provider_event_id, type, status, received_at, seq FROM events
+WHERE (%(source)s::text IS NULL OR source = %(source)s::text)
+  AND (%(type_like)s::text IS NULL OR type LIKE %(type_like)s::text ESCAPE '\')
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND (%(since)s::float8 IS NULL OR received_at >= %(since)s::float8)
+  AND (%(until)s::float8 IS NULL OR received_at < %(until)s::float8)
+  AND (%(search)s::text IS NULL OR strpos(provider_event_id, %(search)s::text) > 0)
+  AND (%(before_seq)s::bigint IS NULL OR seq < %(before_seq)s::bigint)
+ORDER BY seq DESC
+LIMIT %(limit)s;
+
+-- name: lock_events_matching
+-- The same filter as list_events, locking the events (in id order) for a redelivery.
+SELECT id FROM events
+WHERE (%(source)s::text IS NULL OR source = %(source)s::text)
+  AND (%(type_like)s::text IS NULL OR type LIKE %(type_like)s::text ESCAPE '\')
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND (%(since)s::float8 IS NULL OR received_at >= %(since)s::float8)
+  AND (%(until)s::float8 IS NULL OR received_at < %(until)s::float8)
+  AND (%(search)s::text IS NULL OR strpos(provider_event_id, %(search)s::text) > 0)
+ORDER BY id
+FOR NO KEY UPDATE;
+
+-- name: runs_of_event
+SELECT id, event_id, handler, generation, status, attempts, max_attempts, available_at,
+       created_at, updated_at, result, error, concurrency_key
+FROM runs WHERE event_id = %(event_id)s ORDER BY seq;
+
+-- name: run_by_id
+SELECT id, event_id, handler, generation, status, attempts, max_attempts, available_at,
+       created_at, updated_at, result, error, concurrency_key
+FROM runs WHERE id = %(id)s;
+
+-- name: steps_of
+SELECT name, position, status, result FROM steps
+WHERE event_id = %(event_id)s AND handler = %(handler)s AND generation = %(generation)s
+ORDER BY position;
+
+-- name: attempts_of
+SELECT step_name, number, started_at, ended_at, outcome, error, traceback FROM step_attempts
+WHERE event_id = %(event_id)s AND handler = %(handler)s AND generation = %(generation)s
+ORDER BY id;
+
+-- name: any_due
+SELECT EXISTS (SELECT 1 FROM runs WHERE status IN ('queued', 'retrying')
+                                    AND available_at <= %(now)s)
+    OR EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND lease_expires_at < %(now)s);
+
+-- name: claim_expired
+-- Runs whose worker stopped heartbeating: reclaimed. Rows another claimer holds are skipped.
+SELECT id, handler, concurrency_key FROM runs
+WHERE status = 'running' AND lease_expires_at < %(now)s
+ORDER BY seq
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: claim_due
+-- Runs ready to start. A run with a concurrency key waits while another run of its
+-- (handler, key) is running or an earlier one is unfinished.
+SELECT r.id, r.handler, r.concurrency_key FROM runs r
+WHERE r.status IN ('queued', 'retrying') AND r.available_at <= %(now)s
+  AND (r.concurrency_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM runs p
+        WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
+          AND p.id <> r.id
+          AND (p.status = 'running'
+               OR (p.status IN ('queued', 'retrying') AND p.seq < r.seq))))
+ORDER BY r.available_at, r.seq
+LIMIT %(limit)s
+FOR UPDATE OF r SKIP LOCKED;
+
+-- name: keyed_runs_still_free
+-- Re-checked (with a fresh snapshot) once the claimer holds the locks of the keys.
+SELECT r.id FROM runs r
+WHERE r.id = ANY(%(ids)s::text[])
+  AND NOT EXISTS (
+        SELECT 1 FROM runs p
+        WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
+          AND p.id <> r.id
+          AND (p.status = 'running'
+               OR (p.status IN ('queued', 'retrying') AND p.seq < r.seq)));
+
+-- name: lease_runs
+UPDATE runs SET status = 'running', attempts = attempts + 1, lease_owner = %(worker_id)s,
+                lease_expires_at = %(expires_at)s, updated_at = %(now)s
+WHERE id = ANY(%(ids)s::text[]);
+
+-- name: claimed_runs_with_events
+SELECT r.id, r.event_id, r.handler, r.generation, r.status, r.attempts, r.max_attempts,
+       r.available_at, r.created_at, r.updated_at, r.result, r.error, r.concurrency_key,
+       e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.headers, e.body
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE r.id = ANY(%(ids)s::text[]);
+
+-- name: heartbeat
+UPDATE runs SET lease_expires_at = %(expires_at)s
+WHERE id = ANY(%(ids)s::text[]) AND lease_owner = %(worker_id)s AND status = 'running'
+RETURNING id;
+
+-- name: insert_step_attempt
+INSERT INTO step_attempts (run_id, event_id, handler, generation, step_name, number,
+                           started_at, ended_at, outcome, error, traceback)
+VALUES (%(run_id)s, %(event_id)s, %(handler)s, %(generation)s, %(name)s, %(number)s,
+        %(started_at)s, %(ended_at)s, %(outcome)s, %(error)s, %(traceback)s);
+
+-- name: upsert_step
+-- A step that succeeded is the memo: a later failed attempt never overwrites it.
+INSERT INTO steps (event_id, handler, generation, name, position, status, result, updated_at)
+VALUES (%(event_id)s, %(handler)s, %(generation)s, %(name)s, %(position)s, %(outcome)s,
+        %(result)s, %(ended_at)s)
+ON CONFLICT (event_id, handler, generation, name) DO UPDATE
+SET status = excluded.status, result = excluded.result, position = excluded.position,
+    updated_at = excluded.updated_at
+WHERE steps.status <> 'succeeded';
+
+-- name: finish_run
+UPDATE runs SET status = %(status)s, available_at = %(available_at)s, result = %(result)s,
+                error = %(error)s, attempts = attempts - %(refund)s, lease_owner = NULL,
+                lease_expires_at = NULL, updated_at = %(now)s
+WHERE id = %(id)s AND lease_owner = %(worker_id)s AND status = 'running'
+RETURNING event_id, concurrency_key;
+
+-- name: run_key
+SELECT event_id, concurrency_key FROM runs WHERE id = %(id)s;
+
+-- name: cancel_run
+UPDATE runs SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL,
+                updated_at = %(now)s
+WHERE id = %(id)s AND status IN ('queued', 'running', 'retrying');
+
+-- name: prune_events
+DELETE FROM events
+WHERE received_at < %(older_than)s
+  AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id
+                  AND r.status IN ('queued', 'running', 'retrying'))
+  AND (%(include_failed)s::boolean OR NOT EXISTS (SELECT 1 FROM runs r
+                                                  WHERE r.event_id = events.id
+                                                    AND r.status = 'failed'));
+
+-- name: queue_depth
+SELECT count(*) FROM runs WHERE status IN ('queued', 'retrying');
+
+-- name: run_counts
+SELECT status, count(*) FROM runs GROUP BY status;
+
+-- name: upsert_worker
+INSERT INTO workers (id, host, pid, started_at, heartbeat_at)
+VALUES (%(id)s, %(host)s, %(pid)s, %(started_at)s, %(now)s)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
+
+-- name: delete_worker
+DELETE FROM workers WHERE id = %(id)s;
+
+-- name: live_workers
+SELECT count(*) FROM workers WHERE heartbeat_at >= %(since)s;

@@ -1,0 +1,569 @@
+"""The PostgreSQL store: any number of processes on any number of machines share one database.
+
+Behaviour matches ``SQLiteStore`` (the reference); what differs is how concurrency is made
+safe without SQLite's single writer:
+
+- Connections come from a ``psycopg_pool.AsyncConnectionPool`` in autocommit mode; every
+  write is one explicit transaction on its own connection, so concurrent ingests commit (and
+  fsync) in parallel — PostgreSQL groups their WAL flushes itself.
+- Claims lock rows with ``FOR UPDATE SKIP LOCKED``: two claimers never take one run. Runs with
+  a concurrency key also take a transaction-level advisory lock on their (handler, key) and
+  re-check with a fresh snapshot, so two claimers cannot start two runs of one key at once.
+- Every transaction that changes the status of runs locks their events (``FOR NO KEY
+  UPDATE``, in id order) before ``refresh_event_status``; the refresh then reads committed
+  state and the last writer wins with the right answer. A duplicate ingest that may resume
+  failed runs locks its event first, so two resends cannot both resume it. Lock order is
+  run rows → key locks → event rows: no deadlock cycle; a deadlock all the same is retried.
+- Whatever makes a run claimable now (an ingest or redelivery with runs, a release, the end
+  or cancel of a keyed run) does ``NOTIFY hookline_runs`` in its transaction;
+  ``wait_for_work`` returns on it (one LISTEN connection per store, opened on first use).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection, errors
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from app.errors import SchemaError, StoreError
+from app.ids import new_id
+from app.sql import migrations, queries
+from app.store import records
+from app.store.base import (
+    ClaimedRun,
+    EventFilter,
+    EventRecord,
+    EventSummary,
+    IngestResult,
+    NewEvent,
+    RedeliveryMode,
+    RunOutcome,
+    RunRecord,
+    StepOutcome,
+    StepRecord,
+)
+
+Q = queries("postgres")
+CHANNEL = "hookline_runs"
+_LOCK_SPACE_MIGRATE = 0x686F6F6B  # 'hook': advisory lock (space, 0) while migrating
+_LOCK_SPACE_KEYS = _LOCK_SPACE_MIGRATE + 1  # (space, hashtext(handler, key)) while claiming
+_MAX_TRIES = 5
+_RETRYABLE = (errors.DeadlockDetected, errors.SerializationFailure)
+
+Conn = AsyncConnection[TupleRow]
+Params = Mapping[str, Any]
+T = TypeVar("T")
+log = logging.getLogger("hookline.store")
+
+
+def _glob_to_like(pattern: str) -> str:
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
+def _filter_params(flt: EventFilter) -> dict[str, Any]:
+    """The parameters of the ``list_events`` filter; None (or empty) disables a clause."""
+    return {
+        "source": flt.source or None,
+        "type_like": _glob_to_like(flt.type_glob) if flt.type_glob else None,
+        "status": flt.status or None,
+        "since": flt.since,
+        "until": flt.until,
+        "search": flt.search or None,
+    }
+
+
+async def _all(conn: Conn, name: str, params: Params | None = None) -> list[TupleRow]:
+    cur = await conn.execute(Q[name], params)
+    return await cur.fetchall()
+
+
+async def _one(conn: Conn, name: str, params: Params | None = None) -> TupleRow | None:
+    cur = await conn.execute(Q[name], params)
+    return await cur.fetchone()
+
+
+async def _configure(conn: Conn) -> None:
+    """Every pooled connection: an acknowledged commit is on disk (spec §3: durable acks).
+
+    Only ``off`` is raised to ``on``; a stronger server setting (``remote_apply``...) stays.
+    """
+    row = await _one(conn, "synchronous_commit")
+    if row is not None and row[0] == "off":
+        await conn.execute(Q["synchronous_commit_on"])
+
+
+async def _refresh(conn: Conn, event_ids: Sequence[str]) -> None:
+    """Lock the events (id order), then derive their status from committed run state."""
+    ids = sorted(set(event_ids))
+    await conn.execute(Q["lock_events"], {"ids": ids})
+    await conn.execute(Q["refresh_event_status"], {"ids": ids})
+
+
+async def _new_runs_from_latest(
+    conn: Conn, event_id: str, mode: RedeliveryMode, only_if_all_failed: bool, now: float
+) -> list[str]:
+    """The caller holds the event's row lock (so two redeliveries cannot both resume)."""
+    latest = await _all(conn, "latest_runs_of_event", {"event_id": event_id})
+    if not latest:
+        return []
+    if only_if_all_failed and any(row[3] != "failed" for row in latest):
+        return []
+    run_ids: list[str] = []
+    new_runs: list[dict[str, Any]] = []
+    for run_id, handler, generation, status, max_attempts, key in latest:
+        if status in ("queued", "running", "retrying"):
+            run_ids.append(run_id)  # already on its way: never two runs of one handler at once
+            continue
+        new_run = new_id("run")
+        new_runs.append(
+            {
+                "id": new_run,
+                "event_id": event_id,
+                "handler": handler,
+                "generation": generation + 1 if mode == "fresh" else generation,
+                "max_attempts": max_attempts,
+                "now": now,
+                "concurrency_key": key,
+            }
+        )
+        run_ids.append(new_run)
+    if new_runs:
+        async with conn.cursor() as cur:
+            await cur.executemany(Q["insert_run"], new_runs)
+        await conn.execute(Q["notify_runs"])
+    await _refresh(conn, [event_id])
+    return run_ids
+
+
+async def _load_steps(
+    conn: Conn, event_id: str, handler: str, generation: int, attempts: bool
+) -> list[StepRecord]:
+    key = {"event_id": event_id, "handler": handler, "generation": generation}
+    step_rows = await _all(conn, "steps_of", key)
+    attempt_rows = await _all(conn, "attempts_of", key) if attempts else []
+    return records.steps_from_rows(step_rows, attempt_rows)
+
+
+async def _with_steps(conn: Conn, run: RunRecord) -> RunRecord:
+    run.steps.extend(await _load_steps(conn, run.event_id, run.handler, run.generation, True))
+    return run
+
+
+class PostgresStore:
+    dialect = "postgres"
+
+    def __init__(
+        self, url: str, *, min_size: int = 1, max_size: int = 10, connect_timeout: float = 10.0
+    ) -> None:
+        self.url = url
+        self._min_size = min_size
+        self._max_size = max_size
+        self._connect_timeout = connect_timeout
+        self._connect_seconds = max(1, round(connect_timeout))  # libpq takes whole seconds
+        self._pool: AsyncConnectionPool[Conn] | None = None
+        self._wake = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            self.url,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            open=False,
+            kwargs={"autocommit": True, "connect_timeout": self._connect_seconds},
+            configure=_configure,
+            name="hookline",
+        )
+        try:
+            await pool.open(wait=True, timeout=self._connect_timeout)
+        except psycopg.Error as exc:
+            await pool.close()
+            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+        self._pool = pool
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _run(self, op: Callable[[Conn], Awaitable[T]], *, transaction: bool = True) -> T:
+        """Run ``op`` on a pooled connection (in one transaction); psycopg errors → StoreError."""
+        assert self._pool is not None, "store is not open"
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                async with self._pool.connection() as conn:
+                    if not transaction:
+                        return await op(conn)
+                    async with conn.transaction():
+                        return await op(conn)
+            except psycopg.Error as exc:
+                if isinstance(exc, _RETRYABLE) and tries < _MAX_TRIES:
+                    await asyncio.sleep(0.005 * tries)
+                    continue
+                raise StoreError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def migrate(self) -> int:
+        lock = {"space": _LOCK_SPACE_MIGRATE, "key": 0}
+
+        async def op(conn: Conn) -> int:
+            await conn.execute(Q["advisory_lock"], lock)
+            try:
+                await conn.execute(Q["create_schema_migrations"])
+                row = await _one(conn, "schema_version")
+                current = int(row[0]) if row else 0
+                for version, name, sql in migrations("postgres"):
+                    if version <= current:
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(sql)  # several statements: allowed without parameters
+                        await conn.execute(
+                            Q["insert_migration"],
+                            {"version": version, "name": name, "now": time.time()},
+                        )
+                    current = version
+                return current
+            finally:
+                await conn.execute(Q["advisory_unlock"], lock)
+
+        return await self._run(op, transaction=False)
+
+    async def check_ready(self) -> None:
+        expected = migrations("postgres")[-1][0]
+
+        async def op(conn: Conn) -> int:
+            try:
+                row = await _one(conn, "schema_version")
+            except errors.UndefinedTable as exc:
+                raise SchemaError(f"schema not migrated ({exc})") from None
+            return int(row[0]) if row else 0
+
+        version = await self._run(op, transaction=False)
+        if version != expected:
+            raise SchemaError(f"schema version {version}, expected {expected}")
+
+    # -- ingestion --------------------------------------------------------------------------
+
+    async def ingest(self, event: NewEvent, resume_failed: bool) -> IngestResult:
+        row_params = {
+            "id": event.id,
+            "source": event.source,
+            "provider_event_id": event.provider_event_id,
+            "type": event.type,
+            "status": "queued" if event.runs else "unhandled",
+            "received_at": event.received_at,
+            "body": event.body,
+            "headers": json.dumps(event.headers, separators=(",", ":")),
+        }
+        key = {"source": event.source, "provider_event_id": event.provider_event_id}
+
+        async def op(conn: Conn) -> IngestResult:
+            while True:
+                cur = await conn.execute(Q["insert_event"], row_params)
+                if cur.rowcount == 1:
+                    if event.runs:
+                        await cur.executemany(
+                            Q["insert_run"],
+                            [
+                                {
+                                    "id": run.id,
+                                    "event_id": event.id,
+                                    "handler": run.handler,
+                                    "generation": 0,
+                                    "max_attempts": run.max_attempts,
+                                    "now": event.received_at,
+                                    "concurrency_key": run.concurrency_key,
+                                }
+                                for run in event.runs
+                            ],
+                        )
+                        await conn.execute(Q["notify_runs"])
+                    return IngestResult(event.id, duplicate=False)
+                # lock the existing event when resuming: two resends cannot both resume it
+                found = await _one(
+                    conn, "lock_event_by_key" if resume_failed else "event_id_by_key", key
+                )
+                if found is None:
+                    continue  # the conflicting event was pruned meanwhile: insert again
+                existing: str = found[0]
+                resumed: list[str] = []
+                if resume_failed:
+                    resumed = await _new_runs_from_latest(
+                        conn, existing, "resume", only_if_all_failed=True, now=event.received_at
+                    )
+                return IngestResult(existing, duplicate=True, resumed_run_ids=tuple(resumed))
+
+        return await self._run(op)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def list_events(
+        self, flt: EventFilter, limit: int, before_seq: int | None
+    ) -> list[EventSummary]:
+        params = {**_filter_params(flt), "before_seq": before_seq, "limit": limit}
+
+        async def op(conn: Conn) -> list[EventSummary]:
+            return [EventSummary(*row) for row in await _all(conn, "list_events", params)]
+
+        return await self._run(op, transaction=False)
+
+    async def get_event(self, event_id: str) -> EventRecord | None:
+        async def op(conn: Conn) -> EventRecord | None:
+            row = await _one(conn, "event_by_id", {"id": event_id})
+            if row is None:
+                return None
+            run_rows = await _all(conn, "runs_of_event", {"event_id": event_id})
+            runs = [await _with_steps(conn, records.run_from_row(r)) for r in run_rows]
+            return EventRecord(EventSummary(*row[:7]), json.loads(row[7]), bytes(row[8]), runs)
+
+        return await self._run(op, transaction=False)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        async def op(conn: Conn) -> RunRecord | None:
+            row = await _one(conn, "run_by_id", {"id": run_id})
+            return None if row is None else await _with_steps(conn, records.run_from_row(row))
+
+        return await self._run(op, transaction=False)
+
+    async def load_steps(
+        self, event_id: str, handler: str, generation: int, attempts: bool = False
+    ) -> list[StepRecord]:
+        async def op(conn: Conn) -> list[StepRecord]:
+            return await _load_steps(conn, event_id, handler, generation, attempts)
+
+        return await self._run(op, transaction=False)
+
+    # -- pipeline ---------------------------------------------------------------------------
+
+    async def has_due_runs(self, now: float) -> bool:
+        async def op(conn: Conn) -> bool:
+            row = await _one(conn, "any_due", {"now": now})
+            return bool(row and row[0])
+
+        return await self._run(op, transaction=False)
+
+    async def claim_runs(
+        self, worker_id: str, limit: int, lease_seconds: float, now: float
+    ) -> list[ClaimedRun]:
+        async def op(conn: Conn) -> list[ClaimedRun]:
+            expired = await _all(conn, "claim_expired", {"now": now, "limit": limit})
+            due: list[TupleRow] = []
+            if len(expired) < limit:
+                due = await _all(conn, "claim_due", {"now": now, "limit": limit - len(expired)})
+            keyed = [row for row in due if row[2] is not None]
+            if keyed:
+                # Take turns per (handler, key), then re-check with a fresh snapshot: a run of
+                # the key that another claimer started meanwhile is visible now.
+                for handler, key in sorted({(row[1], row[2]) for row in keyed}):
+                    await conn.execute(
+                        Q["advisory_xact_lock"],
+                        {"space": _LOCK_SPACE_KEYS, "handler": handler, "key": key},
+                    )
+                free = await _all(conn, "keyed_runs_still_free", {"ids": [r[0] for r in keyed]})
+                still_free = {row[0] for row in free}
+                due = [row for row in due if row[2] is None or row[0] in still_free]
+            ids = [row[0] for row in (*expired, *due)]
+            if not ids:
+                return []
+            await conn.execute(
+                Q["lease_runs"],
+                {"worker_id": worker_id, "expires_at": now + lease_seconds, "now": now, "ids": ids},
+            )
+            rows = {
+                row[0]: row for row in await _all(conn, "claimed_runs_with_events", {"ids": ids})
+            }
+            claimed = [records.claimed_from_row(rows[run_id]) for run_id in ids]
+            await _refresh(conn, [c.run.event_id for c in claimed])
+            return claimed
+
+        return await self._run(op)
+
+    async def heartbeat(
+        self, worker_id: str, run_ids: Sequence[str], lease_seconds: float, now: float
+    ) -> list[str]:
+        if not run_ids:
+            return []
+        params = {"expires_at": now + lease_seconds, "ids": list(run_ids), "worker_id": worker_id}
+
+        async def op(conn: Conn) -> set[str]:
+            return {row[0] for row in await _all(conn, "heartbeat", params)}
+
+        held = await self._run(op)
+        return [run_id for run_id in run_ids if run_id not in held]
+
+    async def record_step(self, outcome: StepOutcome) -> None:
+        o = outcome
+        params = {
+            "run_id": o.run_id,
+            "event_id": o.event_id,
+            "handler": o.handler,
+            "generation": o.generation,
+            "name": o.name,
+            "position": o.position,
+            "number": o.number,
+            "started_at": o.started_at,
+            "ended_at": o.ended_at,
+            "outcome": "succeeded" if o.succeeded else "failed",
+            "error": o.error,
+            "traceback": o.traceback,
+            "result": o.result_json,
+        }
+
+        async def op(conn: Conn) -> None:
+            await conn.execute(Q["insert_step_attempt"], params)
+            await conn.execute(Q["upsert_step"], params)
+
+        await self._run(op)
+
+    async def finish_run(self, worker_id: str, outcome: RunOutcome, now: float) -> bool:
+        o = outcome
+        params = {
+            "status": o.status,
+            "available_at": o.available_at,
+            "result": o.result_json,
+            "error": o.error,
+            "refund": int(o.refund_attempt),
+            "now": now,
+            "id": o.run_id,
+            "worker_id": worker_id,
+        }
+
+        async def op(conn: Conn) -> bool:
+            row = await _one(conn, "finish_run", params)
+            if row is None:
+                return False
+            event_id, concurrency_key = row
+            await _refresh(conn, [event_id])
+            claimable_now = o.status in ("queued", "retrying") and o.available_at <= now
+            if claimable_now or concurrency_key is not None:  # the key's next run may start
+                await conn.execute(Q["notify_runs"])
+            return True
+
+        return await self._run(op)
+
+    async def redeliver(self, event_id: str, mode: RedeliveryMode, now: float) -> list[str] | None:
+        async def op(conn: Conn) -> list[str] | None:
+            if not await _all(conn, "lock_events", {"ids": [event_id]}):
+                return None
+            return await _new_runs_from_latest(conn, event_id, mode, False, now)
+
+        return await self._run(op)
+
+    async def redeliver_matching(self, flt: EventFilter, mode: RedeliveryMode, now: float) -> int:
+        params = _filter_params(flt)
+
+        async def op(conn: Conn) -> int:
+            ids = [row[0] for row in await _all(conn, "lock_events_matching", params)]
+            for event_id in ids:
+                await _new_runs_from_latest(conn, event_id, mode, False, now)
+            return len(ids)
+
+        return await self._run(op)
+
+    async def cancel_run(self, run_id: str, now: float) -> RunRecord | None:
+        async def op(conn: Conn) -> bool:
+            row = await _one(conn, "run_key", {"id": run_id})
+            if row is None:
+                return False
+            cur = await conn.execute(Q["cancel_run"], {"now": now, "id": run_id})
+            await _refresh(conn, [row[0]])
+            if cur.rowcount and row[1] is not None:  # the key's next run may start
+                await conn.execute(Q["notify_runs"])
+            return True
+
+        if not await self._run(op):
+            return None
+        return await self.get_run(run_id)
+
+    async def prune(self, older_than: float, include_failed: bool) -> int:
+        params = {"older_than": older_than, "include_failed": include_failed}
+
+        async def op(conn: Conn) -> int:
+            cur = await conn.execute(Q["prune_events"], params)
+            return cur.rowcount
+
+        return await self._run(op)
+
+    async def queue_depth(self) -> int:
+        return await self._count("queue_depth", {})
+
+    async def run_counts(self) -> dict[str, int]:
+        async def op(conn: Conn) -> dict[str, int]:
+            return {status: int(n) for status, n in await _all(conn, "run_counts")}
+
+        return await self._run(op, transaction=False)
+
+    async def worker_heartbeat(
+        self, worker_id: str, host: str, pid: int, started_at: float, now: float
+    ) -> None:
+        params = {"id": worker_id, "host": host, "pid": pid, "started_at": started_at, "now": now}
+
+        async def op(conn: Conn) -> None:
+            await conn.execute(Q["upsert_worker"], params)
+
+        await self._run(op)
+
+    async def worker_stopped(self, worker_id: str) -> None:
+        async def op(conn: Conn) -> None:
+            await conn.execute(Q["delete_worker"], {"id": worker_id})
+
+        await self._run(op)
+
+    async def live_workers(self, within_seconds: float = 30.0) -> int:
+        return await self._count("live_workers", {"since": time.time() - within_seconds})
+
+    async def _count(self, name: str, params: Params) -> int:
+        async def op(conn: Conn) -> int:
+            row = await _one(conn, name, params)
+            return int(row[0]) if row else 0
+
+        return await self._run(op, transaction=False)
+
+    # -- wake-ups ---------------------------------------------------------------------------
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return on a ``NOTIFY hookline_runs`` (a run may be claimable) or after ``timeout``.
+
+        A wake-up may be spurious (the first call, a reconnect, a notification already
+        served): the caller just claims again. Without the listener, this is a plain sleep.
+        """
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="hookline-listen")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+            self._wake.clear()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                conn = await AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=self._connect_seconds
+                )
+                async with conn:
+                    await conn.execute(Q["listen"])
+                    self._wake.set()  # (re)connected: anything sent meanwhile was missed
+                    async for _notify in conn.notifies():
+                        self._wake.set()
+            except psycopg.Error as exc:
+                log.warning("LISTEN connection lost; retrying", extra={"error": str(exc)})
+                self._wake.set()
+                await asyncio.sleep(1.0)
