@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.pg import pg_empty_url, pg_template, pg_url
 from tests.support.server import HooklineProcess, base_config
+
+__all__ = ["pg_empty_url", "pg_template", "pg_url"]  # fixtures shared by every layer
 
 
 @pytest.fixture
@@ -19,3 +22,12 @@ def server(tmp_path: Path, sqlite_url: str) -> Iterator[HooklineProcess]:
     proc = HooklineProcess(tmp_path, base_config(sqlite_url)).start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of each backend, for end-to-end tests that run on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hookline.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url

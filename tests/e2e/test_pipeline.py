@@ -24,9 +24,9 @@ def ts(value: str) -> float:
 
 
 @pytest.fixture
-def pipeline_server(tmp_path: Path, sqlite_url: str) -> Iterator[HooklineProcess]:
+def pipeline_server(tmp_path: Path, db_url: str) -> Iterator[HooklineProcess]:
     config = base_config(
-        sqlite_url,
+        db_url,
         handlers=HANDLERS,
         workers=2,
         pipeline={"backoff_jitter": "none", "backoff_base_seconds": 0.2},

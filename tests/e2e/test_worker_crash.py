@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
+import asyncio
 from pathlib import Path
 
+from app.store import open_store
 from tests.support.clients import all_events, event_detail, post_stripe, wait_for, wait_status
 from tests.support.server import HooklineProcess, base_config
 
@@ -16,10 +17,10 @@ def lines(path: Path) -> list[str]:
 
 
 def test_killed_worker_run_is_reclaimed_and_only_the_step_in_flight_repeats(
-    tmp_path: Path, sqlite_url: str
+    tmp_path: Path, db_url: str
 ) -> None:
     env = {"HOOKLINE_TEST_DIR": str(tmp_path)}
-    config = base_config(sqlite_url, handlers=HANDLERS, workers=0, pipeline={"lease_seconds": 1.5})
+    config = base_config(db_url, handlers=HANDLERS, workers=0, pipeline={"lease_seconds": 1.5})
     server = HooklineProcess(tmp_path, config, env=env).start()
     first = HooklineProcess(tmp_path, config, command="worker", env=env).start()
     second = HooklineProcess(tmp_path, config, command="worker", env=env)
@@ -43,15 +44,25 @@ def test_killed_worker_run_is_reclaimed_and_only_the_step_in_flight_repeats(
         server.stop()
 
 
-def test_sigterm_under_load_loses_no_run(tmp_path: Path, sqlite_url: str) -> None:
+def run_counts(url: str) -> dict[str, int]:
+    async def read() -> dict[str, int]:
+        store = open_store(url)
+        await store.open()
+        try:
+            return await store.run_counts()
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def test_sigterm_under_load_loses_no_run(tmp_path: Path, db_url: str) -> None:
     env = {"HOOKLINE_TEST_DIR": str(tmp_path)}
-    config = base_config(sqlite_url, handlers=HANDLERS, workers=2, pipeline={"concurrency": 8})
+    config = base_config(db_url, handlers=HANDLERS, workers=2, pipeline={"concurrency": 8})
     server = HooklineProcess(tmp_path, config, env=env).start()
     ids = [post_stripe(server, f"evt_load_{i}", "test.slow")["id"] for i in range(120)]
     assert server.terminate(timeout=60) == 0
-    db = sqlite_url.removeprefix("sqlite:///")
-    with sqlite3.connect(db) as conn:
-        statuses = dict(conn.execute("SELECT status, count(*) FROM runs GROUP BY status"))
+    statuses = run_counts(db_url)
     assert statuses.get("running", 0) == 0, statuses  # drained or released, never stuck
     assert sum(statuses.values()) == 120
     server.start()
