@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from app.cli_events import events_app, prune
+from app.cli_replay import replay
 from app.config import Settings, load_settings, resolve_config_path
 from app.errors import ConfigError, StartupError
 from app.logs import configure_logging
@@ -109,6 +111,11 @@ def migrate(config: ConfigOption = None) -> None:
 
     version = asyncio.run(go())
     typer.echo(f"schema at version {version}")
+
+
+cli.command()(replay)
+cli.add_typer(events_app, name="events")
+cli.command()(prune)
 
 
 def main() -> None:

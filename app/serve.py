@@ -8,6 +8,7 @@ for them to drain within their grace time, then SIGKILL what is left).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -15,6 +16,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from types import FrameType
 
 import uvicorn
 
@@ -75,11 +78,34 @@ def run_server(
         procs = start_workers(config_path, workers)
     log.info("serving", extra={"host": host, "port": port, "workers": workers})
     try:
-        server.run()
+        with _stop_signals_absorbed(server):
+            server.run()
     finally:
         stop_workers(procs, settings.pipeline.shutdown_grace_seconds)
     if not server.started:
         sys.exit(1)
+
+
+@contextlib.contextmanager
+def _stop_signals_absorbed(server: uvicorn.Server) -> Iterator[None]:
+    """Make SIGTERM/SIGINT a graceful stop with exit status 0.
+
+    uvicorn handles them while it runs, then re-raises the signal it caught once it
+    has shut down; with the default handlers that would kill the process (status
+    -15) after a clean drain. This handler, in force around ``server.run()``, turns
+    that re-raise (or a signal arriving before uvicorn installs its own) into a
+    request to stop. The previous handlers are restored after.
+    """
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _migrate_first(settings: Settings) -> None:

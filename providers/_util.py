@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import hmac
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -103,7 +104,15 @@ def load_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
+        pass
+    try:  # orjson refuses integers past 64 bits, which are valid JSON: ask the stdlib
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidPayload("body is not valid JSON") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def load_json_object(body: bytes) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -85,9 +84,7 @@ def github(
     return body, headers
 
 
-def standard(
-    payload: Any = None, *, msg_id: str | None = None, now: float | None = None
-) -> Signed:
+def standard(payload: Any = None, *, msg_id: str | None = None, now: float | None = None) -> Signed:
     if payload is None:
         payload = {"type": "invoice.paid", "data": {"id": new_id("inv_")}}
     body = as_bytes(payload)
@@ -153,7 +150,3 @@ def list_events(admin: httpx.Client, **params: str) -> list[dict[str, Any]]:
         if page["nextCursor"] is None:
             return items
         query["cursor"] = page["nextCursor"]
-
-
-def fixture_path(relative: str) -> Path:
-    return FIXTURES / relative

@@ -1,0 +1,23 @@
+"""``app.cli_events.parse_duration``: the ``--older-than`` of ``hookline prune``."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.cli_events import parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("0s", 0), ("90s", 90), ("15m", 900), ("12h", 43_200), ("30d", 2_592_000), (" 1d ", 86_400)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "text", ["", "30", "d", "1.5h", "-1d", "1w", "1 d", "1D", "1h30m", "\uff13d"]
+)
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)

@@ -1,0 +1,269 @@
+"""``app.config``: TOML + ``${VAR}`` interpolation → one validated, typed ``Settings``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from app.config import (
+    DEFAULT_CONFIG,
+    Settings,
+    interpolate,
+    load_settings,
+    parse_settings,
+    resolve_config_path,
+)
+from app.errors import ConfigError, HooklineError
+
+STRIPE = {"name": "stripe", "provider": "stripe", "secrets": ["whsec_abc"]}
+SHOPIFY = {
+    "name": "shopify",
+    "provider": "hmac",
+    "secrets": ["shh"],
+    "signature_header": "X-Shopify-Hmac-Sha256",
+}
+
+
+def error_of(data: dict[str, Any], env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(data, env or {})
+    return str(caught.value)
+
+
+# -- interpolation -------------------------------------------------------------------------------
+
+
+def test_interpolate_replaces_variables_in_every_string() -> None:
+    data = {
+        "admin": {"token": "${TOKEN}"},
+        "api": {"keys": ["${KEY}", "static", "k-${KEY}-${TOKEN}"]},
+        "pipeline": {"notify_url": "${APP_URL}/api/hookline", "workers": 3, "ok": True},
+    }
+    env = {"TOKEN": "t0k", "KEY": "k3y", "APP_URL": "https://app.example"}
+    assert interpolate(data, env) == {
+        "admin": {"token": "t0k"},
+        "api": {"keys": ["k3y", "static", "k-k3y-t0k"]},
+        "pipeline": {"notify_url": "https://app.example/api/hookline", "workers": 3, "ok": True},
+    }
+
+
+def test_interpolate_leaves_other_dollar_text_alone() -> None:
+    env = {"A": "x"}
+    assert interpolate("$A ${} ${1A} $${A} {A}", env) == "$A ${} ${1A} $x {A}"
+
+
+def test_interpolated_values_are_not_interpolated_again() -> None:
+    # A secret that happens to contain "${...}" is taken literally.
+    assert interpolate("${A}", {"A": "${B}", "B": "no"}) == "${B}"
+
+
+def test_empty_variable_is_a_value_not_a_missing_one() -> None:
+    assert interpolate("[${EMPTY}]", {"EMPTY": ""}) == "[]"
+
+
+def test_missing_variable_names_the_key_and_the_variable() -> None:
+    data = {"sources": [STRIPE, {**STRIPE, "name": "b", "secrets": ["ok", "${NOPE}"]}]}
+    message = error_of(data, {})
+    assert message == "sources[1].secrets[1]: environment variable NOPE is not set"
+    assert error_of({"admin": {"token": "${T}"}}) == (
+        "admin.token: environment variable T is not set"
+    )
+
+
+def test_interpolation_applies_before_validation() -> None:
+    settings = parse_settings(
+        {"server": {"port": "${PORT}"}, "sources": [{**STRIPE, "secrets": ["${S}"]}]},
+        {"PORT": "9000", "S": "whsec_from_env"},
+    )
+    assert settings.server.port == 9000
+    assert settings.sources[0].secrets == ["whsec_from_env"]
+
+
+# -- defaults and shapes -------------------------------------------------------------------------
+
+
+def test_defaults_of_an_empty_file() -> None:
+    settings = parse_settings({}, {})
+    assert settings.server.host == "127.0.0.1"
+    assert settings.server.port == 8400
+    assert settings.server.max_body_bytes == 25 * 1024 * 1024
+    assert settings.storage.url == "sqlite:///./hookline.db"
+    assert settings.admin.token == ""
+    assert settings.api.keys == []
+    pipeline = settings.pipeline
+    assert pipeline.handlers == []
+    assert (pipeline.workers, pipeline.concurrency, pipeline.max_attempts) == (2, 32, 8)
+    assert (pipeline.backoff_base_seconds, pipeline.backoff_max_seconds) == (1.0, 3600.0)
+    assert pipeline.lease_seconds == 60
+    assert pipeline.redelivery_resumes_failed is True
+    assert settings.sources == [] and settings.schedules == []
+
+
+def test_source_defaults() -> None:
+    source = parse_settings({"sources": [SHOPIFY]}, {}).sources[0]
+    assert source.tolerance_seconds == 300
+    assert source.max_body_bytes is None
+    assert (source.algorithm, source.encoding) == ("sha256", "hex")
+    assert source.signature_prefix == ""
+    assert source.signed_content == "{body}"
+    assert source.timestamp_header == source.id_header == source.id_field == ""
+
+
+@pytest.mark.parametrize(
+    ("handlers", "expected"),
+    [
+        ("examples.handlers", ["examples.handlers"]),
+        (["a.handlers", "b.handlers"], ["a.handlers", "b.handlers"]),
+        ([], []),
+    ],
+)
+def test_handlers_may_be_one_string_or_a_list(handlers: Any, expected: list[str]) -> None:
+    settings = parse_settings({"pipeline": {"handlers": handlers}}, {})
+    assert settings.pipeline.handlers == expected
+
+
+def test_source_lookup_and_all_secrets() -> None:
+    settings = parse_settings(
+        {
+            "admin": {"token": "adm"},
+            "api": {"keys": ["k1", "k2"]},
+            "pipeline": {"notify_secret": "whsec_n"},
+            "sources": [{**STRIPE, "secrets": ["s1", "s2"]}, SHOPIFY],
+        },
+        {},
+    )
+    assert settings.source("shopify") is settings.sources[1]
+    assert settings.source("nope") is None
+    assert sorted(settings.secrets()) == sorted(["adm", "k1", "k2", "whsec_n", "s1", "s2", "shh"])
+    assert parse_settings({}, {}).secrets() == []  # unset values are not "secrets"
+
+
+def test_settings_are_immutable() -> None:
+    settings = parse_settings({"sources": [STRIPE]}, {})
+    with pytest.raises(ValidationError):
+        settings.server.port = 1  # type: ignore[misc]
+    assert isinstance(Settings(), Settings)
+
+
+# -- errors: one message naming the key ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {"sources": [STRIPE, {**SHOPIFY, "encoding": "base32"}]},
+            "sources[1].encoding: must be one of hex, base64",
+        ),
+        ({"sources": [{**SHOPIFY, "algorithm": "md5"}]}, "sources[0].algorithm: must be one of"),
+        (
+            {"sources": [STRIPE, SHOPIFY, {**STRIPE, "secrets": ["other"]}]},
+            "sources[2].name: duplicate source name 'stripe'",
+        ),
+        (
+            {"sources": [{**STRIPE, "provider": "paypal"}]},
+            "sources[0].provider: must be one of stripe, github, hmac, standard",
+        ),
+        ({"sources": [{**STRIPE, "secrets": []}]}, "sources[0].secrets: at least one secret"),
+        (
+            {"sources": [{**STRIPE, "secrets": ["ok", " "]}]},
+            "sources[0].secrets: a secret is empty",
+        ),
+        ({"sources": [{**STRIPE, "secrets": "whsec_x"}]}, "sources[0].secrets: "),
+        (
+            {"sources": [{"provider": "stripe", "secrets": ["x"]}]},
+            "sources[0].name: Field required",
+        ),
+        ({"sources": [{**STRIPE, "name": "has space"}]}, "sources[0].name: must be 1-64"),
+        ({"sources": [{**STRIPE, "name": "x" * 65}]}, "sources[0].name: must be 1-64"),
+        (
+            {"sources": [{**SHOPIFY, "signature_header": ""}]},
+            "sources[0]: signature_header is required for provider 'hmac'",
+        ),
+        ({"sources": [{**STRIPE, "tolerance_seconds": -1}]}, "sources[0].tolerance_seconds: "),
+        ({"sources": [{**STRIPE, "max_body_bytes": 0}]}, "sources[0].max_body_bytes: "),
+        ({"sources": [{**STRIPE, "secret": ["x"]}]}, "sources[0].secret: unknown key"),
+        ({"sources": {"name": "x"}}, "sources: "),
+        ({"server": {"port": 70000}}, "server.port: "),
+        ({"server": {"port": "eighty"}}, "server.port: "),
+        ({"server": {"max_body_bytes": 0}}, "server.max_body_bytes: "),
+        ({"server": {"prot": 8400}}, "server.prot: unknown key"),
+        ({"serverx": {}}, "serverx: unknown key"),
+        ({"storage": {"url": "mysql://db"}}, "storage.url: must start with sqlite:/// or"),
+        ({"pipeline": {"workers": -1}}, "pipeline.workers: "),
+        ({"pipeline": {"concurrency": 0}}, "pipeline.concurrency: "),
+        ({"pipeline": {"lease_seconds": 0}}, "pipeline.lease_seconds: "),
+        ({"pipeline": {"handlers": 5}}, "pipeline.handlers: "),
+        ({"schedules": [{"name": "n", "job": "j"}]}, "schedules[0].cron: Field required"),
+        ({"admin": {"token": 5}}, "admin.token: "),
+    ],
+)
+def test_invalid_config_is_one_message_naming_the_key(data: dict[str, Any], expected: str) -> None:
+    message = error_of(data)
+    assert message.startswith(expected), message
+    assert "\n" not in message
+    assert "Value error" not in message and "pydantic" not in message
+
+
+def test_config_error_is_a_hookline_error() -> None:
+    assert issubclass(ConfigError, HooklineError)
+
+
+def test_error_messages_do_not_echo_secrets() -> None:
+    secret = "whsec_super_secret_value"
+    message = error_of({"sources": [{**STRIPE, "secrets": [secret], "provider": "nope"}]})
+    assert secret not in message
+
+
+# -- files and the config path -------------------------------------------------------------------
+
+
+def test_load_settings_reads_toml_and_the_given_env(tmp_path: Path) -> None:
+    path = tmp_path / "hookline.toml"
+    path.write_text(
+        '[admin]\ntoken = "${TOKEN}"\n\n'
+        '[pipeline]\nhandlers = "examples.handlers"\n\n'
+        '[[sources]]\nname = "stripe"\nprovider = "stripe"\nsecrets = ["${STRIPE_SECRET}"]\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(path, {"TOKEN": "tok", "STRIPE_SECRET": "whsec_s"})
+    assert settings.admin.token == "tok"
+    assert settings.pipeline.handlers == ["examples.handlers"]
+    assert settings.sources[0].secrets == ["whsec_s"]
+
+
+def test_load_settings_defaults_to_the_process_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[admin]\ntoken = "${HOOKLINE_TEST_TOKEN}"\n')
+    monkeypatch.setenv("HOOKLINE_TEST_TOKEN", "from-env")
+    assert load_settings(path).admin.token == "from-env"
+    monkeypatch.delenv("HOOKLINE_TEST_TOKEN")
+    with pytest.raises(ConfigError, match="HOOKLINE_TEST_TOKEN is not set"):
+        load_settings(path)
+
+
+def test_load_settings_errors_name_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+    with pytest.raises(ConfigError, match=r"missing\.toml: cannot read config file"):
+        load_settings(missing, {})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[server\n")
+    with pytest.raises(ConfigError, match=r"broken\.toml: not valid TOML"):
+        load_settings(broken, {})
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'[admin]\ntoken = "caf\xe9"\n')
+    with pytest.raises(ConfigError, match=r"latin\.toml: not valid TOML"):
+        load_settings(latin, {})
+
+
+def test_config_path_flag_beats_env_beats_default() -> None:
+    env = {"HOOKLINE_CONFIG": "/etc/hookline/env.toml"}
+    assert resolve_config_path("flag.toml", env) == Path("flag.toml")
+    assert resolve_config_path(None, env) == Path("/etc/hookline/env.toml")
+    assert resolve_config_path(None, {}) == Path(DEFAULT_CONFIG) == Path("hookline.toml")
+    assert resolve_config_path(None, {"HOOKLINE_CONFIG": ""}) == Path("hookline.toml")
