@@ -1,0 +1,202 @@
+"""Context and Runner against a real SQLite store in a temp file (no server)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.config import PipelineConfig
+from app.context import Context, RunScope, Suspend
+from app.errors import NonDeterminismError, NonRetryableError, PipelineError
+from app.pipeline import Event, HandlerSpec, Registry
+from app.runner import Runner
+from app.store.base import ClaimedRun, NewEvent, NewRun
+from app.store.sqlite import SQLiteStore
+
+HANDLER = "tests:handler"
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(f"sqlite:///{tmp_path / 'h.db'}")
+    await s.open()
+    await s.migrate()
+    yield s
+    await s.close()
+
+
+async def claimed_run(store: SQLiteStore, event_id: str = "evt_1") -> ClaimedRun:
+    await store.ingest(
+        NewEvent(
+            id=event_id,
+            source="stripe",
+            provider_event_id=f"p_{event_id}",
+            type="t",
+            received_at=time.time(),
+            headers={},
+            body=b'{"n": 1}',
+            runs=[NewRun(id=f"run_{event_id}", handler=HANDLER, max_attempts=3)],
+        ),
+        resume_failed=True,
+    )
+    (claimed,) = await store.claim_runs("w1", 1, 30, time.time())
+    return claimed
+
+
+async def context_for(store: SQLiteStore, event_id: str = "evt_1") -> Context:
+    steps = await store.load_steps(event_id, HANDLER, 0, attempts=True)
+    scope = RunScope(f"run_{event_id}", event_id, HANDLER, 0, 1, memo={s.name: s for s in steps})
+    return Context(scope, store)
+
+
+async def test_a_succeeded_step_is_not_called_again(store: SQLiteStore) -> None:
+    await claimed_run(store)
+    calls: list[str] = []
+
+    def effect(x: int) -> dict[str, Any]:
+        calls.append("effect")
+        return {"x": x, "tuple": (1, 2)}
+
+    first = await (await context_for(store)).step("s", effect, 5)
+    again = await (await context_for(store)).step("s", effect, 99)
+    assert calls == ["effect"]
+    assert first == again == {"x": 5, "tuple": [1, 2]}  # the JSON round trip, both times
+
+
+async def test_a_failed_step_is_recorded_then_retried(store: SQLiteStore) -> None:
+    await claimed_run(store)
+    outcomes = iter([RuntimeError("first"), "ok"])
+
+    async def flaky() -> str:
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    with pytest.raises(RuntimeError):
+        await (await context_for(store)).step("s", flaky)
+    assert await (await context_for(store)).step("s", flaky) == "ok"
+    (step,) = await store.load_steps("evt_1", HANDLER, 0, attempts=True)
+    assert [a.outcome for a in step.attempts] == ["failed", "succeeded"]
+    assert [a.number for a in step.attempts] == [1, 2]
+    assert "RuntimeError: first" in (step.attempts[0].error or "")
+    assert "Traceback" in (step.attempts[0].traceback or "")
+
+
+async def test_another_name_at_a_recorded_position_is_nondeterminism(
+    store: SQLiteStore,
+) -> None:
+    await claimed_run(store)
+    await (await context_for(store)).step("charge-card", lambda: 1)
+    ctx = await context_for(store)
+    with pytest.raises(NonDeterminismError, match="charge-card"):
+        await ctx.step("refund-card", lambda: 2)
+
+
+async def test_step_names_must_be_unique_in_a_run(store: SQLiteStore) -> None:
+    await claimed_run(store)
+    ctx = await context_for(store)
+    await ctx.step("a", lambda: 1)
+    with pytest.raises(PipelineError, match="used twice"):
+        await ctx.step("a", lambda: 2)
+
+
+async def test_step_timeout_fails_the_attempt(store: SQLiteStore) -> None:
+    await claimed_run(store)
+
+    async def slow() -> None:
+        await asyncio.sleep(5)
+
+    with pytest.raises(TimeoutError):
+        await (await context_for(store)).step("slow", slow, step_timeout=0.05)
+    (step,) = await store.load_steps("evt_1", HANDLER, 0, attempts=True)
+    assert step.status == "failed" and "TimeoutError" in (step.attempts[0].error or "")
+
+
+async def test_gather_returns_results_in_argument_order_and_waits_for_all(
+    store: SQLiteStore,
+) -> None:
+    await claimed_run(store)
+    ctx = await context_for(store)
+    finished: list[str] = []
+
+    async def job(name: str, delay: float) -> str:
+        await asyncio.sleep(delay)
+        finished.append(name)
+        return name
+
+    results = await ctx.gather(ctx.step("a", job, "a", 0.03), ctx.step("b", job, "b", 0.0))
+    assert results == ["a", "b"] and finished == ["b", "a"]
+
+    async def boom() -> None:
+        raise ValueError("boom")
+
+    await claimed_run(store, "evt_2")
+    ctx2 = await context_for(store, "evt_2")
+    with pytest.raises(ValueError, match="boom"):
+        await ctx2.gather(
+            ctx2.step("a", job, "a", 0), ctx2.step("c", boom), ctx2.step("d", job, "d", 0.02)
+        )
+    assert finished[-1] == "d"  # the failure did not abandon the step still running
+
+
+async def test_sleep_suspends_until_its_recorded_time(store: SQLiteStore) -> None:
+    await claimed_run(store)
+    now = [1000.0]
+    scope = RunScope("run_evt_1", "evt_1", HANDLER, 0, 1)
+    with pytest.raises(Suspend) as parked:
+        await Context(scope, store, clock=lambda: now[0]).sleep("nap", 60)
+    assert parked.value.until == 1060.0
+    steps = await store.load_steps("evt_1", HANDLER, 0)
+    later = RunScope("run_evt_1", "evt_1", HANDLER, 0, 1, memo={s.name: s for s in steps})
+    now[0] = 1030.0
+    with pytest.raises(Suspend):  # woken early: still parked until the same time
+        await Context(later, store, clock=lambda: now[0]).sleep("nap", 60)
+    now[0] = 1060.5
+    await Context(later, store, clock=lambda: now[0]).sleep("nap", 60)
+
+
+def test_idempotency_keys_are_stable_and_change_with_a_fresh_generation() -> None:
+    def key(generation: int, step: str, event: str = "evt_1") -> str:
+        scope = RunScope("run_x", event, HANDLER, generation, 1)
+        return Context(scope, None).idempotency_key(step)  # type: ignore[arg-type]
+
+    assert key(0, "email") == key(0, "email")
+    assert len({key(0, "email"), key(0, "sms"), key(1, "email"), key(0, "email", "evt_2")}) == 4
+
+
+async def test_runner_maps_endings_to_outcomes(store: SQLiteStore) -> None:
+    async def ok(event: Event, ctx: Context) -> dict[str, Any]:
+        return {"n": event.data["n"]}
+
+    async def flaky(event: Event, ctx: Context) -> None:
+        raise RuntimeError("try again")
+
+    async def fatal(event: Event, ctx: Context) -> None:
+        raise NonRetryableError("never")
+
+    async def unserializable(event: Event, ctx: Context) -> object:
+        return object()
+
+    config = PipelineConfig(backoff_base_seconds=10, backoff_jitter="none")
+    for fn, status in [
+        (ok, "succeeded"),
+        (flaky, "retrying"),
+        (fatal, "failed"),
+        (unserializable, "failed"),
+    ]:
+        spec = HandlerSpec(HANDLER, fn, "stripe", "*")
+        runner = Runner(store, Registry([spec]), config, clock=lambda: 500.0)
+        claimed = await claimed_run(store, f"evt_{fn.__name__}")
+        outcome = await runner.execute(claimed)
+        assert outcome.status == status, fn.__name__
+        if status == "retrying":
+            assert outcome.available_at == 510.0 and "try again" in (outcome.error or "")
+    missing = Runner(store, Registry([]), config)
+    outcome = await missing.execute(await claimed_run(store, "evt_missing"))
+    assert outcome.status == "failed" and "not loaded" in (outcome.error or "")
