@@ -1,0 +1,71 @@
+"""The demo as a user meets it: the demo config, its example handlers, the shipped fixtures."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.cli import hookline, summary
+from tests.support.clients import all_events, event_detail, wait_for
+from tests.support.server import ROOT, HooklineProcess
+
+
+def demo_config(db_url: str, port: int) -> str:
+    text = (ROOT / "hookline.example.toml").read_text("utf-8")
+    for pattern, replacement in (
+        (r'^url = "sqlite:[^"]*"$', f'url = "{db_url}"'),
+        (r"^port = \d+$", f"port = {port}"),
+        (r"^workers = \d+$", "workers = 1"),
+    ):
+        text, count = re.subn(pattern, replacement, text, flags=re.M)
+        assert count == 1, pattern
+    return text
+
+
+def outbox(path: Path, kind: str) -> list[dict[str, Any]]:
+    file = path / f"{kind}.jsonl"
+    return [json.loads(line) for line in file.read_text().splitlines()] if file.exists() else []
+
+
+def test_replaying_the_fixtures_runs_the_example_handlers(tmp_path: Path) -> None:
+    box = tmp_path / "outbox"
+    server = HooklineProcess(tmp_path, "", env={"HOOKLINE_DEMO_OUTBOX": str(box)})
+    server.config_path.write_text(demo_config(f"sqlite:///{tmp_path / 'demo.db'}", server.port))
+    server.start()
+    try:
+        result = hookline("replay", ROOT / "fixtures", "--config", server.config_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "failed 0" in summary(result.stdout)
+        demo_token = {"Authorization": "Bearer demo-admin-token"}
+        with httpx.Client(base_url=server.url, headers=demo_token, timeout=10) as admin:
+
+            def finished() -> list[dict[str, Any]] | None:
+                items = all_events(admin)
+                done = all(e["status"] in ("succeeded", "unhandled") for e in items)
+                return items if done else None
+
+            events = wait_for(finished, timeout=60, what="every handled fixture to finish")
+            by_type = {e["type"]: e for e in events}
+            handled = {t for t, e in by_type.items() if e["status"] == "succeeded"}
+            assert handled == {
+                "checkout.session.completed",
+                "customer.subscription.created",
+                "customer.subscription.updated",
+                "customer.subscription.deleted",
+                "pull_request.opened",
+            }
+            pr = event_detail(admin, by_type["pull_request.opened"]["id"])
+            names = [s["name"] for s in pr["runs"][0]["steps"]]
+            assert names[0] == "summarize" and names[-1] == "welcome-comment"
+    finally:
+        server.stop()
+    (order,) = outbox(box, "orders")
+    (email,) = outbox(box, "emails")
+    assert email["order"] == order["id"] and email["idempotency_key"].startswith("hl_")
+    assert len(outbox(box, "subscriptions")) == 3
+    assert sorted(x["label"] for x in outbox(box, "github-labels"))[1] == "size/S"
+    assert len(outbox(box, "github-comments")) == 1
