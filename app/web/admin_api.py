@@ -51,14 +51,31 @@ def decode_cursor(cursor: str) -> int:
     raise BadRequest("cursor is not one this API returned")
 
 
+_GREGORIAN_CYCLE_SECONDS = 146_097 * 86_400  # 400 years
+# RFC 3339 ``date-time`` (the OpenAPI format of since/until), letters in either case
+_RFC3339 = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt]([0-9]{2}:[0-9]{2}):([0-9]{2})(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
 def parse_time(value: str, name: str) -> float:
+    """An RFC 3339 time (ISO-8601 with a zone), a leap second included."""
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        raise BadRequest(f"{name} must be an ISO-8601 time with a zone, e.g. 2026-01-31T12:00:00Z")
+    day, minutes, seconds, fraction, zone = match.groups()
+    shift = 0.0
+    if day.startswith("0000"):  # year 0 is valid RFC 3339; Python starts at 1
+        day, shift = "0400" + day[4:], -_GREGORIAN_CYCLE_SECONDS
+    leap = seconds == "60"
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    text = f"{day}T{minutes}:{'59' if leap else seconds}{(fraction or '')[:7]}{zone}"
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise BadRequest(f"{name} must be an ISO-8601 time") from None
-    if parsed.tzinfo is None:
-        raise BadRequest(f"{name} needs a time zone (e.g. 2026-01-31T12:00:00Z)")
-    return parsed.timestamp()
+        raise BadRequest(f"{name} is not a valid time") from None
+    return parsed.timestamp() + shift + (1.0 if leap else 0.0)
 
 
 def event_filter(params: dict[str, Any]) -> EventFilter:
@@ -66,8 +83,8 @@ def event_filter(params: dict[str, Any]) -> EventFilter:
         value = params.get(name)
         if value is None or value == "":
             return None
-        if not isinstance(value, str) or len(value) > 500:
-            raise BadRequest(f"{name} must be a string of at most 500 characters")
+        if not isinstance(value, str) or len(value) > 500 or "\x00" in value:
+            raise BadRequest(f"{name} must be a string of at most 500 characters, without NUL")
         return value
 
     status = text("status")

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
@@ -20,10 +21,11 @@ from app.ingest import Ingestor
 from app.metrics import Metrics
 from app.pipeline import Registry
 from app.store.base import Store
-from app.web import admin_api, ops
+from app.web import admin_api, dashboard, openapi, ops
 from app.web.admin_api import BadRequest
 from app.web.auth import AdminGuard
 from app.web.responses import error
+from app.web.session import Sessions
 from app.web.webhooks import PREFIX, WebhookEndpoint
 
 log = logging.getLogger("hookline.http")
@@ -128,12 +130,27 @@ def create_app(
             if own_store:
                 await store.close()  # flushes the group-commit writer
 
-    admin = Starlette(routes=admin_api.routes, exception_handlers=EXCEPTION_HANDLERS)
+    admin = Starlette(
+        routes=[*admin_api.routes, *openapi.routes, *dashboard.routes],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
     admin.state.store = store
+    admin.state.settings = settings
+    admin.state.sessions = sessions = Sessions(settings.admin.token)
+    session_ok, unauthorized = dashboard.guard_hooks(sessions)
+    guard = AdminGuard(
+        admin,
+        settings.admin.token,
+        open_paths=frozenset({dashboard.LOGIN_PATH}),
+        session_ok=session_ok,
+        unauthorized=unauthorized,
+    )
     rest = Starlette(
         routes=[
             *ops.routes,
-            Mount("/admin", app=AdminGuard(admin, settings.admin.token)),
+            Mount("/admin", app=guard),
+            # dashboard assets: public (CSS, JS, an icon), outside the session cookie's path
+            Mount("/static", app=StaticFiles(packages=[("app", "static")])),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

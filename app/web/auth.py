@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from collections.abc import Callable
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.web.responses import error
@@ -29,23 +30,27 @@ def bearer(scope: Scope) -> str:
 
 class AdminGuard:
     """401 unless the request carries the admin token (Bearer) or, where
-    ``session_ok`` allows it, a valid dashboard session."""
+    ``session_ok`` allows it, a valid dashboard session. ``open_paths`` (full
+    paths) need neither; ``unauthorized`` may answer the 401 itself (the
+    dashboard's login form), else it is the JSON error."""
 
     def __init__(
         self,
         app: ASGIApp,
         token: str,
         open_paths: frozenset[str] = frozenset(),
-        session_ok: Any = None,
+        session_ok: Callable[[Scope], bool] | None = None,
+        unauthorized: Callable[[Scope], Response | None] | None = None,
     ) -> None:
-        self._app = app
+        self.app = app
         self._token = token
         self._open = open_paths
         self._session_ok = session_ok
+        self._unauthorized = unauthorized
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self._app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         path = scope["path"]
         if (
@@ -53,12 +58,14 @@ class AdminGuard:
             or token_matches(bearer(scope), self._token)
             or (self._session_ok is not None and self._session_ok(scope))
         ):
-            await self._app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
-        response = error(
-            401,
-            "unauthorized",
-            "missing or wrong admin token",
-            headers={"www-authenticate": "Bearer"},
-        )
+        response = self._unauthorized(scope) if self._unauthorized is not None else None
+        if response is None:
+            response = error(
+                401,
+                "unauthorized",
+                "missing or wrong admin token",
+                headers={"www-authenticate": "Bearer"},
+            )
         await response(scope, receive, send)

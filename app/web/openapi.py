@@ -1,0 +1,347 @@
+"""The OpenAPI 3.1 description of the admin JSON API, served at ``/admin/openapi.json``.
+
+Written by hand to match ``admin_api`` and ``shapes``; ``tests/e2e/test_openapi.py``
+fuzzes a live server with schemathesis against it, so a drift fails the suite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.store.base import EVENT_STATUSES, RUN_STATUSES
+from app.web.admin_api import MAX_LIMIT
+from app.web.responses import JSON
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _unset_or(schema: Schema) -> Schema:
+    """A filter value that may also be null or the empty string (both mean: no filter)."""
+    return {"anyOf": [schema, {"type": "null"}, {"const": ""}]}
+
+
+_TIME: Schema = {"type": "string", "format": "date-time"}
+_ANY: Schema = {"description": "Any JSON value."}
+_ID: Schema = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,100}$"}
+_FILTER_TEXT: Schema = {"type": "string", "maxLength": 500, "pattern": "^[^\\x00]*$"}
+_MODE: Schema = {
+    "type": "string",
+    "enum": ["resume", "fresh"],
+    "default": "resume",
+    "description": "`resume` reuses every step that already succeeded; `fresh` runs all again.",
+}
+
+
+def _obj(properties: dict[str, Schema], description: str = "") -> Schema:
+    schema: Schema = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+_SUMMARY: dict[str, Schema] = {
+    "id": {"type": "string", "description": "hookline's event id."},
+    "source": {"type": "string", "description": "The configured source name."},
+    "eventId": {"type": "string", "description": "The provider's event id."},
+    "type": {"type": "string"},
+    "status": _ref("EventStatus"),
+    "receivedAt": _TIME,
+}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": _obj(
+        {
+            "error": {"type": "string", "description": "A stable code, e.g. `not_found`."},
+            "detail": {"type": "string", "description": "Human-readable text."},
+        },
+        "Every error answer.",
+    ),
+    "EventStatus": {
+        "type": "string",
+        "enum": list(EVENT_STATUSES),
+        "description": "Derived from the event's runs; `unhandled` when no handler matched.",
+    },
+    "RunStatus": {"type": "string", "enum": list(RUN_STATUSES)},
+    "EventSummary": _obj(_SUMMARY),
+    "EventList": _obj(
+        {
+            "items": {"type": "array", "items": _ref("EventSummary")},
+            "nextCursor": _nullable(
+                {"type": "string", "description": "Pass as `cursor` for the next page."}
+            ),
+        },
+        "One page of events, newest first.",
+    ),
+    "Attempt": _obj(
+        {
+            "number": {"type": "integer", "minimum": 1},
+            "startedAt": _TIME,
+            "endedAt": _nullable(_TIME),
+            "outcome": {"type": "string", "enum": ["succeeded", "failed"]},
+            "error": _nullable({"type": "string"}),
+            "traceback": _nullable({"type": "string"}),
+        },
+        "One call of a step's function.",
+    ),
+    "Step": _obj(
+        {
+            "name": {"type": "string"},
+            "status": {"type": "string", "enum": ["succeeded", "failed"]},
+            "result": {**_ANY, "description": "The stored JSON result (null until it succeeds)."},
+            "attempts": {"type": "array", "items": _ref("Attempt")},
+        }
+    ),
+    "Run": _obj(
+        {
+            "id": {"type": "string"},
+            "eventId": {"type": "string", "description": "hookline's id of the run's event."},
+            "handler": {"type": "string"},
+            "status": _ref("RunStatus"),
+            "attempts": {"type": "integer", "minimum": 0},
+            "maxAttempts": {"type": "integer", "minimum": 1},
+            "generation": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Bumped by a `fresh` redelivery; steps are memoized per generation.",
+            },
+            "result": {**_ANY, "description": "The handler's return value once it succeeded."},
+            "error": _nullable({"type": "string"}),
+            "nextAttemptAt": _nullable(
+                {**_TIME, "description": "When a queued or retrying run is due."}
+            ),
+            "createdAt": _TIME,
+            "updatedAt": _TIME,
+            "steps": {"type": "array", "items": _ref("Step")},
+        }
+    ),
+    "EventDetail": _obj(
+        {
+            **_SUMMARY,
+            "headers": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "The request headers, signature headers redacted.",
+            },
+            "payload": {**_ANY, "description": "The parsed JSON body; null when not JSON."},
+            "runs": {"type": "array", "items": _ref("Run")},
+        },
+        "An event summary plus headers, payload and runs.",
+    ),
+    "RedeliverRequest": {
+        "type": "object",
+        "properties": {"mode": _nullable(_MODE)},
+        "description": "May be omitted entirely (mode `resume`).",
+    },
+    "RedeliverResult": _obj(
+        {"runIds": {"type": "array", "items": {"type": "string"}}},
+        "The new runs (and any run of the event still in progress).",
+    ),
+    "RedeliverFilter": {
+        "type": "object",
+        "properties": {
+            "source": _nullable(_FILTER_TEXT),
+            "type": _nullable({**_FILTER_TEXT, "description": "Glob: `*` matches any text."}),
+            "status": _unset_or(_ref("EventStatus")),
+            "since": _unset_or({**_TIME, "description": "Received at or after."}),
+            "until": _unset_or({**_TIME, "description": "Received before."}),
+            "mode": _nullable(_MODE),
+        },
+        "additionalProperties": False,
+        "description": (
+            "Every field is optional (null or an empty string: not given); "
+            "an empty filter matches every event."
+        ),
+    },
+    "RedeliverCount": _obj({"count": {"type": "integer", "minimum": 0}}),
+}
+
+
+def _error(description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _ok(description: str, schema: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+RESPONSES: dict[str, Schema] = {
+    "BadRequest": _error("Invalid parameters or body."),
+    "Unauthorized": _error("Missing or wrong admin token."),
+    "NotFound": _error("No such resource."),
+}
+_401 = {"$ref": "#/components/responses/Unauthorized"}
+_400 = {"$ref": "#/components/responses/BadRequest"}
+_404 = {"$ref": "#/components/responses/NotFound"}
+
+
+def _path_param(name: str, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": _ID,
+        "description": description,
+    }
+
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    """An optional query parameter; an empty value means the same as leaving it out."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "allowEmptyValue": True,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _json_body(schema: str, required: bool) -> Schema:
+    return {"required": required, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+PATHS: dict[str, Schema] = {
+    "/admin/events": {
+        "get": {
+            "operationId": "listEvents",
+            "summary": "List events, newest first",
+            "parameters": [
+                _query("source", _FILTER_TEXT, "Only events of this source."),
+                _query("type", _FILTER_TEXT, "Event type glob: `*` matches any text."),
+                _query("status", _ref("EventStatus"), "Only events with this status."),
+                _query("since", _TIME, "Received at or after this time."),
+                _query("until", _TIME, "Received before this time."),
+                _query("q", _FILTER_TEXT, "Text contained in the provider's event id."),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
+                    "Page size.",
+                ),
+                _query(
+                    "cursor",
+                    {"type": "string"},
+                    "The `nextCursor` of the previous page (opaque; others answer 400).",
+                ),
+            ],
+            "responses": {
+                "200": _ok("A page of events.", "EventList"),
+                "400": _400,
+                "401": _401,
+            },
+        }
+    },
+    "/admin/events/{event_id}": {
+        "get": {
+            "operationId": "getEvent",
+            "summary": "One event with its headers, payload and runs",
+            "parameters": [_path_param("event_id", "hookline's event id.")],
+            "responses": {
+                "200": _ok("The event.", "EventDetail"),
+                "401": _401,
+                "404": _404,
+            },
+        }
+    },
+    "/admin/events/{event_id}/redeliver": {
+        "post": {
+            "operationId": "redeliverEvent",
+            "summary": "Run the event's handlers again",
+            "parameters": [_path_param("event_id", "hookline's event id.")],
+            "requestBody": _json_body("RedeliverRequest", required=False),
+            "responses": {
+                "202": _ok("New runs are queued.", "RedeliverResult"),
+                "400": _400,
+                "401": _401,
+                "404": _404,
+            },
+        }
+    },
+    "/admin/redeliver": {
+        "post": {
+            "operationId": "redeliverMatching",
+            "summary": "Redeliver every event that matches a filter",
+            "requestBody": _json_body("RedeliverFilter", required=False),
+            "responses": {
+                "202": _ok("How many events matched.", "RedeliverCount"),
+                "400": _400,
+                "401": _401,
+            },
+        }
+    },
+    "/admin/runs/{run_id}": {
+        "get": {
+            "operationId": "getRun",
+            "summary": "One run with its steps and their attempts",
+            "parameters": [_path_param("run_id", "The run's id.")],
+            "responses": {"200": _ok("The run.", "Run"), "401": _401, "404": _404},
+        }
+    },
+    "/admin/runs/{run_id}/cancel": {
+        "post": {
+            "operationId": "cancelRun",
+            "summary": "Cancel a queued, running or retrying run",
+            "description": "A run that already ended is left as it is and returned.",
+            "parameters": [_path_param("run_id", "The run's id.")],
+            "responses": {"200": _ok("The run, as it is now.", "Run"), "401": _401, "404": _404},
+        }
+    },
+    "/admin/openapi.json": {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document",
+            "responses": {
+                "200": {
+                    "description": "The OpenAPI document.",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "401": _401,
+            },
+        }
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hookline admin API",
+            "version": "1",
+            "description": (
+                "Inspect stored webhook events and their runs; redeliver and cancel. "
+                "Every call needs the admin token as a Bearer token. JSON field names are "
+                "camelCase; times are ISO-8601 UTC."
+            ),
+        },
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": RESPONSES,
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"adminToken": []}],
+    }
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSON(document())
+
+
+routes = [Route("/openapi.json", openapi_json, methods=["GET"])]
