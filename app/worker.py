@@ -215,7 +215,18 @@ async def serve_worker(settings: Settings, registry: Registry) -> None:
         await store.close()
 
 
+def lower_priority(increment: int) -> None:
+    """Yield CPU to the process that answers webhooks (SPEC §3: acks must not slow down)."""
+    if increment <= 0:
+        return
+    try:
+        os.nice(increment)
+    except OSError as exc:  # e.g. a sandbox that forbids it: run at normal priority
+        log.warning("could not lower worker priority", extra={"error": str(exc)})
+
+
 def run_worker_process(settings: Settings, registry: Registry) -> None:
+    lower_priority(settings.pipeline.worker_nice)
     try:
         import uvloop
 

@@ -78,8 +78,10 @@ ORDER BY r.available_at, r.seq
 LIMIT ?;
 
 -- name: expired_runs
--- Runs whose worker stopped heartbeating: reclaimed.
-SELECT id FROM runs WHERE status = 'running' AND lease_expires_at < ? ORDER BY seq LIMIT ?;
+-- Runs whose worker stopped heartbeating: reclaimed, longest expired first. Ordered by
+-- the runs_leased index (ordering by seq made SQLite scan the whole runs table).
+SELECT id FROM runs WHERE status = 'running' AND lease_expires_at < ?
+ORDER BY lease_expires_at LIMIT ?;
 
 -- name: lease_run
 UPDATE runs SET status = 'running', attempts = attempts + 1, lease_owner = ?,
