@@ -88,12 +88,14 @@ def serve(
 @cli.command()
 def worker(config: ConfigOption = None) -> None:
     """Run pipeline workers only (scale-out): claim runs and execute handlers."""
+    from app.serve import SUPERVISOR_ENV
     from app.worker import run_worker_process
 
     settings = settings_from(config)
     registry = registry_from(settings)
     configure_logging()
-    run_worker_process(settings, registry)
+    supervisor = os.environ.get(SUPERVISOR_ENV, "")
+    run_worker_process(settings, registry, int(supervisor) if supervisor.isdigit() else None)
 
 
 @cli.command()

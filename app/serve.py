@@ -27,13 +27,16 @@ from app.store import open_store
 from app.web.app import create_app
 
 log = logging.getLogger("hookline.serve")
+SUPERVISOR_ENV = "HOOKLINE_SUPERVISOR_PID"
 
 
 def start_workers(config_path: str, count: int) -> list[subprocess.Popen[bytes]]:
-    env = {**os.environ, "HOOKLINE_CONFIG": config_path}
+    # Workers stop by themselves if this process dies without stopping them (kill -9).
+    env = {**os.environ, "HOOKLINE_CONFIG": config_path, SUPERVISOR_ENV: str(os.getpid())}
     return [
-        subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--config", config_path],
-                         env=env)
+        subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker", "--config", config_path], env=env
+        )
         for _ in range(count)
     ]
 
@@ -53,7 +56,12 @@ def stop_workers(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
 
 
 def run_server(
-    settings: Settings, registry: Registry, *, config_path: str, host: str, port: int,
+    settings: Settings,
+    registry: Registry,
+    *,
+    config_path: str,
+    host: str,
+    port: int,
     workers: int,
 ) -> None:
     store = open_store(settings.storage.url)

@@ -189,7 +189,19 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Ite
             loop.remove_signal_handler(sig)
 
 
-async def serve_worker(settings: Settings, registry: Registry) -> None:
+async def watch_supervisor(pid: int, stop: asyncio.Event, interval: float = 0.5) -> None:
+    """Stop gracefully once the ``hookline serve`` that started us is gone."""
+    while not stop.is_set():
+        if os.getppid() != pid:
+            log.warning("supervisor is gone; stopping", extra={"supervisor": pid})
+            stop.set()
+            return
+        await asyncio.sleep(interval)
+
+
+async def serve_worker(
+    settings: Settings, registry: Registry, supervisor_pid: int | None = None
+) -> None:
     loop = asyncio.get_running_loop()
     loop.set_default_executor(
         ThreadPoolExecutor(
@@ -209,8 +221,19 @@ async def serve_worker(settings: Settings, registry: Registry) -> None:
                 else None
             )
             runner = Runner(store, registry, p, notifier)
-            with stop_on_signals(loop, stop):
-                await Worker(settings, registry, store, runner).run(stop)
+            watchdog = (
+                asyncio.create_task(watch_supervisor(supervisor_pid, stop))
+                if supervisor_pid is not None
+                else None
+            )
+            try:
+                with stop_on_signals(loop, stop):
+                    await Worker(settings, registry, store, runner).run(stop)
+            finally:
+                if watchdog is not None:
+                    watchdog.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watchdog
     finally:
         await store.close()
 
@@ -225,11 +248,13 @@ def lower_priority(increment: int) -> None:
         log.warning("could not lower worker priority", extra={"error": str(exc)})
 
 
-def run_worker_process(settings: Settings, registry: Registry) -> None:
+def run_worker_process(
+    settings: Settings, registry: Registry, supervisor_pid: int | None = None
+) -> None:
     lower_priority(settings.pipeline.worker_nice)
     try:
         import uvloop
 
-        uvloop.run(serve_worker(settings, registry))
+        uvloop.run(serve_worker(settings, registry, supervisor_pid))
     except ImportError:
-        asyncio.run(serve_worker(settings, registry))
+        asyncio.run(serve_worker(settings, registry, supervisor_pid))

@@ -2,15 +2,25 @@
 
 Every write is a function ``op(conn) -> result``. Callers on the event loop
 ``await writer.run(op)``; the thread takes everything queued since its last
-commit, runs each op inside its own SAVEPOINT of a single ``BEGIN IMMEDIATE``
-transaction, commits once (``synchronous=FULL``: that commit is the fsync) and
-only then resolves the callers' futures. While one batch is being fsynced the
-next one queues up, so the fsync cost is shared by every concurrent request.
+commit, runs the ops in a single ``BEGIN IMMEDIATE`` transaction, commits once
+(``synchronous=FULL``: that commit is the fsync) and only then resolves the
+callers' futures. While one batch is being fsynced the next one queues up, so the
+fsync cost is shared by every concurrent request.
+
+A failing op must not take the others of its batch down with it. The batch is
+first run optimistically, ops back to back; if one raises, that transaction is
+rolled back and the batch is run again with each op in its own SAVEPOINT, so the
+failed op's writes alone are undone and it alone gets the error. Savepoints cost
+two statements per op, hence the optimistic first run. So an op may run twice: it
+must act only through ``conn`` (its first run is rolled back) and not keep state
+across calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -22,8 +32,14 @@ from app.errors import StoreError
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
-_Item = tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]
+_Item = tuple["Op | OpRows", asyncio.Future[Any], asyncio.AbstractEventLoop]
+_CallItem = tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]
+_Outcome = tuple[asyncio.Future[Any], BaseException | None, Any]  # future, error, result
 _STOP = object()
+
+
+class _OpFailed(Exception):
+    """An op of an optimistic (savepoint-free) batch raised; the batch was rolled back."""
 
 
 def connect(path: str, *, busy_timeout_ms: int = 30_000) -> sqlite3.Connection:
@@ -48,6 +64,8 @@ def _begin_immediate(conn: sqlite3.Connection) -> None:
     and the server share the file; a short spin keeps the wait close to the real
     hold time. The writer connection therefore has no busy timeout of its own.
     """
+    if conn.in_transaction:  # already taken before the batch was formed
+        return
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while True:
         try:
@@ -59,6 +77,49 @@ def _begin_immediate(conn: sqlite3.Connection) -> None:
             time.sleep(0.0002)
 
 
+OP_LOG_COLUMNS = (
+    "kind", "run_id", "event_id", "handler", "generation", "name", "position", "number",
+    "started_at", "ended_at", "status", "result", "error", "traceback", "worker", "at",
+    "until", "n", "refund", "host", "pid",
+)  # fmt: skip
+_ROW = "(" + ", ".join("?" * len(OP_LOG_COLUMNS)) + ")"
+_ROWS_PER_STATEMENT = 32_000 // len(OP_LOG_COLUMNS)  # SQLite allows 32,766 parameters
+
+
+class OpRows:
+    """Rows for ``op_log``: writes that triggers apply inside one INSERT statement."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, *rows: dict[str, Any]) -> None:
+        unknown = {k for row in rows for k in row} - set(OP_LOG_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown op_log columns: {sorted(unknown)}")
+        self.rows = [tuple(row.get(c) for c in OP_LOG_COLUMNS) for row in rows]
+
+    def as_op(self) -> Callable[[sqlite3.Connection], None]:
+        """The same rows as an ordinary op, to run inside a mixed batch's transaction."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(f"INSERT INTO op_log VALUES {_ROW}", self.rows)
+
+        return op
+
+
+def _insert_rows(conn: sqlite3.Connection, batch: list[_Item]) -> None:
+    """One multi-row INSERT into ``op_log`` per chunk; each is its own transaction.
+
+    Each statement takes the write lock, runs the triggers, commits (the fsync) and
+    releases the lock within one ``sqlite3_step`` call, with the GIL released: the
+    lock is never held while this thread waits for the GIL.
+    """
+    rows = [row for op, _future, _loop in batch if isinstance(op, OpRows) for row in op.rows]
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        sql = f"INSERT INTO op_log VALUES {', '.join([_ROW] * len(chunk))}"
+        conn.execute(sql, [value for row in chunk for value in row])
+
+
 def _wrap(exc: Exception) -> Exception:
     """Database errors leave the store as StoreError; other errors are bugs, passed as is."""
     if isinstance(exc, sqlite3.Error):
@@ -68,7 +129,7 @@ def _wrap(exc: Exception) -> Exception:
     return exc
 
 
-def _resolve(batch: list[tuple[asyncio.Future[Any], BaseException | None, Any]]) -> None:
+def _resolve(batch: list[_Outcome]) -> None:
     for future, error, result in batch:
         if future.done():  # the caller was cancelled; the write happened anyway
             continue
@@ -86,6 +147,9 @@ class GroupCommitWriter:
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._start_error: BaseException | None = None
+        self._carry: collections.deque[Any] = collections.deque()  # taken, not yet written
+        self._stopping = False
+        self._closed = False
         self.batches = 0
         self.ops = 0
 
@@ -104,7 +168,18 @@ class GroupCommitWriter:
         self._thread.join()
         self._thread = None
 
+    async def apply(self, rows: OpRows) -> None:
+        """Queue rows for ``op_log`` (see migration 0002); return once they are committed."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put((rows, future, loop))
+        await future
+
     async def run(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreError("the store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put((op, future, loop))
@@ -120,47 +195,78 @@ class GroupCommitWriter:
             return
         self._started.set()
         try:
-            stopping = False
-            while not stopping:
-                first = self._queue.get()
+            while not self._stopping:
+                first = self._carry.popleft() if self._carry else self._queue.get()
                 if first is _STOP:
                     break
-                batch: list[_Item] = [first]
-                while len(batch) < self._max_batch:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        stopping = True
-                        break
-                    batch.append(item)
-                self._commit(conn, batch)
-        finally:
-            conn.close()
-
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], BaseException | None, Any]] = []
-        try:
-            _begin_immediate(conn)
-            for op, future, _loop in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    result = op(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    outcomes.append((future, _wrap(exc), None))
+                if isinstance(first[0], OpRows):
+                    self._commit_rows(conn, [first])
                 else:
-                    outcomes.append((future, None, result))
-                conn.execute("RELEASE op")
-            conn.execute("COMMIT")
-        except Exception as exc:  # the transaction itself failed: nothing was written
+                    # Take the write lock first: what arrives while another process holds
+                    # it joins this batch. A failure here is reported by _transaction.
+                    with contextlib.suppress(sqlite3.Error):
+                        _begin_immediate(conn)
+                    self._commit_calls(conn, self._drain([first], rows_only=False))
+        finally:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            outcomes = [(future, _wrap(exc), None) for _op, future, _loop in batch]
+                conn.rollback()
+            conn.close()
+            self._fail_pending(StoreError("the store is closed"))
+
+    def _drain(self, batch: list[_Item], *, rows_only: bool) -> list[_Item]:
+        """Add what is queued to ``batch``; with ``rows_only``, other ops wait their turn."""
+        while len(batch) < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                self._stopping = True
+                break
+            if rows_only and not isinstance(item[0], OpRows):
+                self._carry.append(item)
+                continue
+            batch.append(item)
+        return batch
+
+    def _commit_rows(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
+        """Apply OpRows as multi-row INSERTs in autocommit mode (see ``OpRows``).
+
+        While another process holds the write lock, rows queued meanwhile join the batch.
+        """
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        self._drain(batch, rows_only=True)
+        while True:
+            try:
+                _insert_rows(conn, batch)
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) and time.monotonic() < deadline:
+                    time.sleep(0.0002)
+                    self._drain(batch, rows_only=True)
+                    continue
+                self._resolve(batch, [(f, _wrap(exc), None) for _op, f, _loop in batch])
+                return
+            except Exception as exc:
+                self._resolve(batch, [(f, _wrap(exc), None) for _op, f, _loop in batch])
+                return
+            self._resolve(batch, [(f, None, None) for _op, f, _loop in batch])
+            return
+
+    def _commit_calls(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
+        calls: list[_CallItem] = [
+            (op.as_op() if isinstance(op, OpRows) else op, future, loop)
+            for op, future, loop in batch
+        ]
+        try:
+            outcomes = self._transaction(conn, calls, isolated=len(calls) == 1)
+        except _OpFailed:  # rolled back: run the batch again, each op in its own savepoint
+            outcomes = self._transaction(conn, calls, isolated=True)
+        self._resolve(batch, outcomes)
+
+    def _resolve(self, batch: list[_Item], outcomes: list[_Outcome]) -> None:
         self.batches += 1
         self.ops += len(batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
         for (_op, _future, loop), outcome in zip(batch, outcomes, strict=True):
             by_loop.setdefault(loop, []).append(outcome)
         for loop, resolved in by_loop.items():
@@ -168,3 +274,56 @@ class GroupCommitWriter:
                 loop.call_soon_threadsafe(_resolve, resolved)
             except RuntimeError:  # loop closed: its callers are gone
                 pass
+
+    def _fail_pending(self, error: Exception) -> None:
+        """After the thread ends, nobody may wait forever for a write."""
+        self._closed = True
+        leftovers = list(self._carry)
+        self._carry.clear()
+        while True:
+            try:
+                leftovers.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        items = [item for item in leftovers if item is not _STOP]
+        if items:
+            self._resolve(items, [(f, error, None) for _op, f, _loop in items])
+
+    def _transaction(
+        self, conn: sqlite3.Connection, batch: list[_CallItem], *, isolated: bool
+    ) -> list[_Outcome]:
+        """Run ``batch`` in one transaction and commit it; one outcome per op.
+
+        ``isolated``: each op in a savepoint, so a failing op is rolled back alone and
+        reported to its caller. Otherwise a failing op rolls the whole transaction
+        back, and raises ``_OpFailed`` if the batch has other ops (with one op alone
+        there is nothing to isolate: its error is its outcome).
+        """
+        outcomes: list[_Outcome] = []
+        try:
+            _begin_immediate(conn)
+            for op, future, _loop in batch:
+                if isolated:
+                    conn.execute("SAVEPOINT op")
+                try:
+                    result = op(conn)
+                except Exception as exc:
+                    if not isolated:
+                        conn.execute("ROLLBACK")
+                        if len(batch) > 1:
+                            raise _OpFailed from exc
+                        return [(future, _wrap(exc), None)]
+                    conn.execute("ROLLBACK TO op")
+                    outcomes.append((future, _wrap(exc), None))
+                else:
+                    outcomes.append((future, None, result))
+                if isolated:
+                    conn.execute("RELEASE op")
+            conn.execute("COMMIT")
+        except _OpFailed:
+            raise
+        except Exception as exc:  # the transaction itself failed: nothing was written
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [(future, _wrap(exc), None) for _op, future, _loop in batch]
+        return outcomes

@@ -34,7 +34,7 @@ from app.store.base import (
     StepOutcome,
     StepRecord,
 )
-from app.store.group_commit import GroupCommitWriter
+from app.store.group_commit import GroupCommitWriter, OpRows
 
 Q = queries("sqlite")
 
@@ -146,6 +146,15 @@ class SQLiteStore:
             self._reader = None
         self._writer.stop()
 
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Execute and fetch in one call on the reader thread: a statement never stays
+        open across an ``await``, so every read sees everything committed before it."""
+        return list(await self._db.execute_fetchall(sql, params))
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = await self._all(sql, params)
+        return rows[0] if rows else None
+
     @property
     def _db(self) -> aiosqlite.Connection:
         assert self._reader is not None, "store is not open"
@@ -174,8 +183,7 @@ class SQLiteStore:
     async def check_ready(self) -> None:
         expected = migrations("sqlite")[-1][0]
         try:
-            async with self._db.execute(Q["schema_version"]) as cur:
-                row = await cur.fetchone()
+            row = await self._one(Q["schema_version"])
         except sqlite3.OperationalError as exc:
             raise SchemaError(f"schema not migrated ({exc})") from None
         if row is None or row[0] != expected:
@@ -229,24 +237,20 @@ class SQLiteStore:
             "SELECT id, source, provider_event_id, type, status, received_at, seq FROM events "
             f"WHERE {where} ORDER BY seq DESC LIMIT ?"
         )
-        async with self._db.execute(sql, [*args, limit]) as cur:
-            rows = await cur.fetchall()
+        rows = await self._all(sql, [*args, limit])
         return [EventSummary(*row) for row in rows]
 
     async def get_event(self, event_id: str) -> EventRecord | None:
-        async with self._db.execute(Q["event_by_id"], (event_id,)) as cur:
-            row = await cur.fetchone()
+        row = await self._one(Q["event_by_id"], (event_id,))
         if row is None:
             return None
         summary = EventSummary(*row[:7])
-        async with self._db.execute(Q["runs_of_event"], (event_id,)) as cur:
-            run_rows = await cur.fetchall()
+        run_rows = await self._all(Q["runs_of_event"], (event_id,))
         runs = [await self._with_steps(records.run_from_row(r)) for r in run_rows]
         return EventRecord(summary, json.loads(row[7]), bytes(row[8]), runs)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        async with self._db.execute(Q["run_by_id"], (run_id,)) as cur:
-            row = await cur.fetchone()
+        row = await self._one(Q["run_by_id"], (run_id,))
         return None if row is None else await self._with_steps(records.run_from_row(row))
 
     async def _with_steps(self, run: RunRecord) -> RunRecord:
@@ -258,115 +262,87 @@ class SQLiteStore:
         self, event_id: str, handler: str, generation: int, attempts: bool = False
     ) -> list[StepRecord]:
         key = (event_id, handler, generation)
-        async with self._db.execute(Q["steps_of"], key) as cur:
-            step_rows = list(await cur.fetchall())
+        step_rows = list(await self._all(Q["steps_of"], key))
         attempt_rows: list[Any] = []
         if attempts:
-            async with self._db.execute(Q["attempts_of"], key) as cur:
-                attempt_rows = list(await cur.fetchall())
+            attempt_rows = list(await self._all(Q["attempts_of"], key))
         return records.steps_from_rows(step_rows, attempt_rows)
 
     # -- pipeline ---------------------------------------------------------------------------
 
     async def has_due_runs(self, now: float) -> bool:
-        async with self._db.execute(Q["any_due"], (now, now)) as cur:
-            row = await cur.fetchone()
+        row = await self._one(Q["any_due"], (now, now))
         return bool(row and row[0])
 
     async def claim_runs(
         self, worker_id: str, limit: int, lease_seconds: float, now: float
     ) -> list[ClaimedRun]:
-        def op(conn: sqlite3.Connection) -> list[ClaimedRun]:
-            ids = [r[0] for r in conn.execute(Q["expired_runs"], (now, limit))]
-            if len(ids) < limit:
-                ids += [r[0] for r in conn.execute(Q["due_runs"], (now, limit - len(ids)))]
-            claimed: list[ClaimedRun] = []
-            touched: set[str] = set()
-            for run_id in ids:
-                conn.execute(Q["lease_run"], (worker_id, now + lease_seconds, now, run_id))
-                touched.add(conn.execute(Q["event_of_run"], (run_id,)).fetchone()[0])
-            for event_id in touched:
-                conn.execute(Q["refresh_event_status"], (event_id,))
-            for run_id in ids:
-                row = conn.execute(Q["claimed_run_with_event"], (run_id,)).fetchone()
-                claimed.append(records.claimed_from_row(row))
-            return claimed
-
-        return await self._writer.run(op)
+        claim_id = new_id("clm")
+        claim = {"kind": "claim", "name": claim_id, "worker": worker_id, "at": now,
+                 "until": now + lease_seconds, "n": limit}  # fmt: skip
+        await self._writer.apply(OpRows(claim))
+        rows = await self._all(Q["claimed_by"], (claim_id, worker_id))
+        return [records.claimed_from_row(row) for row in rows]
 
     async def heartbeat(
         self, worker_id: str, run_ids: Sequence[str], lease_seconds: float, now: float
     ) -> list[str]:
-        def op(conn: sqlite3.Connection) -> list[str]:
-            lost = []
-            for run_id in run_ids:
-                cur = conn.execute(Q["heartbeat"], (now + lease_seconds, run_id, worker_id))
-                if cur.rowcount == 0:
-                    lost.append(run_id)
-            return lost
-
-        return await self._writer.run(op)
+        if not run_ids:
+            return []
+        until = now + lease_seconds
+        await self._writer.apply(
+            OpRows(
+                *(
+                    {"kind": "lease", "run_id": r, "worker": worker_id, "until": until}
+                    for r in run_ids
+                )
+            )
+        )
+        return [
+            row[0] for row in await self._all(Q["not_held"], (json.dumps(list(run_ids)), worker_id))
+        ]
 
     async def record_step(self, outcome: StepOutcome) -> None:
         o = outcome
-
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                Q["insert_step_attempt"],
-                (
-                    o.run_id,
-                    o.event_id,
-                    o.handler,
-                    o.generation,
-                    o.name,
-                    o.number,
-                    o.started_at,
-                    o.ended_at,
-                    "succeeded" if o.succeeded else "failed",
-                    o.error,
-                    o.traceback,
-                ),
+        await self._writer.apply(
+            OpRows(
+                {
+                    "kind": "step",
+                    "run_id": o.run_id,
+                    "event_id": o.event_id,
+                    "handler": o.handler,
+                    "generation": o.generation,
+                    "name": o.name,
+                    "position": o.position,
+                    "number": o.number,
+                    "started_at": o.started_at,
+                    "ended_at": o.ended_at,
+                    "status": "succeeded" if o.succeeded else "failed",
+                    "result": o.result_json,
+                    "error": o.error,
+                    "traceback": o.traceback,
+                }
             )
-            conn.execute(
-                Q["upsert_step"],
-                (
-                    o.event_id,
-                    o.handler,
-                    o.generation,
-                    o.name,
-                    o.position,
-                    "succeeded" if o.succeeded else "failed",
-                    o.result_json,
-                    o.ended_at,
-                ),
-            )
-
-        await self._writer.run(op)
+        )
 
     async def finish_run(self, worker_id: str, outcome: RunOutcome, now: float) -> bool:
         o = outcome
-
-        def op(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                Q["finish_run"],
-                (
-                    o.status,
-                    o.available_at,
-                    o.result_json,
-                    o.error,
-                    int(o.refund_attempt),
-                    now,
-                    o.run_id,
-                    worker_id,
-                ),
+        await self._writer.apply(
+            OpRows(
+                {
+                    "kind": "finish",
+                    "run_id": o.run_id,
+                    "worker": worker_id,
+                    "status": o.status,
+                    "until": o.available_at,
+                    "result": o.result_json,
+                    "error": o.error,
+                    "refund": int(o.refund_attempt),
+                    "at": now,
+                }
             )
-            if cur.rowcount == 0:
-                return False
-            event_id = conn.execute(Q["event_of_run"], (o.run_id,)).fetchone()[0]
-            conn.execute(Q["refresh_event_status"], (event_id,))
-            return True
-
-        return await self._writer.run(op)
+        )
+        return await self._one(Q["run_written_at"], (o.run_id, o.status, now)) is not None
 
     async def redeliver(self, event_id: str, mode: RedeliveryMode, now: float) -> list[str] | None:
         def op(conn: sqlite3.Connection) -> list[str] | None:
@@ -392,8 +368,7 @@ class SQLiteStore:
             row = conn.execute(Q["event_of_run"], (run_id,)).fetchone()
             if row is None:
                 return False
-            conn.execute(Q["cancel_run"], (now, run_id))
-            conn.execute(Q["refresh_event_status"], (row[0],))
+            conn.execute(Q["cancel_run"], (now, run_id))  # a trigger refreshes the event
             return True
 
         if not await self._writer.run(op):
@@ -407,35 +382,48 @@ class SQLiteStore:
         return await self._writer.run(op)
 
     async def queue_depth(self) -> int:
-        async with self._db.execute(Q["queue_depth"]) as cur:
-            row = await cur.fetchone()
+        row = await self._one(Q["queue_depth"])
         return int(row[0]) if row else 0
 
     async def run_counts(self) -> dict[str, int]:
-        async with self._db.execute(Q["run_counts"]) as cur:
-            return {status: int(count) for status, count in await cur.fetchall()}
+        return {status: int(count) for status, count in await self._all(Q["run_counts"])}
 
     async def worker_heartbeat(
         self, worker_id: str, host: str, pid: int, started_at: float, now: float
     ) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(Q["upsert_worker"], (worker_id, host, pid, started_at, now))
-
-        await self._writer.run(op)
+        await self._writer.apply(
+            OpRows(
+                {
+                    "kind": "worker_up",
+                    "worker": worker_id,
+                    "host": host,
+                    "pid": pid,
+                    "started_at": started_at,
+                    "at": now,
+                }
+            )
+        )
 
     async def worker_stopped(self, worker_id: str) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(Q["delete_worker"], (worker_id,))
-
-        await self._writer.run(op)
+        await self._writer.apply(OpRows({"kind": "worker_down", "worker": worker_id}))
 
     async def live_workers(self, within_seconds: float = 30.0) -> int:
-        async with self._db.execute(Q["live_workers"], (time.time() - within_seconds,)) as cur:
-            row = await cur.fetchone()
+        row = await self._one(Q["live_workers"], (time.time() - within_seconds,))
         return int(row[0]) if row else 0
 
 
 def _statements(sql: str) -> list[str]:
-    """Split a migration into statements (our migrations have no '--' or ';' in strings)."""
+    """Split a migration into statements; a trigger's body keeps its inner ';'.
+
+    Our migrations put no '--' inside string literals, so comments can be cut first.
+    """
     code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
-    return [s.strip() for s in code.split(";") if s.strip()]
+    statements: list[str] = []
+    pending = ""
+    for chunk in code.split(";"):
+        pending += chunk + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    return statements

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from pathlib import Path
 
 from app.store import open_store
@@ -82,3 +84,35 @@ def test_sigterm_under_load_loses_no_run(tmp_path: Path, db_url: str) -> None:
         assert all(effects.count(f"b evt_load_{i}") == 1 for i in range(120))
     finally:
         server.stop()
+
+
+def test_workers_stop_when_their_serve_process_is_killed(tmp_path: Path, sqlite_url: str) -> None:
+    config = base_config(sqlite_url, handlers=HANDLERS, workers=2)
+    server = HooklineProcess(tmp_path, config, env={"HOOKLINE_TEST_DIR": str(tmp_path)}).start()
+    assert server.proc is not None
+    pid = server.proc.pid
+    children = wait_for(
+        lambda: (
+            [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            if len(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()) == 2
+            else None
+        ),
+        what="two worker processes",
+    )
+    os.kill(pid, signal.SIGKILL)  # the serve process alone: its workers are orphaned
+    server.proc.wait()
+
+    def gone() -> bool:
+        return not any(
+            Path(f"/proc/{child}").exists() and "zombie" not in _state(child) for child in children
+        )
+
+    wait_for(gone, timeout=15, what="orphaned workers to exit")
+    assert "supervisor is gone" in server.logs()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return "zombie"

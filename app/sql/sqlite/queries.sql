@@ -151,3 +151,19 @@ DELETE FROM workers WHERE id = ?;
 
 -- name: live_workers
 SELECT count(*) FROM workers WHERE heartbeat_at >= ?;
+
+-- name: claimed_by
+-- What one claim took: the op_log 'claim' trigger stamped its claim id on each run.
+SELECT r.id, r.event_id, r.handler, r.generation, r.status, r.attempts, r.max_attempts,
+       r.available_at, r.created_at, r.updated_at, r.result, r.error, r.concurrency_key,
+       e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.headers, e.body
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE r.claim_id = ? AND r.lease_owner = ? AND r.status = 'running'
+ORDER BY r.seq;
+
+-- name: not_held
+SELECT value FROM json_each(?)
+WHERE value NOT IN (SELECT id FROM runs WHERE lease_owner = ? AND status = 'running');
+
+-- name: run_written_at
+SELECT 1 FROM runs WHERE id = ? AND status = ? AND updated_at = ?;
