@@ -69,11 +69,10 @@ class PipelineConfig(_Model):
     lease_seconds: float = Field(60.0, gt=0)
     poll_interval_seconds: float = Field(0.02, gt=0)
     shutdown_grace_seconds: float = Field(10.0, ge=0)
-    # Worker processes lower their own CPU priority by this much (os.nice), so the
-    # process answering webhooks gets the CPU first while handlers burn it. Off by
-    # default: on SQLite a niced worker holding the write lock delays the acks even
-    # more (priority inversion; see docs/benchmarks.md, "Ack isolation").
-    worker_nice: int = Field(0, ge=0, le=19)
+    # Worker processes lower their CPU priority (os.nice) so the process answering
+    # webhooks gets the CPU first while handlers burn it. Worker writes never hold
+    # SQLite's lock while waiting for the GIL (op_log), so this cannot invert priorities.
+    worker_nice: int = Field(10, ge=0, le=19)
     redelivery_resumes_failed: bool = True
     notify_url: str = ""
     notify_secret: str = ""
