@@ -9,6 +9,7 @@ workers) share the file: SQLite's write lock serialises their batches, and
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ from app.store.base import (
 from app.store.group_commit import GroupCommitWriter, OpRows
 
 Q = queries("sqlite")
+log = logging.getLogger("hookline.store")
 
 
 def sqlite_path(url: str) -> str:
@@ -145,6 +147,10 @@ class SQLiteStore:
             await self._reader.close()
             self._reader = None
         self._writer.stop()
+        log.info(
+            "store closed",
+            extra={"write_batches": self._writer.batches, "write_ops": self._writer.ops},
+        )
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Execute and fetch in one call on the reader thread: a statement never stays

@@ -64,18 +64,22 @@ BEGIN
     UPDATE runs SET status = 'running', attempts = attempts + 1, lease_owner = NEW.worker,
                     lease_expires_at = NEW.until, updated_at = NEW.at, claim_id = NEW.name
     WHERE id IN (
+        -- each side limited on its own index, so no claim ever sorts the whole queue
         SELECT id FROM (
-            SELECT id, 0 AS pass, lease_expires_at AS o1, 0 AS o2 FROM runs
+            SELECT id FROM runs
             WHERE status = 'running' AND lease_expires_at < NEW.at
-            UNION ALL
-            SELECT r.id, 1, r.available_at, r.seq FROM runs r
+            ORDER BY lease_expires_at LIMIT NEW.n
+        )
+        UNION ALL
+        SELECT id FROM (
+            SELECT r.id FROM runs r
             WHERE r.status IN ('queued', 'retrying') AND r.available_at <= NEW.at
               AND (r.concurrency_key IS NULL OR NOT EXISTS (
                     SELECT 1 FROM runs p
                     WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
                       AND p.seq < r.seq AND p.status IN ('queued', 'running', 'retrying')))
+            ORDER BY r.available_at, r.seq LIMIT NEW.n
         )
-        ORDER BY pass, o1, o2
         LIMIT NEW.n
     );
     SELECT RAISE(IGNORE);
