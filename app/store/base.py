@@ -74,6 +74,7 @@ class StepAttempt:
     outcome: str
     error: str | None
     traceback: str | None
+    run_id: str | None = None  # the run whose attempt this was
 
 
 @dataclass(frozen=True, slots=True)

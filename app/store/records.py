@@ -50,9 +50,9 @@ def claimed_from_row(row: Row) -> ClaimedRun:
 
 def steps_from_rows(step_rows: Sequence[Row], attempt_rows: Sequence[Row]) -> list[StepRecord]:
     attempts: dict[str, list[StepAttempt]] = {}
-    for name, number, started, ended, outcome, error, tb in attempt_rows:
+    for name, number, started, ended, outcome, error, tb, run_id in attempt_rows:
         attempts.setdefault(name, []).append(
-            StepAttempt(number, started, ended, outcome, error, tb)
+            StepAttempt(number, started, ended, outcome, error, tb, run_id)
         )
     return [
         StepRecord(name, position, status, _json(result), attempts.get(name, []))

@@ -92,6 +92,7 @@ SCHEMAS: dict[str, Schema] = {
     "Attempt": _obj(
         {
             "number": {"type": "integer", "minimum": 1},
+            "runId": _nullable({"type": "string", "description": "The run that made it."}),
             "startedAt": _TIME,
             "endedAt": _nullable(_TIME),
             "outcome": {"type": "string", "enum": ["succeeded", "failed"]},

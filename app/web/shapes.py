@@ -28,6 +28,7 @@ def step(s: StepRecord) -> dict[str, Any]:
         "attempts": [
             {
                 "number": a.number,
+                "runId": a.run_id,
                 "startedAt": iso(a.started_at),
                 "endedAt": iso(a.ended_at),
                 "outcome": a.outcome,
@@ -60,7 +61,7 @@ def run(r: RunRecord) -> dict[str, Any]:
 def parse_payload(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # e.g. a body nested deeper than json can parse
         return None
 
 

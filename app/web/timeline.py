@@ -5,7 +5,8 @@ generation share their step records: a run resumed after a failure reuses the
 steps that succeeded before. To show what each run did, an attempt is put under
 the run of its handler that was current when the attempt started: from the run's
 creation until the next run of that handler was created (a new run of a handler
-is only made once the previous one has ended). A succeeded step with no attempt
+is only made once the previous one has ended) — unless the attempt names its run,
+as every attempt recorded by this version does. A succeeded step with no attempt
 of its own in a run was *reused* there.
 """
 
@@ -36,11 +37,18 @@ class RunView:
     latest: bool
 
 
+def _made_by(attempt: StepAttempt, run: RunRecord, start: float, end: float) -> bool:
+    """Attempts know their run; by time only for records that predate ``run_id``."""
+    if attempt.run_id is not None:
+        return attempt.run_id == run.id
+    return start <= attempt.started_at < end
+
+
 def _steps(run: RunRecord, start: float, end: float) -> list[StepView]:
     views: list[StepView] = []
     for step in run.steps:
-        own = [a for a in step.attempts if start <= a.started_at < end]
-        earlier = [a for a in step.attempts if a.started_at < start]
+        own = [a for a in step.attempts if _made_by(a, run, start, end)]
+        earlier = [a for a in step.attempts if a not in own and a.started_at < start]
         if own:
             status = own[-1].outcome
         elif step.status == "succeeded" and earlier:

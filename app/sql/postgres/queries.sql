@@ -135,7 +135,8 @@ WHERE event_id = %(event_id)s AND handler = %(handler)s AND generation = %(gener
 ORDER BY position;
 
 -- name: attempts_of
-SELECT step_name, number, started_at, ended_at, outcome, error, traceback FROM step_attempts
+SELECT step_name, number, started_at, ended_at, outcome, error, traceback, run_id
+FROM step_attempts
 WHERE event_id = %(event_id)s AND handler = %(handler)s AND generation = %(generation)s
 ORDER BY id;
 

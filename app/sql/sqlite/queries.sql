@@ -59,7 +59,8 @@ SELECT name, position, status, result FROM steps
 WHERE event_id = ? AND handler = ? AND generation = ? ORDER BY position;
 
 -- name: attempts_of
-SELECT step_name, number, started_at, ended_at, outcome, error, traceback FROM step_attempts
+SELECT step_name, number, started_at, ended_at, outcome, error, traceback, run_id
+FROM step_attempts
 WHERE event_id = ? AND handler = ? AND generation = ? ORDER BY id;
 
 -- name: any_due
