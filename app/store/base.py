@@ -164,6 +164,12 @@ class RunOutcome:
     refund_attempt: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class StepTiming:
+    outcome: str
+    seconds: float
+
+
 class Store(Protocol):
     """What hookline needs from a database. Implemented for SQLite and PostgreSQL."""
 
@@ -229,6 +235,13 @@ class Store(Protocol):
     async def queue_depth(self) -> int: ...
 
     async def run_counts(self) -> dict[str, int]: ...
+
+    async def step_durations(
+        self, after_id: int | None, limit: int
+    ) -> tuple[list[StepTiming], int]:
+        """Step attempts that ended after attempt ``after_id`` (None: start from the newest,
+        returning none), and the id to pass next time. Feeds the step duration histogram."""
+        ...
 
     async def worker_heartbeat(
         self, worker_id: str, host: str, pid: int, started_at: float, now: float

@@ -50,6 +50,7 @@ from app.store.base import (
     RunRecord,
     StepOutcome,
     StepRecord,
+    StepTiming,
 )
 
 Q = queries("postgres")
@@ -508,6 +509,19 @@ class PostgresStore:
     async def run_counts(self) -> dict[str, int]:
         async def op(conn: Conn) -> dict[str, int]:
             return {status: int(n) for status, n in await _all(conn, "run_counts")}
+
+        return await self._run(op, transaction=False)
+
+    async def step_durations(
+        self, after_id: int | None, limit: int
+    ) -> tuple[list[StepTiming], int]:
+        async def op(conn: Conn) -> tuple[list[StepTiming], int]:
+            if after_id is None:
+                row = await _one(conn, "last_step_attempt")
+                return [], int(row[0]) if row else 0
+            rows = await _all(conn, "step_durations_after", {"after": after_id, "limit": limit})
+            timings = [StepTiming(str(o), max(0.0, float(s))) for _i, o, s in rows]
+            return timings, int(rows[-1][0]) if rows else after_id
 
         return await self._run(op, transaction=False)
 

@@ -34,6 +34,7 @@ from app.store.base import (
     RunRecord,
     StepOutcome,
     StepRecord,
+    StepTiming,
 )
 from app.store.group_commit import GroupCommitWriter, OpRows
 
@@ -393,6 +394,15 @@ class SQLiteStore:
 
     async def run_counts(self) -> dict[str, int]:
         return {status: int(count) for status, count in await self._all(Q["run_counts"])}
+
+    async def step_durations(
+        self, after_id: int | None, limit: int
+    ) -> tuple[list[StepTiming], int]:
+        if after_id is None:
+            return [], int((await self._one(Q["last_step_attempt"]))[0])
+        rows = await self._all(Q["step_durations_after"], (after_id, limit))
+        timings = [StepTiming(outcome, max(0.0, seconds)) for _id, outcome, seconds in rows]
+        return timings, int(rows[-1][0]) if rows else after_id
 
     async def worker_heartbeat(
         self, worker_id: str, host: str, pid: int, started_at: float, now: float

@@ -11,6 +11,10 @@ from app.metrics import Metrics
 from app.store.base import RUN_STATUSES, Store
 from app.web.responses import JSON, error
 
+# Step attempts are recorded by the worker processes; /metrics turns the ones recorded since
+# the previous scrape (since start, for the first) into the step duration histogram.
+STEP_TIMINGS_PER_SCRAPE = 50_000
+
 
 async def healthz(request: Request) -> Response:
     return JSON({"status": "ok"})
@@ -34,6 +38,11 @@ async def metrics(request: Request) -> Response:
         for status in RUN_STATUSES:
             m.runs.labels(status).set(counts.get(status, 0))
         m.workers.set(await store.live_workers())
+        timings, request.app.state.last_step_attempt = await store.step_durations(
+            getattr(request.app.state, "last_step_attempt", None), STEP_TIMINGS_PER_SCRAPE
+        )
+        for timing in timings:
+            m.step_seconds.labels(timing.outcome).observe(timing.seconds)
     except StoreError:
         pass  # the request counters are still worth serving
     return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -218,3 +218,18 @@ def test_concurrency_key_runs_in_arrival_order(
         assert numbers == sorted(numbers) and len(numbers) == total // keys, key
         # strictly start, end, start, end...: never two runs of one key at once
         assert [kind for kind, _ in entries] == ["start", "end"] * (total // keys), key
+
+
+def test_metrics_show_workers_queue_runs_and_step_durations(
+    pipeline_server: HooklineProcess, admin: httpx.Client
+) -> None:
+    scrape = lambda: httpx.get(f"{pipeline_server.url}/metrics").text  # noqa: E731
+    wait_for(lambda: "hookline_workers 2.0" in scrape(), what="both workers to heartbeat")
+    ids = [post_stripe(pipeline_server, f"evt_m_{i}", "test.two_steps")["id"] for i in range(5)]
+    for event_id in ids:
+        wait_status(admin, event_id, "succeeded")
+    text = scrape()
+    assert 'hookline_step_seconds_count{outcome="succeeded"} 10.0' in text
+    assert 'hookline_runs{status="succeeded"} 5.0' in text
+    assert "hookline_queue_depth 0.0" in text
+    assert 'hookline_webhook_requests_total{outcome="accepted",source="stripe"} 5.0' in text

@@ -252,3 +252,10 @@ DELETE FROM workers WHERE id = %(id)s;
 
 -- name: live_workers
 SELECT count(*) FROM workers WHERE heartbeat_at >= %(since)s;
+
+-- name: last_step_attempt
+SELECT coalesce(max(id), 0) FROM step_attempts;
+
+-- name: step_durations_after
+SELECT id, outcome, ended_at - started_at FROM step_attempts
+WHERE id > %(after)s AND ended_at IS NOT NULL ORDER BY id LIMIT %(limit)s;

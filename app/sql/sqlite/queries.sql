@@ -168,3 +168,10 @@ WHERE value NOT IN (SELECT id FROM runs WHERE lease_owner = ? AND status = 'runn
 
 -- name: run_written_at
 SELECT 1 FROM runs WHERE id = ? AND status = ? AND updated_at = ?;
+
+-- name: last_step_attempt
+SELECT coalesce(max(id), 0) FROM step_attempts;
+
+-- name: step_durations_after
+SELECT id, outcome, ended_at - started_at FROM step_attempts
+WHERE id > ? AND ended_at IS NOT NULL ORDER BY id LIMIT ?;
