@@ -91,7 +91,11 @@ class Ingestor:
         return Accepted(result.id, verified.event_id, result.duplicate, len(new_event.runs))
 
     def _new_event(
-        self, source: Source, verified: Verified, headers: Mapping[str, str], body: bytes,
+        self,
+        source: Source,
+        verified: Verified,
+        headers: Mapping[str, str],
+        body: bytes,
         now: float,
     ) -> NewEvent:
         event_id = new_id("evt")
@@ -101,9 +105,14 @@ class Ingestor:
         event: Event | None = None
         if keyed:  # only parse here when a key function needs the data
             event = Event(
-                id=event_id, source=source.name, provider_event_id=verified.event_id,
-                type=verified.event_type, data=json.loads(body), body=body,
-                headers=dict(headers), received_at=datetime.fromtimestamp(now, UTC),
+                id=event_id,
+                source=source.name,
+                provider_event_id=verified.event_id,
+                type=verified.event_type,
+                data=json.loads(body),
+                body=body,
+                headers=dict(headers),
+                received_at=datetime.fromtimestamp(now, UTC),
             )
         runs = [
             NewRun(

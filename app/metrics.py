@@ -38,6 +38,27 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self._webhook_counters: dict[tuple[str, str], Counter] = {}
+        self._ack_histograms: dict[str, Histogram] = {}
+
+    def webhook_answered(self, source: str, outcome: str, ack_seconds: float | None) -> None:
+        """Count one webhook request; ``ack_seconds`` is observed for acknowledged ones.
+
+        The labelled children are looked up once per (source, outcome) and kept: on the
+        ingest path ``labels()`` (a lock and a tuple key per call) costs more than the
+        increment itself. Both label sets are bounded (configured sources, fixed outcomes).
+        """
+        counter = self._webhook_counters.get((source, outcome))
+        if counter is None:
+            counter = self._webhook_counters[source, outcome] = self.webhook_requests.labels(
+                source, outcome
+            )
+        counter.inc()
+        if ack_seconds is not None:
+            histogram = self._ack_histograms.get(source)
+            if histogram is None:
+                histogram = self._ack_histograms[source] = self.ack_seconds.labels(source)
+            histogram.observe(ack_seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -31,13 +31,12 @@ class _Disconnected(Exception):
     pass
 
 
+_JSON = (b"content-type", b"application/json")
+
+
 async def _send_json(send: Any, status: int, payload: dict[str, Any], extra: list[Any]) -> None:
     body = orjson.dumps(payload)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *extra,
-    ]
+    headers = [_JSON, (b"content-length", b"%d" % len(body)), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -66,7 +65,7 @@ class WebhookEndpoint:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
-        name = scope["path"][len(PREFIX):]
+        name = scope["path"][len(PREFIX) :]
         source = self._ingestor.source(name)
         label = name if source is not None else "_unknown"
         status, payload, extra = await self._handle(scope, receive, source)
@@ -76,14 +75,15 @@ class WebhookEndpoint:
             await _send_json(send, status, payload, extra)
             outcome = payload.get("error") or ("duplicate" if payload["duplicate"] else "accepted")
         elapsed = time.perf_counter() - started
-        self._metrics.webhook_requests.labels(label, outcome).inc()
-        if status == 200:
-            self._metrics.ack_seconds.labels(label).observe(elapsed)
+        self._metrics.webhook_answered(label, outcome, elapsed if status == 200 else None)
         log.info(
             "webhook",
             extra={
-                "source": name[:64], "status": status, "outcome": outcome,
-                "ms": round(elapsed * 1000, 3), "id": payload.get("id"),
+                "source": name[:64],
+                "status": status,
+                "outcome": outcome,
+                "ms": round(elapsed * 1000, 3),
+                "id": payload.get("id"),
                 "event_id": payload.get("eventId"),
             },
         )
@@ -92,9 +92,7 @@ class WebhookEndpoint:
         self, scope: Scope, receive: Any, source: Any
     ) -> tuple[int, dict[str, Any], list[Any]]:
         if scope["method"] != "POST":
-            return 405, {"error": "method_not_allowed", "detail": "use POST"}, [
-                (b"allow", b"POST")
-            ]
+            return 405, {"error": "method_not_allowed", "detail": "use POST"}, [(b"allow", b"POST")]
         if source is None:
             return 404, {"error": "unknown_source", "detail": "no source with this name"}, []
         limit = source.max_body_bytes or self._max_body
@@ -118,12 +116,16 @@ class WebhookEndpoint:
             return exc.status, {"error": exc.code, "detail": exc.detail}, []
         except StoreError as exc:
             log.error("store failed", extra={"error": str(exc)})
-            return 503, {"error": "store_unavailable", "detail": "try again later"}, [
-                (b"retry-after", b"1")
-            ]
-        return 200, {
-            "id": accepted.id, "eventId": accepted.event_id, "duplicate": accepted.duplicate
-        }, []
+            return (
+                503,
+                {"error": "store_unavailable", "detail": "try again later"},
+                [(b"retry-after", b"1")],
+            )
+        return (
+            200,
+            {"id": accepted.id, "eventId": accepted.event_id, "duplicate": accepted.duplicate},
+            [],
+        )
 
 
 def _too_large(limit: int) -> dict[str, Any]:
