@@ -1,0 +1,92 @@
+-- wrk script: every request is a different pre-signed Stripe event.
+--
+--   wrk -t2 -c64 -d10s -s bench/wrk_presigned.lua http://127.0.0.1:P -- <prefix> <path>
+--
+-- Thread k reads "<prefix>.<k>" (one request per line: "<stripe-signature>\t<body>",
+-- the body being compact JSON, which has no raw tab or newline), sends each line
+-- once, in order, and counts the answers: 200 new, 200 duplicate, anything else.
+-- The body of every 200 goes to "<prefix>.acks.<k>", one a line, so the caller can
+-- check each acknowledged event against the database. A thread that runs out of
+-- events stops (its last request is then sent twice, which shows as a duplicate).
+-- done() prints one line "WRK_RESULT {json}".
+
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+   thread:set("tid", next_id)
+   next_id = next_id + 1
+   table.insert(threads, thread)
+end
+
+local requests = {}
+local count = 0
+local index = 0
+local acks
+sent = 0
+accepted = 0
+duplicates = 0
+others = 0
+exhausted = 0
+
+function init(args)
+   local prefix, path = args[1], args[2]
+   local headers = {
+      ["Content-Type"] = "application/json; charset=utf-8",
+      ["User-Agent"] = "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+      ["Accept"] = "*/*; q=0.5, application/xml",
+      ["Cache-Control"] = "no-cache",
+   }
+   acks = assert(io.open(prefix .. ".acks." .. tid, "w"))
+   for line in io.lines(prefix .. "." .. tid) do
+      local tab = line:find("\t", 1, true)
+      headers["Stripe-Signature"] = line:sub(1, tab - 1)
+      count = count + 1
+      requests[count] = wrk.format("POST", path, headers, line:sub(tab + 1))
+   end
+end
+
+function request()
+   index = index + 1
+   if index > count then
+      exhausted = 1
+      wrk.thread:stop()
+      return requests[count]
+   end
+   sent = sent + 1
+   return requests[index]
+end
+
+function response(status, headers, body)
+   if status == 200 then
+      acks:write(body, "\n")
+      if body:find('"duplicate":true', 1, true) then
+         duplicates = duplicates + 1
+      else
+         accepted = accepted + 1
+      end
+   else
+      others = others + 1
+   end
+end
+
+function done(summary, latency, requests)
+   local sent, accepted, duplicates, others, exhausted = 0, 0, 0, 0, 0
+   for _, thread in ipairs(threads) do
+      sent = sent + thread:get("sent")
+      accepted = accepted + thread:get("accepted")
+      duplicates = duplicates + thread:get("duplicates")
+      others = others + thread:get("others")
+      exhausted = exhausted + thread:get("exhausted")
+   end
+   local e = summary.errors
+   io.write(string.format(
+      'WRK_RESULT {"sent":%d,"requests":%d,"duration_us":%d,"accepted":%d,"duplicates":%d,' ..
+      '"non_200":%d,"exhausted_threads":%d,"socket_errors":%d,"timeouts":%d,' ..
+      '"lat_mean_us":%.1f,"lat_max_us":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
+      '"p999_us":%d}\n',
+      sent, summary.requests, summary.duration, accepted, duplicates, others, exhausted,
+      e.connect + e.read + e.write, e.timeout, latency.mean, latency.max,
+      latency:percentile(50), latency:percentile(90), latency:percentile(99),
+      latency:percentile(99.9)))
+end

@@ -1,0 +1,294 @@
+"""``app.store.group_commit``: one writer thread, one transaction and fsync per batch.
+
+Batches are made deterministic by a *blocker*: an op that holds the writer thread
+until released, so everything queued meanwhile must go out in the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.errors import StoreError
+from app.store.group_commit import GroupCommitWriter, connect
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return str(tmp_path / "writer.db")
+
+
+@pytest.fixture
+def writer(db: str) -> Iterator[GroupCommitWriter]:
+    w = GroupCommitWriter(db)
+    w.start()
+    yield w
+    w.stop()
+
+
+def create_table(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS items (n INTEGER PRIMARY KEY, caller TEXT)")
+
+
+def insert(n: int) -> Callable[[sqlite3.Connection], int]:
+    def op(conn: sqlite3.Connection) -> int:
+        conn.execute("INSERT INTO items VALUES (?, ?)", (n, f"caller-{n}"))
+        return n * 10
+
+    return op
+
+
+def rows(db: str) -> list[int]:
+    """What a separate connection sees on disk."""
+    with sqlite3.connect(db) as conn:
+        return [r[0] for r in conn.execute("SELECT n FROM items ORDER BY n")]
+
+
+class Blocker:
+    """An op that keeps the writer thread busy until ``release()``."""
+
+    def __init__(self) -> None:
+        self.running = threading.Event()
+        self._release = threading.Event()
+
+    def __call__(self, conn: sqlite3.Connection) -> str:
+        self.running.set()
+        assert self._release.wait(timeout=30)
+        return "blocker"
+
+    async def hold(self, writer: GroupCommitWriter) -> asyncio.Task[Any]:
+        task = asyncio.create_task(writer.run(self))
+        await asyncio.to_thread(self.running.wait, 30)  # the thread is inside the op now
+        return task
+
+    def release(self) -> None:
+        self._release.set()
+
+
+async def queue_ops(writer: GroupCommitWriter, ops: list[Any]) -> list[asyncio.Task[Any]]:
+    tasks = [asyncio.create_task(writer.run(op)) for op in ops]
+    await asyncio.sleep(0)  # each task runs up to its await: every op is queued now
+    return tasks
+
+
+async def test_concurrent_ops_share_one_batch(writer: GroupCommitWriter, db: str) -> None:
+    await writer.run(create_table)
+    blocker = Blocker()
+    held = await blocker.hold(writer)
+    batches, ops = writer.batches, writer.ops
+
+    tasks = await queue_ops(writer, [insert(n) for n in range(100)])
+    blocker.release()
+    results = await asyncio.gather(*tasks)
+
+    assert await held == "blocker"
+    assert results == [n * 10 for n in range(100)]
+    assert writer.ops - ops == 101
+    assert writer.batches - batches == 2  # the blocker's batch, then all hundred at once
+    assert writer.batches < writer.ops
+    assert rows(db) == list(range(100))
+
+
+async def test_a_failing_op_does_not_lose_the_others_in_its_batch(
+    writer: GroupCommitWriter, db: str
+) -> None:
+    await writer.run(create_table)
+    await writer.run(insert(99))
+
+    def half_done_then_fails(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO items VALUES (2, 'partial')")
+        raise ValueError("handler bug")
+
+    blocker = Blocker()
+    held = await blocker.hold(writer)
+    batches = writer.batches
+    tasks = await queue_ops(
+        writer,
+        [insert(0), insert(1), half_done_then_fails, insert(3), insert(99), insert(4)],
+    )
+    blocker.release()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    await held
+
+    assert writer.batches - batches == 2  # all six shared one transaction
+    assert results[:2] == [0, 10]
+    assert isinstance(results[2], ValueError)  # a bug in an op reaches its caller as is
+    assert results[3] == 30
+    assert isinstance(results[4], StoreError)  # duplicate key: a database error
+    assert isinstance(results[4].__cause__, sqlite3.IntegrityError)
+    assert results[5] == 40
+    # The failed ops' writes are rolled back (the 'partial' row too), the rest committed.
+    assert rows(db) == [0, 1, 3, 4, 99]
+
+
+async def test_results_go_to_their_own_callers(writer: GroupCommitWriter) -> None:
+    await writer.run(create_table)
+
+    async def caller(n: int) -> tuple[int, Any]:
+        def op(conn: sqlite3.Connection) -> tuple[int, str]:
+            conn.execute("INSERT INTO items VALUES (?, ?)", (n, f"caller-{n}"))
+            row = conn.execute("SELECT caller FROM items WHERE n = ?", (n,)).fetchone()
+            return n, row[0]
+
+        return n, await writer.run(op)
+
+    for n, result in await asyncio.gather(*(caller(n) for n in range(300))):
+        assert result == (n, f"caller-{n}")
+
+
+def test_callers_on_different_event_loops_get_their_own_results(
+    writer: GroupCommitWriter,
+) -> None:
+    asyncio.run(writer.run(create_table))
+    results: dict[str, list[int]] = {}
+
+    def loop_thread(name: str, numbers: range) -> None:
+        async def main() -> list[int]:
+            return list(await asyncio.gather(*(writer.run(insert(n)) for n in numbers)))
+
+        results[name] = asyncio.run(main())
+
+    threads = [
+        threading.Thread(target=loop_thread, args=("a", range(0, 200))),
+        threading.Thread(target=loop_thread, args=("b", range(200, 400))),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == {
+        "a": [n * 10 for n in range(0, 200)],
+        "b": [n * 10 for n in range(200, 400)],
+    }
+
+
+async def test_stop_flushes_every_queued_op(db: str) -> None:
+    writer = GroupCommitWriter(db)
+    writer.start()
+    await writer.run(create_table)
+    blocker = Blocker()
+    held = await blocker.hold(writer)
+    tasks = await queue_ops(writer, [insert(n) for n in range(200)])
+
+    blocker.release()
+    writer.stop()  # queued behind the 200 ops: they are all written before the thread ends
+
+    assert rows(db) == list(range(200))
+    assert await asyncio.gather(*tasks) == [n * 10 for n in range(200)]
+    assert await held == "blocker"
+    writer.stop()  # idempotent
+
+
+async def test_data_survives_reopening_the_file(db: str) -> None:
+    first = GroupCommitWriter(db)
+    first.start()
+    await first.run(create_table)
+    await asyncio.gather(*(first.run(insert(n)) for n in range(50)))
+    first.stop()
+
+    second = GroupCommitWriter(db)
+    second.start()
+    try:
+
+        def read(conn: sqlite3.Connection) -> list[int]:
+            return [r[0] for r in conn.execute("SELECT n FROM items ORDER BY n")]
+
+        assert await second.run(read) == list(range(50))
+        await second.run(insert(50))
+    finally:
+        second.stop()
+    assert rows(db) == list(range(51))
+
+
+def test_connections_are_durable_wal(db: str) -> None:
+    conn = connect(db)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: fsync on commit
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    finally:
+        conn.close()
+
+
+def test_start_fails_loudly_when_the_file_cannot_be_opened(tmp_path: Path) -> None:
+    writer = GroupCommitWriter(str(tmp_path / "no-such-dir" / "x.db"))
+    with pytest.raises(sqlite3.OperationalError):
+        writer.start()
+
+
+class Counted:
+    """An insert that counts how many times the writer ran it."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.calls = 0
+
+    def __call__(self, conn: sqlite3.Connection) -> int:
+        self.calls += 1
+        conn.execute("INSERT INTO items VALUES (?, ?)", (self.n, f"caller-{self.n}"))
+        return self.n * 10
+
+
+async def test_a_batch_without_failures_runs_each_op_once(
+    writer: GroupCommitWriter, db: str
+) -> None:
+    await writer.run(create_table)
+    blocker = Blocker()
+    held = await blocker.hold(writer)
+    ops = [Counted(n) for n in range(20)]
+    tasks = await queue_ops(writer, ops)
+    blocker.release()
+
+    assert await asyncio.gather(*tasks) == [n * 10 for n in range(20)]
+    await held
+    assert [op.calls for op in ops] == [1] * 20
+    assert rows(db) == list(range(20))
+
+
+async def test_after_a_failure_the_batch_is_rerun_with_only_the_rolled_back_first_run_lost(
+    writer: GroupCommitWriter, db: str
+) -> None:
+    """The optimistic run stops at the failing op and is rolled back; the batch is run
+    again with savepoints. Ops before the failure run twice, the rest once, and every
+    write of the first run is gone."""
+    await writer.run(create_table)
+    blocker = Blocker()
+    held = await blocker.hold(writer)
+    before, after = Counted(0), Counted(2)
+
+    def fails(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO items VALUES (1, 'partial')")
+        raise ValueError("handler bug")
+
+    tasks = await queue_ops(writer, [before, fails, after])
+    blocker.release()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    await held
+
+    assert results[0] == 0 and results[2] == 20
+    assert isinstance(results[1], ValueError)
+    assert (before.calls, after.calls) == (2, 1)
+    assert rows(db) == [0, 2]
+
+
+async def test_a_lone_failing_op_gets_its_error_and_writes_nothing(
+    writer: GroupCommitWriter, db: str
+) -> None:
+    await writer.run(create_table)
+
+    def fails(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO items VALUES (7, 'partial')")
+        conn.execute("INSERT INTO items VALUES (7, 'duplicate key')")
+
+    with pytest.raises(StoreError) as caught:
+        await writer.run(fails)
+    assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
+    assert rows(db) == []
+    assert await writer.run(insert(8)) == 80  # the writer goes on
+    assert rows(db) == [8]
