@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import orjson
 
 from app.errors import SchemaError
 from app.ids import new_id
@@ -199,7 +200,7 @@ class SQLiteStore:
     # -- ingestion --------------------------------------------------------------------------
 
     async def ingest(self, event: NewEvent, resume_failed: bool) -> IngestResult:
-        headers_json = json.dumps(event.headers, separators=(",", ":"))
+        headers_json = orjson.dumps(event.headers).decode()
         status = "queued" if event.runs else "unhandled"
 
         def op(conn: sqlite3.Connection) -> IngestResult:
