@@ -6,7 +6,6 @@ raw body; this module answers with an ``Accepted`` or raises ``Rejected``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -15,7 +14,7 @@ from datetime import UTC, datetime
 
 from app.config import Settings
 from app.ids import new_id
-from app.pipeline import Event, HandlerSpec, Registry
+from app.pipeline import Event, HandlerSpec, Registry, parse_data
 from app.sources import Source, build_sources
 from app.store.base import IngestResult, NewEvent, NewRun, Store
 from providers import REDACTED, VerificationError, Verified
@@ -109,7 +108,7 @@ class Ingestor:
                 source=source.name,
                 provider_event_id=verified.event_id,
                 type=verified.event_type,
-                data=json.loads(body),
+                data=parse_data(body),
                 body=body,
                 headers=dict(headers),
                 received_at=datetime.fromtimestamp(now, UTC),

@@ -13,11 +13,14 @@ depends on import order or on module-level state.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any, TypeVar
+
+import orjson
 
 from app.context import Context
 from app.errors import NonRetryableError, PipelineError, StartupError
@@ -41,6 +44,22 @@ class Event:
     body: bytes
     headers: dict[str, str]
     received_at: datetime
+
+
+def parse_data(body: bytes) -> Any:
+    """``Event.data``: the body as JSON, or None when it does not parse.
+
+    orjson first (fast; nesting up to 1024), then the stdlib for what orjson refuses
+    (integers past 64 bits); never RecursionError.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)

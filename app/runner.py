@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from app.config import PipelineConfig
 from app.context import Context, Notifier, RunScope, Suspend
 from app.errors import NonRetryableError, PipelineError
-from app.pipeline import Event, Registry
+from app.pipeline import Event, Registry, parse_data
 from app.retry import backoff_delay
 from app.store.base import ClaimedRun, RunOutcome, Store
 
@@ -70,10 +70,14 @@ class Runner:
             memo={s.name: s for s in steps},
         )
         ctx = Context(scope, self._store, self._notifier, self._clock)
-        try:
-            data = json.loads(claimed.body)
-        except ValueError:
-            data = None
+        if run.attempts > run.max_attempts:  # reclaimed after crashes until the budget ran out
+            return RunOutcome(
+                run.id,
+                "failed",
+                error=f"attempt {run.attempts} of {run.max_attempts}: "
+                "the previous attempts ended without an outcome (worker crashed or stalled)",
+            )
+        data = parse_data(claimed.body)
         event = Event(
             id=summary.id,
             source=summary.source,

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from types import FrameType
@@ -30,29 +31,48 @@ log = logging.getLogger("hookline.serve")
 SUPERVISOR_ENV = "HOOKLINE_SUPERVISOR_PID"
 
 
-def start_workers(config_path: str, count: int) -> list[subprocess.Popen[bytes]]:
-    # Workers stop by themselves if this process dies without stopping them (kill -9).
-    env = {**os.environ, "HOOKLINE_CONFIG": config_path, SUPERVISOR_ENV: str(os.getpid())}
-    return [
-        subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker", "--config", config_path], env=env
-        )
-        for _ in range(count)
-    ]
+class WorkerProcesses:
+    """The worker processes of ``hookline serve``: started, restarted if one exits while
+    serving (a crash, an unreachable database), and stopped with a bounded grace time."""
 
+    RESTART_DELAY_SECONDS = 2.0
 
-def stop_workers(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace + 5
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log.warning("worker did not stop in time; killing", extra={"pid": proc.pid})
-            proc.kill()
-            proc.wait()
+    def __init__(self, config_path: str, count: int) -> None:
+        # Workers stop by themselves if this process dies without stopping them (kill -9).
+        self._env = {**os.environ, "HOOKLINE_CONFIG": config_path, SUPERVISOR_ENV: str(os.getpid())}
+        self._args = [sys.executable, "-m", "app.cli", "worker", "--config", config_path]
+        self.procs = [self._spawn() for _ in range(count)]
+        self._stopping = threading.Event()
+        self._monitor = threading.Thread(target=self._watch, name="hookline-workers", daemon=True)
+        self._monitor.start()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self._args, env=self._env)
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.RESTART_DELAY_SECONDS):
+            for index, proc in enumerate(self.procs):
+                if proc.poll() is not None and not self._stopping.is_set():
+                    log.error(
+                        "worker exited; restarting",
+                        extra={"pid": proc.pid, "status": proc.returncode},
+                    )
+                    self.procs[index] = self._spawn()
+
+    def stop(self, grace: float) -> None:
+        self._stopping.set()
+        self._monitor.join()
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace + 5
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("worker did not stop in time; killing", extra={"pid": proc.pid})
+                proc.kill()
+                proc.wait()
 
 
 def run_server(
@@ -80,16 +100,17 @@ def run_server(
         backlog=4096,
     )
     server = uvicorn.Server(config)
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: WorkerProcesses | None = None
     if workers > 0:
         _migrate_first(settings)  # workers must not race the schema creation
-        procs = start_workers(config_path, workers)
+        procs = WorkerProcesses(config_path, workers)
     log.info("serving", extra={"host": host, "port": port, "workers": workers})
     try:
         with _stop_signals_absorbed(server):
             server.run()
     finally:
-        stop_workers(procs, settings.pipeline.shutdown_grace_seconds)
+        if procs is not None:
+            procs.stop(settings.pipeline.shutdown_grace_seconds)
     if not server.started:
         sys.exit(1)
 

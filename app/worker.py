@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from app.config import Settings
+from app.errors import StoreError
 from app.ids import new_id
 from app.notify import Notifier
 from app.pipeline import Registry
@@ -33,6 +34,7 @@ from app.store.base import ClaimedRun, RunOutcome, Store
 
 log = logging.getLogger("hookline.worker")
 MAX_CLAIM_BATCH = 64
+STORE_RETRY_SECONDS = 1.0
 
 
 class Worker:
@@ -83,11 +85,18 @@ class Worker:
                 continue
             now = self._clock()
             claimed: list[ClaimedRun] = []
-            if await self._store.has_due_runs(now):
-                claimed = await self._store.claim_runs(
-                    self.id, min(free, MAX_CLAIM_BATCH), c.lease_seconds, now
-                )
+            try:
+                if await self._store.has_due_runs(now):
+                    claimed = await self._store.claim_runs(
+                        self.id, min(free, MAX_CLAIM_BATCH), c.lease_seconds, now
+                    )
+            except StoreError as exc:  # e.g. the database restarting: wait, then go on
+                log.error("claim failed; retrying", extra={"error": str(exc)})
+                await _first_of(stop.wait(), asyncio.sleep(STORE_RETRY_SECONDS))
+                continue
             for item in claimed:
+                if item.run.id in self._in_flight:  # our own lease expired under us: not twice
+                    continue
                 task = asyncio.create_task(self._execute(item), name=item.run.id)
                 self._in_flight[item.run.id] = task
                 task.add_done_callback(self._forget(item.run.id))
@@ -103,7 +112,8 @@ class Worker:
 
     def _forget(self, run_id: str) -> Callable[[asyncio.Task[None]], None]:
         def done(task: asyncio.Task[None]) -> None:
-            self._in_flight.pop(run_id, None)
+            if self._in_flight.get(run_id) is task:
+                del self._in_flight[run_id]
             self._slot_free.set()
             if not task.cancelled() and task.exception() is not None:
                 log.error("run task crashed", extra={"run_id": run_id}, exc_info=task.exception())
@@ -137,16 +147,20 @@ class Worker:
         while True:
             await asyncio.sleep(interval)
             now = self._clock()
-            lost = await self._store.heartbeat(
-                self.id, list(self._in_flight), self._config.lease_seconds, now
-            )
+            try:
+                lost = await self._store.heartbeat(
+                    self.id, list(self._in_flight), self._config.lease_seconds, now
+                )
+                await self._store.worker_heartbeat(
+                    self.id, socket.gethostname(), os.getpid(), self._started_at, now
+                )
+            except StoreError as exc:  # keep beating: a lost heartbeat loop loses every lease
+                log.error("heartbeat failed; retrying", extra={"error": str(exc)})
+                continue
             for run_id in lost:  # cancelled by an operator, or reclaimed after a stall
                 task = self._in_flight.get(run_id)
                 if task is not None:
                     task.cancel()
-            await self._store.worker_heartbeat(
-                self.id, socket.gethostname(), os.getpid(), self._started_at, now
-            )
 
     async def _drain(self) -> None:
         tasks = list(self._in_flight.values())

@@ -195,8 +195,13 @@ class GroupCommitWriter:
             return
         self._started.set()
         try:
-            while not self._stopping:
-                first = self._carry.popleft() if self._carry else self._queue.get()
+            while True:
+                if self._carry:  # taken while forming an earlier batch: written first
+                    first = self._carry.popleft()
+                elif self._stopping:
+                    break
+                else:
+                    first = self._queue.get()
                 if first is _STOP:
                     break
                 if isinstance(first[0], OpRows):
@@ -208,9 +213,10 @@ class GroupCommitWriter:
                         _begin_immediate(conn)
                     self._commit_calls(conn, self._drain([first], rows_only=False))
         finally:
-            if conn.in_transaction:
-                conn.rollback()
-            conn.close()
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.rollback()
+                conn.close()
             self._fail_pending(StoreError("the store is closed"))
 
     def _drain(self, batch: list[_Item], *, rows_only: bool) -> list[_Item]:
@@ -323,7 +329,8 @@ class GroupCommitWriter:
         except _OpFailed:
             raise
         except Exception as exc:  # the transaction itself failed: nothing was written
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
             outcomes = [(future, _wrap(exc), None) for _op, future, _loop in batch]
         return outcomes

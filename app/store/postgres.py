@@ -449,7 +449,10 @@ class PostgresStore:
 
         async def op(conn: Conn) -> bool:
             row = await _one(conn, "finish_run", params)
-            if row is None:
+            if row is None:  # not ours any more; if cancelled while we ran, let go of it
+                released = await _one(conn, "release_cancelled", params)
+                if released is not None:
+                    await conn.execute(Q["notify_runs"])
                 return False
             event_id, concurrency_key = row
             await _refresh(conn, [event_id])

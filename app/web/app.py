@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
+from app.errors import StoreError
 from app.ingest import Ingestor
 from app.metrics import Metrics
 from app.pipeline import Registry
@@ -52,9 +54,17 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return error(500, "internal_error", "unexpected error; see the server log")
 
 
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    log.error("store failed", extra={"path": request.url.path, "error": str(exc)})
+    return error(503, "store_unavailable", "the store is unavailable; try again later",
+                 headers={"retry-after": "1"})  # fmt: skip
+
+
 EXCEPTION_HANDLERS: Any = {
     BadRequest: _bad_request,
     HTTPException: _http_error,
+    StoreError: _store_unavailable,
+    sqlite3.Error: _store_unavailable,  # raised by the SQLite reader connection
     Exception: _server_error,
 }
 

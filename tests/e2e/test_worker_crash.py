@@ -116,3 +116,28 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
     except (OSError, IndexError):
         return "zombie"
+
+
+def test_serve_restarts_a_worker_that_died(tmp_path: Path, sqlite_url: str) -> None:
+    config = base_config(sqlite_url, handlers=HANDLERS, workers=2)
+    server = HooklineProcess(tmp_path, config, env={"HOOKLINE_TEST_DIR": str(tmp_path)}).start()
+    try:
+        assert server.proc is not None
+        tasks = Path(f"/proc/{server.proc.pid}/task")
+
+        def workers() -> list[int]:  # children of any thread (restarts come from a monitor)
+            return [int(p) for t in tasks.iterdir() for p in (t / "children").read_text().split()]
+
+        first = wait_for(lambda: workers() if len(workers()) == 2 else None, what="2 workers")
+        os.kill(first[0], signal.SIGKILL)
+        wait_for(
+            lambda: len(workers()) == 2 and first[0] not in workers(),
+            timeout=20,
+            what="a replacement worker",
+        )
+        assert "worker exited; restarting" in server.logs()
+        with server.admin() as admin:  # and the pipeline still works
+            event_id = post_stripe(server, "evt_after_restart", "test.two_steps")["id"]
+            wait_status(admin, event_id, "succeeded")
+    finally:
+        server.stop()

@@ -652,3 +652,29 @@ async def test_workers(store: Store) -> None:
     await store.worker_stopped("w1")
     await store.worker_stopped("w1")  # idempotent
     assert await store.live_workers(30) == 1
+
+
+async def test_a_cancelled_run_blocks_its_handler_until_its_worker_lets_go(store: Store) -> None:
+    event = new_event()
+    await store.ingest(event, resume_failed=True)
+    running = await claim_one(store, "w1", T0 + 1)
+    assert await store.cancel_run(running, T0 + 2) is not None
+    (resumed,) = await store.redeliver(event.id, "resume", T0 + 3) or []
+    assert resumed != running
+    # the cancelled run's worker has not noticed yet: nothing of this handler may start
+    assert await store.claim_runs("w2", 10, LEASE, T0 + 4) == []
+    release = RunOutcome(running, "queued", available_at=T0 + 5, refund_attempt=True)
+    assert await store.finish_run("w1", release, T0 + 5) is False  # not its to finish
+    assert await claim_one(store, "w2", T0 + 6) == resumed
+
+
+async def test_a_cancelled_run_of_a_dead_worker_stops_blocking_when_its_lease_expires(
+    store: Store,
+) -> None:
+    event = new_event()
+    await store.ingest(event, resume_failed=True)
+    running = await claim_one(store, "w1", T0 + 1)
+    await store.cancel_run(running, T0 + 2)
+    (resumed,) = await store.redeliver(event.id, "resume", T0 + 3) or []
+    assert await store.claim_runs("w2", 10, LEASE, T0 + 4) == []
+    assert await claim_one(store, "w2", T0 + 1 + LEASE + 1) == resumed

@@ -149,7 +149,7 @@ SELECT EXISTS (SELECT 1 FROM runs WHERE status IN ('queued', 'retrying')
 -- Runs whose worker stopped heartbeating: reclaimed. Rows another claimer holds are skipped.
 SELECT id, handler, concurrency_key FROM runs
 WHERE status = 'running' AND lease_expires_at < %(now)s
-ORDER BY seq
+ORDER BY lease_expires_at
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
@@ -164,6 +164,11 @@ WHERE r.status IN ('queued', 'retrying') AND r.available_at <= %(now)s
           AND p.id <> r.id
           AND (p.status = 'running'
                OR (p.status IN ('queued', 'retrying') AND p.seq < r.seq))))
+  -- never beside a cancelled run of the same (event, handler) still held by its worker
+  AND NOT EXISTS (
+        SELECT 1 FROM runs o
+        WHERE o.event_id = r.event_id AND o.handler = r.handler AND o.id <> r.id
+          AND o.lease_owner IS NOT NULL AND o.lease_expires_at >= %(now)s)
 ORDER BY r.available_at, r.seq
 LIMIT %(limit)s
 FOR UPDATE OF r SKIP LOCKED;
@@ -223,9 +228,15 @@ RETURNING event_id, concurrency_key;
 SELECT event_id, concurrency_key FROM runs WHERE id = %(id)s;
 
 -- name: cancel_run
-UPDATE runs SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL,
-                updated_at = %(now)s
+-- A running run keeps its lease until its worker lets go (release_cancelled): until then
+-- no other run of its (event, handler) may start (see claim_due).
+UPDATE runs SET status = 'cancelled', updated_at = %(now)s
 WHERE id = %(id)s AND status IN ('queued', 'running', 'retrying');
+
+-- name: release_cancelled
+UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %(id)s AND lease_owner = %(worker_id)s AND status = 'cancelled'
+RETURNING event_id;
 
 -- name: prune_events
 DELETE FROM events

@@ -67,63 +67,13 @@ WHERE event_id = ? AND handler = ? AND generation = ? ORDER BY id;
 SELECT EXISTS (SELECT 1 FROM runs WHERE status IN ('queued', 'retrying') AND available_at <= ?)
     OR EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND lease_expires_at < ?);
 
--- name: due_runs
--- Runs ready to start, skipping any whose concurrency key has an earlier unfinished run.
-SELECT r.id FROM runs r
-WHERE r.status IN ('queued', 'retrying') AND r.available_at <= ?
-  AND (r.concurrency_key IS NULL OR NOT EXISTS (
-        SELECT 1 FROM runs p
-        WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
-          AND p.seq < r.seq AND p.status IN ('queued', 'running', 'retrying')))
-ORDER BY r.available_at, r.seq
-LIMIT ?;
-
--- name: expired_runs
--- Runs whose worker stopped heartbeating: reclaimed, longest expired first. Ordered by
--- the runs_leased index (ordering by seq made SQLite scan the whole runs table).
-SELECT id FROM runs WHERE status = 'running' AND lease_expires_at < ?
-ORDER BY lease_expires_at LIMIT ?;
-
--- name: lease_run
-UPDATE runs SET status = 'running', attempts = attempts + 1, lease_owner = ?,
-                lease_expires_at = ?, updated_at = ?
-WHERE id = ?;
-
--- name: claimed_run_with_event
-SELECT r.id, r.event_id, r.handler, r.generation, r.status, r.attempts, r.max_attempts,
-       r.available_at, r.created_at, r.updated_at, r.result, r.error, r.concurrency_key,
-       e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.headers, e.body
-FROM runs r JOIN events e ON e.id = r.event_id
-WHERE r.id = ?;
-
--- name: heartbeat
-UPDATE runs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 'running';
-
--- name: insert_step_attempt
-INSERT INTO step_attempts (run_id, event_id, handler, generation, step_name, number,
-                           started_at, ended_at, outcome, error, traceback)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
-
--- name: upsert_step
-INSERT INTO steps (event_id, handler, generation, name, position, status, result, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (event_id, handler, generation, name) DO UPDATE
-SET status = excluded.status, result = excluded.result, position = excluded.position,
-    updated_at = excluded.updated_at
-WHERE steps.status != 'succeeded';
-
--- name: finish_run
-UPDATE runs SET status = ?, available_at = ?, result = ?, error = ?,
-                attempts = attempts - ?, lease_owner = NULL, lease_expires_at = NULL,
-                updated_at = ?
-WHERE id = ? AND lease_owner = ? AND status = 'running';
-
 -- name: event_of_run
 SELECT event_id FROM runs WHERE id = ?;
 
 -- name: cancel_run
-UPDATE runs SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL,
-                updated_at = ?
+-- A running run keeps its lease until its worker lets go (op_finish): until then no other
+-- run of its (event, handler) may start (see op_claim).
+UPDATE runs SET status = 'cancelled', updated_at = ?
 WHERE id = ? AND status IN ('queued', 'running', 'retrying');
 
 -- name: prune_events
@@ -142,13 +92,6 @@ SELECT coalesce(max(version), 0) FROM schema_migrations;
 
 -- name: run_counts
 SELECT status, count(*) FROM runs GROUP BY status;
-
--- name: upsert_worker
-INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
-
--- name: delete_worker
-DELETE FROM workers WHERE id = ?;
 
 -- name: live_workers
 SELECT count(*) FROM workers WHERE heartbeat_at >= ?;

@@ -78,6 +78,11 @@ BEGIN
                     SELECT 1 FROM runs p
                     WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
                       AND p.seq < r.seq AND p.status IN ('queued', 'running', 'retrying')))
+              -- never beside a cancelled run of the same (event, handler) still held
+              AND NOT EXISTS (
+                    SELECT 1 FROM runs o
+                    WHERE o.event_id = r.event_id AND o.handler = r.handler AND o.id != r.id
+                      AND o.lease_owner IS NOT NULL AND o.lease_expires_at >= NEW.at)
             ORDER BY r.available_at, r.seq LIMIT NEW.n
         )
         LIMIT NEW.n
@@ -117,6 +122,9 @@ BEGIN
                     error = NEW.error, attempts = attempts - NEW.refund, lease_owner = NULL,
                     lease_expires_at = NULL, updated_at = NEW.at
     WHERE id = NEW.run_id AND lease_owner = NEW.worker AND status = 'running';
+    -- cancelled while it ran: the worker lets go, and the next run of the handler may start
+    UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = NEW.run_id AND lease_owner = NEW.worker AND status = 'cancelled';
     SELECT RAISE(IGNORE);
 END;
 

@@ -1,0 +1,72 @@
+"""The worker loop in-process, against a real SQLite store in a temp file."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from app.config import PipelineConfig, Settings
+from app.context import Context
+from app.errors import StoreError
+from app.pipeline import Event, HandlerSpec, Registry
+from app.runner import Runner
+from app.store.base import NewEvent, NewRun
+from app.store.sqlite import SQLiteStore
+from app.worker import Worker
+
+
+class FlakyHeartbeatStore(SQLiteStore):
+    """The first heartbeat fails, as when the database is briefly unreachable."""
+
+    failures = 1
+
+    async def heartbeat(
+        self, worker_id: str, run_ids: Sequence[str], lease_seconds: float, now: float
+    ) -> list[str]:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("OperationalError: database is locked")
+        return await super().heartbeat(worker_id, run_ids, lease_seconds, now)
+
+
+async def test_a_failed_heartbeat_neither_loses_leases_nor_runs_a_step_twice(
+    tmp_path: Path,
+) -> None:
+    store = FlakyHeartbeatStore(f"sqlite:///{tmp_path / 'h.db'}")
+    await store.open()
+    await store.migrate()
+    calls: list[float] = []
+
+    async def slow_step() -> str:
+        calls.append(time.monotonic())
+        await asyncio.sleep(1.2)  # four lease lengths
+        return "done"
+
+    async def handle(event: Event, ctx: Context) -> str:
+        result: str = await ctx.step("slow", slow_step)
+        return result
+
+    spec = HandlerSpec("t:handle", handle, "stripe", "*")
+    pipeline = PipelineConfig(lease_seconds=0.3, poll_interval_seconds=0.01)
+    settings = Settings(pipeline=pipeline)
+    await store.ingest(
+        NewEvent("evt_1", "stripe", "p1", "t", time.time(), {}, b"{}",
+                 [NewRun("run_1", spec.name, 3)]),
+        resume_failed=True,
+    )  # fmt: skip
+    worker = Worker(settings, Registry([spec]), store, Runner(store, Registry([spec]), pipeline))
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        deadline = time.monotonic() + 10
+        while (run := await store.get_run("run_1")) and run.status != "succeeded":
+            assert time.monotonic() < deadline, run
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+        await store.close()
+    assert len(calls) == 1
+    assert run is not None and run.attempts == 1
