@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from app.errors import StoreError
-from app.store.group_commit import GroupCommitWriter, connect
+from app.store.group_commit import OP_LOG_COLUMNS, GroupCommitWriter, OpRows, connect
 
 
 @pytest.fixture
@@ -292,3 +292,27 @@ async def test_a_lone_failing_op_gets_its_error_and_writes_nothing(
     assert rows(db) == []
     assert await writer.run(insert(8)) == 80  # the writer goes on
     assert rows(db) == [8]
+
+
+async def test_stop_writes_ops_set_aside_while_rows_were_batched(db: str) -> None:
+    writer = GroupCommitWriter(db)
+    writer.start()
+    await writer.run(create_table)
+    columns = ", ".join(f"{c}" for c in OP_LOG_COLUMNS)
+    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
+    blocker = Blocker()
+    held = await blocker.hold(writer)
+    first = asyncio.create_task(writer.apply(OpRows({"kind": "a"})))
+    middle = asyncio.create_task(writer.run(insert(7)))  # not a row: waits for its own batch
+    last = asyncio.create_task(writer.apply(OpRows({"kind": "b"})))
+    await asyncio.sleep(0)
+    blocker.release()
+    writer.stop()  # queued behind all three
+    assert await held == "blocker"
+    await asyncio.gather(first, last)
+    assert await middle == 70
+    assert rows(db) == [7]
+    with sqlite3.connect(db) as conn:
+        assert [r[0] for r in conn.execute("SELECT kind FROM op_log")] == ["a", "b"]
+    with pytest.raises(StoreError, match="closed"):
+        await writer.run(insert(8))
