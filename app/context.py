@@ -11,7 +11,9 @@ replay that finds another name at a recorded position raises
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import functools
 import hashlib
 import inspect
 import json
@@ -31,6 +33,13 @@ _current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 MAX_ERROR_CHARS = 2_000
 MAX_TRACEBACK_CHARS = 20_000
+
+
+class _ThreadOutlivedCancel(asyncio.CancelledError):
+    """A cancellation that waited for the step's thread; carries what the thread returned."""
+
+    value: Any = None
+    error: BaseException | None = None
 
 
 class Suspend(BaseException):
@@ -128,6 +137,15 @@ class Context:
         try:
             value = await asyncio.wait_for(self._call(fn, args, kwargs), timeout)
             result_json = json.dumps(value)
+        except _ThreadOutlivedCancel as late:
+            # The run was cancelled while a thread ran the step; the thread finished, so its
+            # side effect happened: record it, so that a resume does not repeat it.
+            if late.error is None:
+                with contextlib.suppress(TypeError, ValueError):
+                    await self._record(
+                        name, position, number, started, json.dumps(late.value), None
+                    )
+            raise
         except Exception as exc:
             await self._record(name, position, number, started, None, exc)
             raise
@@ -140,7 +158,20 @@ class Context:
     async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if inspect.iscoroutinefunction(fn):
             return await fn(*args, **kwargs)
-        value = await asyncio.to_thread(fn, *args, **kwargs)  # sync work off the event loop
+        # Sync work runs off the event loop. A thread cannot be stopped: when the run is
+        # cancelled (operator cancel, lost lease, shutdown) we still wait for it, so the run
+        # and its lease outlive the step's side effects and no other run can overlap them.
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        future = asyncio.get_running_loop().run_in_executor(None, call)
+        try:
+            value = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            late = _ThreadOutlivedCancel()
+            try:
+                late.value = await future
+            except Exception as exc:
+                late.error = exc
+            raise late from None
         if inspect.isawaitable(value):
             value = await value
         return value

@@ -35,7 +35,8 @@ class WorkerProcesses:
     """The worker processes of ``hookline serve``: started, restarted if one exits while
     serving (a crash, an unreachable database), and stopped with a bounded grace time."""
 
-    RESTART_DELAY_SECONDS = 2.0
+    RESTART_DELAY_SECONDS = 1.0
+    MAX_RESTART_DELAY_SECONDS = 60.0
 
     def __init__(self, config_path: str, count: int) -> None:
         # Workers stop by themselves if this process dies without stopping them (kill -9).
@@ -50,14 +51,27 @@ class WorkerProcesses:
         return subprocess.Popen(self._args, env=self._env)
 
     def _watch(self) -> None:
-        while not self._stopping.wait(self.RESTART_DELAY_SECONDS):
+        delays = [self.RESTART_DELAY_SECONDS] * len(self.procs)
+        due = [0.0] * len(self.procs)
+        while not self._stopping.wait(0.5):
             for index, proc in enumerate(self.procs):
-                if proc.poll() is not None and not self._stopping.is_set():
+                if proc.poll() is None or self._stopping.is_set():
+                    continue
+                if proc.returncode == 0:  # stopped on purpose (e.g. Ctrl-C reached the group)
+                    continue
+                now = time.monotonic()
+                if not due[index]:
+                    due[index] = now + delays[index]
                     log.error(
                         "worker exited; restarting",
-                        extra={"pid": proc.pid, "status": proc.returncode},
-                    )
+                        extra={"pid": proc.pid, "status": proc.returncode,
+                               "in_seconds": delays[index]},
+                    )  # fmt: skip
+                elif now >= due[index]:
                     self.procs[index] = self._spawn()
+                    due[index] = 0.0
+                    # back off while it keeps dying (e.g. the database is down)
+                    delays[index] = min(delays[index] * 2, self.MAX_RESTART_DELAY_SECONDS)
 
     def stop(self, grace: float) -> None:
         self._stopping.set()

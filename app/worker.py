@@ -35,6 +35,7 @@ from app.store.base import ClaimedRun, RunOutcome, Store
 log = logging.getLogger("hookline.worker")
 MAX_CLAIM_BATCH = 64
 STORE_RETRY_SECONDS = 1.0
+MAX_IDLE_POLL_SECONDS = 1.0
 
 
 class Worker:
@@ -77,6 +78,7 @@ class Worker:
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         c = self._config
+        idle_claims = 0
         while not stop.is_set():
             free = c.concurrency - len(self._in_flight)
             if free <= 0:
@@ -85,8 +87,10 @@ class Worker:
                 continue
             now = self._clock()
             claimed: list[ClaimedRun] = []
+            due = False
             try:
-                if await self._store.has_due_runs(now):
+                due = await self._store.has_due_runs(now)
+                if due:
                     claimed = await self._store.claim_runs(
                         self.id, min(free, MAX_CLAIM_BATCH), c.lease_seconds, now
                     )
@@ -94,6 +98,9 @@ class Worker:
                 log.error("claim failed; retrying", extra={"error": str(exc)})
                 await _first_of(stop.wait(), asyncio.sleep(STORE_RETRY_SECONDS))
                 continue
+            # Due runs that no claim could take (blocked by their key or a held sibling):
+            # poll less often, so an idle worker does not write to the store every tick.
+            idle_claims = idle_claims + 1 if due and not claimed else 0
             for item in claimed:
                 if item.run.id in self._in_flight:  # our own lease expired under us: not twice
                     continue
@@ -101,7 +108,10 @@ class Worker:
                 self._in_flight[item.run.id] = task
                 task.add_done_callback(self._forget(item.run.id))
             if not claimed:
-                await _first_of(stop.wait(), self._wait_for_work(c.poll_interval_seconds))
+                wait = min(c.poll_interval_seconds * 2**idle_claims, MAX_IDLE_POLL_SECONDS)
+                await _first_of(
+                    stop.wait(), self._wait_for_work(max(wait, c.poll_interval_seconds))
+                )
 
     async def _wait_for_work(self, timeout: float) -> None:
         wait = getattr(self._store, "wait_for_work", None)
@@ -151,16 +161,15 @@ class Worker:
                 lost = await self._store.heartbeat(
                     self.id, list(self._in_flight), self._config.lease_seconds, now
                 )
+                for run_id in lost:  # cancelled by an operator, or reclaimed after a stall
+                    task = self._in_flight.get(run_id)
+                    if task is not None:
+                        task.cancel()
                 await self._store.worker_heartbeat(
                     self.id, socket.gethostname(), os.getpid(), self._started_at, now
                 )
             except StoreError as exc:  # keep beating: a lost heartbeat loop loses every lease
                 log.error("heartbeat failed; retrying", extra={"error": str(exc)})
-                continue
-            for run_id in lost:  # cancelled by an operator, or reclaimed after a stall
-                task = self._in_flight.get(run_id)
-                if task is not None:
-                    task.cancel()
 
     async def _drain(self) -> None:
         tasks = list(self._in_flight.values())

@@ -120,6 +120,18 @@ def _insert_rows(conn: sqlite3.Connection, batch: list[_Item]) -> None:
         conn.execute(sql, [value for row in chunk for value in row])
 
 
+def _retry_while_locked(conn: sqlite3.Connection, batch: list[_Item]) -> None:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            _insert_rows(conn, batch)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.0002)
+
+
 def _wrap(exc: Exception) -> Exception:
     """Database errors leave the store as StoreError; other errors are bugs, passed as is."""
     if isinstance(exc, sqlite3.Error):
@@ -239,6 +251,8 @@ class GroupCommitWriter:
         """Apply OpRows as multi-row INSERTs in autocommit mode (see ``OpRows``).
 
         While another process holds the write lock, rows queued meanwhile join the batch.
+        If the batch fails for another reason, each caller's rows are tried on their own,
+        so one bad row fails only its own caller.
         """
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         self._drain(batch, rows_only=True)
@@ -250,13 +264,29 @@ class GroupCommitWriter:
                     time.sleep(0.0002)
                     self._drain(batch, rows_only=True)
                     continue
-                self._resolve(batch, [(f, _wrap(exc), None) for _op, f, _loop in batch])
+                self._resolve(batch, self._one_by_one(conn, batch, exc))
                 return
             except Exception as exc:
-                self._resolve(batch, [(f, _wrap(exc), None) for _op, f, _loop in batch])
+                self._resolve(batch, self._one_by_one(conn, batch, exc))
                 return
             self._resolve(batch, [(f, None, None) for _op, f, _loop in batch])
             return
+
+    @staticmethod
+    def _one_by_one(
+        conn: sqlite3.Connection, batch: list[_Item], error: Exception
+    ) -> list[_Outcome]:
+        if len(batch) == 1:
+            return [(batch[0][1], _wrap(error), None)]
+        outcomes: list[_Outcome] = []
+        for item in batch:
+            try:
+                _retry_while_locked(conn, [item])
+            except Exception as exc:
+                outcomes.append((item[1], _wrap(exc), None))
+            else:
+                outcomes.append((item[1], None, None))
+        return outcomes
 
     def _commit_calls(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
         calls: list[_CallItem] = [

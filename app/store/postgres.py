@@ -378,7 +378,9 @@ class PostgresStore:
                         Q["advisory_xact_lock"],
                         {"space": _LOCK_SPACE_KEYS, "handler": handler, "key": key},
                     )
-                free = await _all(conn, "keyed_runs_still_free", {"ids": [r[0] for r in keyed]})
+                free = await _all(
+                    conn, "keyed_runs_still_free", {"ids": [r[0] for r in keyed], "now": now}
+                )
                 still_free = {row[0] for row in free}
                 due = [row for row in due if row[2] is None or row[0] in still_free]
             ids = [row[0] for row in (*expired, *due)]

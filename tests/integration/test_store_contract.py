@@ -678,3 +678,16 @@ async def test_a_cancelled_run_of_a_dead_worker_stops_blocking_when_its_lease_ex
     (resumed,) = await store.redeliver(event.id, "resume", T0 + 3) or []
     assert await store.claim_runs("w2", 10, LEASE, T0 + 4) == []
     assert await claim_one(store, "w2", T0 + 1 + LEASE + 1) == resumed
+
+
+async def test_a_cancelled_run_still_held_keeps_its_concurrency_key(store: Store) -> None:
+    k1 = new_event(concurrency_key="cus_9")
+    k2 = new_event(concurrency_key="cus_9")
+    for event in (k1, k2):
+        await store.ingest(event, resume_failed=True)
+    running = await claim_one(store, "w1", T0 + 1)
+    await store.cancel_run(running, T0 + 2)
+    assert await store.claim_runs("w2", 10, LEASE, T0 + 3) == []  # w1 still runs it
+    release = RunOutcome(running, "queued", available_at=T0 + 4, refund_attempt=True)
+    await store.finish_run("w1", release, T0 + 4)
+    assert await claim_one(store, "w2", T0 + 5) == k2.runs[0].id

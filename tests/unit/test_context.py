@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -200,3 +201,24 @@ async def test_runner_maps_endings_to_outcomes(store: SQLiteStore) -> None:
     missing = Runner(store, Registry([]), config)
     outcome = await missing.execute(await claimed_run(store, "evt_missing"))
     assert outcome.status == "failed" and "not loaded" in (outcome.error or "")
+
+
+async def test_a_cancelled_run_waits_for_its_sync_step_and_records_it(store: SQLiteStore) -> None:
+    await claimed_run(store)
+    ctx = await context_for(store)
+    started, finished = threading.Event(), threading.Event()
+
+    def charge_card() -> str:
+        started.set()
+        time.sleep(0.3)  # a thread cannot be interrupted
+        finished.set()
+        return "ch_1"
+
+    task = asyncio.create_task(ctx.step("charge", charge_card))
+    await asyncio.to_thread(started.wait, 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished.is_set()  # the run ended only after its side effect did
+    (step,) = await store.load_steps("evt_1", HANDLER, 0)
+    assert step.status == "succeeded" and step.result == "ch_1"  # a resume will not repeat it

@@ -316,3 +316,26 @@ async def test_stop_writes_ops_set_aside_while_rows_were_batched(db: str) -> Non
         assert [r[0] for r in conn.execute("SELECT kind FROM op_log")] == ["a", "b"]
     with pytest.raises(StoreError, match="closed"):
         await writer.run(insert(8))
+
+
+async def test_a_bad_row_fails_only_its_own_caller(writer: GroupCommitWriter, db: str) -> None:
+    columns = ", ".join(OP_LOG_COLUMNS)
+    await writer.run(
+        lambda conn: conn.execute(f"CREATE TABLE op_log ({columns}, CHECK (kind != 'bad'))")
+    )
+    blocker = Blocker()
+    held = await blocker.hold(writer)
+    good = [asyncio.create_task(writer.apply(OpRows({"kind": f"ok{n}"}))) for n in range(3)]
+    bad = asyncio.create_task(writer.apply(OpRows({"kind": "bad"})))
+    await asyncio.sleep(0)
+    blocker.release()
+    await held
+    await asyncio.gather(*good)
+    with pytest.raises(StoreError, match="CHECK"):
+        await bad
+    with sqlite3.connect(db) as conn:
+        assert sorted(r[0] for r in conn.execute("SELECT kind FROM op_log")) == [
+            "ok0",
+            "ok1",
+            "ok2",
+        ]

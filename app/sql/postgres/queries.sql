@@ -163,7 +163,9 @@ WHERE r.status IN ('queued', 'retrying') AND r.available_at <= %(now)s
         WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
           AND p.id <> r.id
           AND (p.status = 'running'
-               OR (p.status IN ('queued', 'retrying') AND p.seq < r.seq))))
+               OR (p.status IN ('queued', 'retrying') AND p.seq < r.seq)
+               -- a cancelled run still held by its worker holds its key too
+               OR (p.lease_owner IS NOT NULL AND p.lease_expires_at >= %(now)s))))
   -- never beside a cancelled run of the same (event, handler) still held by its worker
   AND NOT EXISTS (
         SELECT 1 FROM runs o
@@ -182,7 +184,8 @@ WHERE r.id = ANY(%(ids)s::text[])
         WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
           AND p.id <> r.id
           AND (p.status = 'running'
-               OR (p.status IN ('queued', 'retrying') AND p.seq < r.seq)));
+               OR (p.status IN ('queued', 'retrying') AND p.seq < r.seq)
+               OR (p.lease_owner IS NOT NULL AND p.lease_expires_at >= %(now)s)));
 
 -- name: lease_runs
 UPDATE runs SET status = 'running', attempts = attempts + 1, lease_owner = %(worker_id)s,

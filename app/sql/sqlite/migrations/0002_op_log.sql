@@ -77,7 +77,10 @@ BEGIN
               AND (r.concurrency_key IS NULL OR NOT EXISTS (
                     SELECT 1 FROM runs p
                     WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
-                      AND p.seq < r.seq AND p.status IN ('queued', 'running', 'retrying')))
+                      AND p.id != r.id
+                      AND ((p.seq < r.seq AND p.status IN ('queued', 'running', 'retrying'))
+                           -- a cancelled run still held by its worker holds its key too
+                           OR (p.lease_owner IS NOT NULL AND p.lease_expires_at >= NEW.at))))
               -- never beside a cancelled run of the same (event, handler) still held
               AND NOT EXISTS (
                     SELECT 1 FROM runs o
