@@ -187,6 +187,8 @@ class GroupCommitWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._queue.put((rows, future, loop))
+        if self._closed:  # the thread ended between the check above and the put
+            self._fail_pending(StoreError("the store is closed"))
         await future
 
     async def run(self, op: Callable[[sqlite3.Connection], T]) -> T:
@@ -195,6 +197,8 @@ class GroupCommitWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put((op, future, loop))
+        if self._closed:  # the thread ended between the check above and the put
+            self._fail_pending(StoreError("the store is closed"))
         return await future
 
     def _main(self) -> None:
