@@ -23,21 +23,9 @@ WHERE r.event_id = ?
 ORDER BY r.seq;
 
 -- name: refresh_event_status
--- An event's status is derived from the newest run of each of its handlers.
-UPDATE events SET status = coalesce((
-    SELECT CASE
-        WHEN sum(r.status = 'running') > 0 THEN 'running'
-        WHEN sum(r.status = 'retrying') > 0 THEN 'retrying'
-        WHEN sum(r.status = 'queued') > 0 THEN 'queued'
-        WHEN sum(r.status = 'failed') > 0 THEN 'failed'
-        WHEN sum(r.status = 'cancelled') > 0 THEN 'cancelled'
-        WHEN count(*) > 0 THEN 'succeeded'
-    END
-    FROM runs r
-    WHERE r.event_id = events.id
-      AND r.seq = (SELECT max(r2.seq) FROM runs r2 WHERE r2.event_id = r.event_id
-                                                    AND r2.handler = r.handler)
-), 'unhandled')
+-- After runs are inserted (updates of a run's status refresh it by trigger; see 0002).
+UPDATE events
+SET status = coalesce((SELECT status FROM event_status WHERE event_id = events.id), 'unhandled')
 WHERE id = ?;
 
 -- name: event_by_id

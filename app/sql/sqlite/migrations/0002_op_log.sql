@@ -36,24 +36,30 @@ CREATE TABLE op_log (
 ALTER TABLE runs ADD COLUMN claim_id TEXT;
 CREATE INDEX runs_claim ON runs (claim_id) WHERE claim_id IS NOT NULL;
 
--- An event's status follows the newest run of each of its handlers, whoever changes a run.
+-- The one definition of an event's status: from the newest run of each of its handlers
+-- (no run at all: 'unhandled', written by the callers' coalesce).
+CREATE VIEW event_status AS
+SELECT r.event_id AS event_id,
+       CASE
+           WHEN sum(r.status = 'running') > 0 THEN 'running'
+           WHEN sum(r.status = 'retrying') > 0 THEN 'retrying'
+           WHEN sum(r.status = 'queued') > 0 THEN 'queued'
+           WHEN sum(r.status = 'failed') > 0 THEN 'failed'
+           WHEN sum(r.status = 'cancelled') > 0 THEN 'cancelled'
+           ELSE 'succeeded'
+       END AS status
+FROM runs r
+WHERE r.seq = (SELECT max(r2.seq) FROM runs r2 WHERE r2.event_id = r.event_id
+                                              AND r2.handler = r.handler)
+GROUP BY r.event_id;
+
+-- An event's status follows its runs, whoever changes a run.
 CREATE TRIGGER runs_status_changed AFTER UPDATE OF status ON runs
 WHEN OLD.status IS NOT NEW.status
 BEGIN
-    UPDATE events SET status = coalesce((
-        SELECT CASE
-            WHEN sum(r.status = 'running') > 0 THEN 'running'
-            WHEN sum(r.status = 'retrying') > 0 THEN 'retrying'
-            WHEN sum(r.status = 'queued') > 0 THEN 'queued'
-            WHEN sum(r.status = 'failed') > 0 THEN 'failed'
-            WHEN sum(r.status = 'cancelled') > 0 THEN 'cancelled'
-            WHEN count(*) > 0 THEN 'succeeded'
-        END
-        FROM runs r
-        WHERE r.event_id = NEW.event_id
-          AND r.seq = (SELECT max(r2.seq) FROM runs r2 WHERE r2.event_id = r.event_id
-                                                        AND r2.handler = r.handler)
-    ), 'unhandled')
+    UPDATE events
+    SET status = coalesce((SELECT status FROM event_status WHERE event_id = NEW.event_id),
+                          'unhandled')
     WHERE id = NEW.event_id;
 END;
 
