@@ -8,7 +8,6 @@ port, no handlers and no workers. ``replay`` finds the server from that config.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 import tomllib
@@ -22,27 +21,11 @@ from app.config import load_settings
 from app.sources import build_sources
 from providers import StaleTimestamp
 from tests.support.cli import hookline, replay_lines, summary
-from tests.support.server import ROOT, HooklineProcess, free_port
+from tests.support.server import ROOT, HooklineProcess, demo_config, free_port
 
 FIXTURES = ROOT / "fixtures"
 ALL = sorted(FIXTURES.rglob("*.json"))
 STRIPE_INVOICE = FIXTURES / "stripe" / "invoice.paid.json"
-
-
-def demo_config(db_url: str, port: int) -> str:
-    text = (ROOT / "hookline.example.toml").read_text("utf-8")
-    for pattern, replacement in (
-        (r'^url = "sqlite:[^"]*"$', f'url = "{db_url}"'),
-        (r"^port = \d+$", f"port = {port}"),
-        (r"^handlers = .*$", "handlers = []"),
-        (r"^workers = \d+$", "workers = 0"),
-    ):
-        text, count = re.subn(pattern, replacement.replace("\\", r"\\"), text, flags=re.M)
-        assert count == 1, f"hookline.example.toml no longer has one line like {pattern}"
-    parsed = tomllib.loads(text)
-    assert parsed["storage"]["url"] == db_url and parsed["server"]["port"] == port
-    assert parsed["pipeline"]["handlers"] == [] and parsed["pipeline"]["workers"] == 0
-    return text
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -11,19 +10,7 @@ import httpx
 
 from tests.support.cli import hookline, summary
 from tests.support.clients import all_events, event_detail, wait_for
-from tests.support.server import ROOT, HooklineProcess
-
-
-def demo_config(db_url: str, port: int) -> str:
-    text = (ROOT / "hookline.example.toml").read_text("utf-8")
-    for pattern, replacement in (
-        (r'^url = "sqlite:[^"]*"$', f'url = "{db_url}"'),
-        (r"^port = \d+$", f"port = {port}"),
-        (r"^workers = \d+$", "workers = 1"),
-    ):
-        text, count = re.subn(pattern, replacement, text, flags=re.M)
-        assert count == 1, pattern
-    return text
+from tests.support.server import ROOT, HooklineProcess, demo_config
 
 
 def outbox(path: Path, kind: str) -> list[dict[str, Any]]:
@@ -34,7 +21,9 @@ def outbox(path: Path, kind: str) -> list[dict[str, Any]]:
 def test_replaying_the_fixtures_runs_the_example_handlers(tmp_path: Path) -> None:
     box = tmp_path / "outbox"
     server = HooklineProcess(tmp_path, "", env={"HOOKLINE_DEMO_OUTBOX": str(box)})
-    server.config_path.write_text(demo_config(f"sqlite:///{tmp_path / 'demo.db'}", server.port))
+    server.config_path.write_text(
+        demo_config(f"sqlite:///{tmp_path / 'demo.db'}", server.port, handlers=True, workers=1)
+    )
     server.start()
     try:
         result = hookline("replay", ROOT / "fixtures", "--config", server.config_path)

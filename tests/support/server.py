@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +104,26 @@ encoding = "base64"
 id_header = "X-Shopify-Webhook-Id"
 type_header = "X-Shopify-Topic"
 """
+
+
+def demo_config(db_url: str, port: int, *, handlers: bool = False, workers: int = 0) -> str:
+    """``hookline.example.toml`` itself (its secrets signed ``fixtures/``), changed only
+    where a test must: the database, the port, and whether its example handlers run."""
+    text = (ROOT / "hookline.example.toml").read_text("utf-8")
+    changes = [
+        (r'^url = "sqlite:[^"]*"$', f'url = "{db_url}"'),
+        (r"^port = \d+$", f"port = {port}"),
+        (r"^workers = \d+$", f"workers = {workers}"),
+    ]
+    if not handlers:
+        changes.append((r"^handlers = .*$", "handlers = []"))
+    for pattern, replacement in changes:
+        text, count = re.subn(pattern, replacement.replace("\\", r"\\"), text, flags=re.M)
+        assert count == 1, f"hookline.example.toml no longer has one line like {pattern}"
+    parsed = tomllib.loads(text)
+    assert parsed["storage"]["url"] == db_url and parsed["server"]["port"] == port
+    assert parsed["pipeline"]["workers"] == workers
+    return text
 
 
 class HooklineProcess:
