@@ -40,6 +40,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from loadgen import (  # noqa: E402
     Result,
+    children,
     closed_loop,
     exit_on_sigterm,
     load_average,
@@ -54,14 +55,6 @@ RESULTS = ROOT / "bench" / "results"
 TICKS = os.sysconf("SC_CLK_TCK")
 CPU_STEP_SECONDS = 0.2  # bench/handlers_bench.py CPU_STEP_SECONDS
 CPU_STEPS_PER_EVENT = 2
-
-
-def children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
 
 
 def cpu_seconds(pid: int) -> float:

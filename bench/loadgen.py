@@ -38,6 +38,22 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(128 + signal.SIGTERM))
 
 
+def children(pid: int) -> list[int]:
+    """Child processes of ``pid``, whichever of its threads started them (``hookline
+    serve`` restarts workers from a monitor thread)."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:  # the thread ended meanwhile
+            continue
+    return found
+
+
 def load_average() -> float:
     """The 1-minute load average: other work on the machine skews every figure."""
     return round(os.getloadavg()[0], 2)

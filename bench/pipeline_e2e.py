@@ -45,6 +45,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from loadgen import (  # noqa: E402
     Result,
+    children,
     closed_loop,
     exit_on_sigterm,
     load_average,
@@ -150,13 +151,6 @@ async def push(
 # -- hookline ----------------------------------------------------------------------------------
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
 async def run_hookline(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     db = workdir / "e2e.db"
     config = base_config(
@@ -177,7 +171,7 @@ async def run_hookline(args: argparse.Namespace, workdir: Path) -> dict[str, Any
     try:
         assert server.proc is not None
         deadline = time.monotonic() + 10
-        while len(_children(server.proc.pid)) < 2 and time.monotonic() < deadline:
+        while len(children(server.proc.pid)) < 2 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)  # the workers import, migrate-check and start polling
         reader = sqlite3.connect(

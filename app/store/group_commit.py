@@ -182,20 +182,18 @@ class GroupCommitWriter:
 
     async def apply(self, rows: OpRows) -> None:
         """Queue rows for ``op_log`` (see migration 0002); return once they are committed."""
-        if self._closed:
-            raise StoreError("the store is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._queue.put((rows, future, loop))
-        if self._closed:  # the thread ended between the check above and the put
-            self._fail_pending(StoreError("the store is closed"))
-        await future
+        await self._submit(rows)
 
     async def run(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``op`` in the next batch's transaction; return its result once committed."""
+        result: T = await self._submit(op)
+        return result
+
+    async def _submit(self, op: Op | OpRows) -> Any:
         if self._closed:
             raise StoreError("the store is closed")
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         self._queue.put((op, future, loop))
         if self._closed:  # the thread ended between the check above and the put
             self._fail_pending(StoreError("the store is closed"))
