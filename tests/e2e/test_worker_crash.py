@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 
 from app.store import open_store
@@ -139,5 +140,26 @@ def test_serve_restarts_a_worker_that_died(tmp_path: Path, sqlite_url: str) -> N
         with server.admin() as admin:  # and the pipeline still works
             event_id = post_stripe(server, "evt_after_restart", "test.two_steps")["id"]
             wait_status(admin, event_id, "succeeded")
+    finally:
+        server.stop()
+
+
+def test_serve_leaves_alone_a_worker_stopped_on_purpose(tmp_path: Path, sqlite_url: str) -> None:
+    config = base_config(sqlite_url, handlers=HANDLERS, workers=2)
+    server = HooklineProcess(tmp_path, config, env={"HOOKLINE_TEST_DIR": str(tmp_path)}).start()
+    try:
+        assert server.proc is not None
+        tasks = Path(f"/proc/{server.proc.pid}/task")
+
+        def workers() -> list[int]:
+            return [int(p) for t in tasks.iterdir() for p in (t / "children").read_text().split()]
+
+        first = wait_for(lambda: workers() if len(workers()) == 2 else None, what="2 workers")
+        wait_for(lambda: server.logs().count('"worker started"') == 2, what="signal handlers")
+        os.kill(first[0], signal.SIGTERM)  # a graceful stop: exit status 0
+        wait_for(lambda: workers() == [first[1]] or None, timeout=15, what="one worker left")
+        time.sleep(2.5)  # longer than the restart delay
+        assert workers() == [first[1]]
+        assert "worker exited; restarting" not in server.logs()
     finally:
         server.stop()

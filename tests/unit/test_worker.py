@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from app.config import PipelineConfig, Settings
 from app.context import Context
@@ -70,3 +71,40 @@ async def test_a_failed_heartbeat_neither_loses_leases_nor_runs_a_step_twice(
         await store.close()
     assert len(calls) == 1
     assert run is not None and run.attempts == 1
+
+
+class CountingStore(SQLiteStore):
+    claims = 0
+
+    async def claim_runs(self, *args: Any, **kwargs: Any) -> Any:
+        self.claims += 1
+        return await super().claim_runs(*args, **kwargs)
+
+
+async def test_runs_that_no_claim_can_take_do_not_make_every_poll_a_write(tmp_path: Path) -> None:
+    store = CountingStore(f"sqlite:///{tmp_path / 'h.db'}")
+    await store.open()
+    await store.migrate()
+    spec = HandlerSpec("t:handle", _never_called, "stripe", "*")
+    # two runs of one key: the first is held by another (live) worker, so the second is
+    # due but cannot be claimed
+    for n in (1, 2):
+        run = NewRun(f"run_{n}", spec.name, 3, concurrency_key="cus_1")
+        event = NewEvent(f"evt_{n}", "stripe", f"p{n}", "t", time.time(), {}, b"{}", [run])
+        await store.ingest(event, resume_failed=True)
+    assert len(await store.claim_runs("other-worker", 1, 60, time.time())) == 1
+    store.claims = 0
+    pipeline = PipelineConfig(lease_seconds=60, poll_interval_seconds=0.01)
+    registry = Registry([spec])
+    worker = Worker(Settings(pipeline=pipeline), registry, store, Runner(store, registry, pipeline))
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(1.0)  # 100 poll intervals
+    stop.set()
+    await task
+    await store.close()
+    assert 1 <= store.claims <= 12  # 0.01 s doubling to 1 s: ~7 tries, not ~100
+
+
+async def _never_called(event: Event, ctx: Context) -> None:
+    raise AssertionError("no run should start")
