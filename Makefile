@@ -10,11 +10,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# app/ and providers/ install as the package `hookline`. The strict editable mode links
+# each file under build/, so mypy sees the package by its name too; a new module needs
+# `make install` (every target here runs it).
+EDITABLE := --config-settings editable_mode=strict
+
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e . $(EDITABLE)
 
 install-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e '.[dev]' $(EDITABLE)
 
 # Creates .venv, installs, migrates, serves on :8400 with the demo config (SQLite).
 run: install
@@ -28,8 +33,8 @@ browser:
 	  || echo "warning: could not install chromium"; }
 
 lint: install-dev
-	$(BIN)/ruff check app providers tests bench examples
-	$(BIN)/ruff format --check app providers tests bench examples
+	$(BIN)/ruff check app providers tests bench examples scripts
+	$(BIN)/ruff format --check app providers tests bench examples scripts
 
 typecheck: install-dev
 	$(BIN)/mypy

@@ -10,14 +10,14 @@ from typing import Annotated
 
 import typer
 
-from app.cli_events import events_app, prune
-from app.cli_replay import replay
-from app.config import Settings, load_settings, resolve_config_path
-from app.errors import ConfigError, StartupError
-from app.logs import configure_logging
-from app.pipeline import Registry, load_handlers
-from app.sources import build_sources
-from app.store import open_store
+from hookline.cli_events import events_app, prune
+from hookline.cli_replay import replay
+from hookline.config import Settings, load_settings, resolve_config_path
+from hookline.errors import ConfigError, StartupError
+from hookline.logs import configure_logging
+from hookline.pipeline import Registry, load_handlers
+from hookline.sources import build_sources
+from hookline.store import open_store
 
 cli = typer.Typer(
     name="hookline",
@@ -70,7 +70,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve HTTP (webhooks, jobs, admin) and start the worker processes."""
-    from app.serve import run_server
+    from hookline.serve import run_server
 
     settings = settings_from(config)
     registry = registry_from(settings)
@@ -88,8 +88,8 @@ def serve(
 @cli.command()
 def worker(config: ConfigOption = None) -> None:
     """Run pipeline workers only (scale-out): claim runs and execute handlers."""
-    from app.serve import SUPERVISOR_ENV
-    from app.worker import run_worker_process
+    from hookline.serve import SUPERVISOR_ENV
+    from hookline.worker import run_worker_process
 
     settings = settings_from(config)
     registry = registry_from(settings)

@@ -19,13 +19,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from app.config import Settings
-from app.errors import StoreError
-from app.replay import FixtureError, fixture_from_event
-from app.store import Store, open_store
-from app.store.base import EVENT_STATUSES, EventFilter, EventRecord, EventSummary
-from app.web import shapes
-from app.web.responses import iso
+from hookline.config import Settings
+from hookline.errors import StoreError
+from hookline.replay import FixtureError, fixture_from_event
+from hookline.store import Store, open_store
+from hookline.store.base import EVENT_STATUSES, EventFilter, EventRecord, EventSummary
+from hookline.web import shapes
+from hookline.web.responses import iso
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ events_app = typer.Typer(
 
 
 def _settings(config: str | None) -> Settings:
-    from app.cli import settings_from  # imported late: app.cli imports this module
+    from hookline.cli import settings_from  # imported late: app.cli imports this module
 
     return settings_from(config)
 
@@ -75,7 +75,7 @@ def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     """Open the configured store, check its schema, run ``work``, close it; exit 1 on failure."""
     url = settings.storage.url
     if url.startswith("sqlite:"):
-        from app.store.sqlite import sqlite_path
+        from hookline.store.sqlite import sqlite_path
 
         path = sqlite_path(url)
         if path != ":memory:" and not Path(path).exists():  # never create a stray empty file

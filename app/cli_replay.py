@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
-from app.config import Settings
-from app.replay import (
+from hookline.config import Settings
+from hookline.replay import (
     FixtureError,
     Outcome,
     Tally,
@@ -27,7 +27,7 @@ from app.replay import (
     prepare,
     send,
 )
-from app.sources import build_sources
+from hookline.sources import build_sources
 
 ConfigOption = Annotated[
     str | None,
@@ -39,7 +39,7 @@ TIMEOUT_SECONDS = 30.0
 
 
 def _settings(config: str | None) -> Settings:
-    from app.cli import settings_from  # imported late: app.cli imports this module
+    from hookline.cli import settings_from  # imported late: app.cli imports this module
 
     return settings_from(config)
 

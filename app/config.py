@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from app.errors import ConfigError
+from hookline.errors import ConfigError
 
 DEFAULT_CONFIG = "hookline.toml"
 PROVIDERS = ("stripe", "github", "hmac", "standard")

@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from app.errors import NonDeterminismError, PipelineError
-from app.store.base import StepOutcome, StepRecord, Store
+from hookline.errors import NonDeterminismError, PipelineError
+from hookline.store.base import StepOutcome, StepRecord, Store
 
 T = TypeVar("T")
 _current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(

@@ -11,7 +11,8 @@ Exception tree::
      |    +-- NonDeterminismError -- a replayed step has another name than was recorded
      +-- NonRetryableError        -- raised by handler code: fail the run at once
 
-Provider verification errors live in ``providers.base`` (they must not import ``app``).
+Provider verification errors live in ``hookline.providers.base``: the providers import
+nothing else of hookline.
 """
 
 from __future__ import annotations

@@ -12,12 +12,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app.config import Settings
-from app.ids import new_id
-from app.pipeline import Event, HandlerSpec, Registry, parse_data
-from app.sources import Source, build_sources
-from app.store.base import IngestResult, NewEvent, NewRun, Store
-from providers import REDACTED, VerificationError, Verified
+from hookline.config import Settings
+from hookline.ids import new_id
+from hookline.pipeline import Event, HandlerSpec, Registry, parse_data
+from hookline.providers import REDACTED, VerificationError, Verified
+from hookline.sources import Source, build_sources
+from hookline.store.base import IngestResult, NewEvent, NewRun, Store
 
 log = logging.getLogger("hookline.ingest")
 

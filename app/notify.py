@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from app.errors import HooklineError
-from providers import StandardProvider
+from hookline.errors import HooklineError
+from hookline.providers import StandardProvider
 
 
 class NotifyError(HooklineError):

@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from app.context import Context
-from app.errors import NonRetryableError, PipelineError, StartupError
+from hookline.context import Context
+from hookline.errors import NonRetryableError, PipelineError, StartupError
 
 JOB_SOURCE = "jobs"  # events posted through the jobs gateway and schedules use this source
 _MARK = "__hookline_handler__"

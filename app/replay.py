@@ -10,7 +10,7 @@ that does not match is never re-signed: a tampered fixture is sent as it is and
 the server rejects it.
 
 Everything here is pure but ``send``, which takes an ``httpx.Client`` (tests give
-it a ``MockTransport``). The ``replay`` command in ``app.cli_replay`` wires it up.
+it a ``MockTransport``). The ``replay`` command in ``hookline.cli_replay`` wires it up.
 """
 
 from __future__ import annotations
@@ -24,8 +24,14 @@ from urllib.parse import quote
 
 import httpx
 
-from app.errors import HooklineError
-from providers import REDACTED, Provider, StaleTimestamp, StandardProvider, VerificationError
+from hookline.errors import HooklineError
+from hookline.providers import (
+    REDACTED,
+    Provider,
+    StaleTimestamp,
+    StandardProvider,
+    VerificationError,
+)
 
 #: Headers that describe one connection, not the webhook: httpx sets its own.
 HOP_BY_HOP = frozenset(

@@ -15,12 +15,12 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from app.config import PipelineConfig
-from app.context import Context, Notifier, RunScope, Suspend
-from app.errors import NonRetryableError, PipelineError
-from app.pipeline import Event, Registry, parse_data
-from app.retry import backoff_delay
-from app.store.base import ClaimedRun, RunOutcome, Store
+from hookline.config import PipelineConfig
+from hookline.context import Context, Notifier, RunScope, Suspend
+from hookline.errors import NonRetryableError, PipelineError
+from hookline.pipeline import Event, Registry, parse_data
+from hookline.retry import backoff_delay
+from hookline.store.base import ClaimedRun, RunOutcome, Store
 
 log = logging.getLogger("hookline.runner")
 MAX_RUN_ERROR_CHARS = 20_000

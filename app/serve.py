@@ -22,10 +22,10 @@ from types import FrameType
 
 import uvicorn
 
-from app.config import Settings
-from app.pipeline import Registry
-from app.store import open_store
-from app.web.app import create_app
+from hookline.config import Settings
+from hookline.pipeline import Registry
+from hookline.store import open_store
+from hookline.web.app import create_app
 
 log = logging.getLogger("hookline.serve")
 SUPERVISOR_ENV = "HOOKLINE_SUPERVISOR_PID"
@@ -41,7 +41,7 @@ class WorkerProcesses:
     def __init__(self, config_path: str, count: int) -> None:
         # Workers stop by themselves if this process dies without stopping them (kill -9).
         self._env = {**os.environ, "HOOKLINE_CONFIG": config_path, SUPERVISOR_ENV: str(os.getpid())}
-        self._args = [sys.executable, "-m", "app.cli", "worker", "--config", config_path]
+        self._args = [sys.executable, "-m", "hookline.cli", "worker", "--config", config_path]
         self.procs = [self._spawn() for _ in range(count)]
         self._stopping = threading.Event()
         self._monitor = threading.Thread(target=self._watch, name="hookline-workers", daemon=True)

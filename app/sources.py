@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.config import SourceConfig
-from app.errors import ConfigError
-from providers import GitHubProvider, HmacProvider, Provider, StandardProvider, StripeProvider
+from hookline.config import SourceConfig
+from hookline.errors import ConfigError
+from hookline.providers import (
+    GitHubProvider,
+    HmacProvider,
+    Provider,
+    StandardProvider,
+    StripeProvider,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,14 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from app.config import Settings
-from app.errors import StoreError
-from app.ids import new_id
-from app.notify import Notifier
-from app.pipeline import Registry
-from app.runner import Runner
-from app.store import open_store
-from app.store.base import ClaimedRun, RunOutcome, Store
+from hookline.config import Settings
+from hookline.errors import StoreError
+from hookline.ids import new_id
+from hookline.notify import Notifier
+from hookline.pipeline import Registry
+from hookline.runner import Runner
+from hookline.store import open_store
+from hookline.store.base import ClaimedRun, RunOutcome, Store
 
 log = logging.getLogger("hookline.worker")
 MAX_CLAIM_BATCH = 64

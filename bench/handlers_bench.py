@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from app.pipeline import Context, Event, handler
+from hookline import Context, Event, handler
 
 CPU_STEP_SECONDS = 0.2
 

@@ -52,7 +52,7 @@ from typing import Any
 import httpx
 import orjson
 
-from providers import StripeProvider
+from hookline.providers import StripeProvider
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -239,7 +239,7 @@ secrets = ["{SECRET}"]
         args = [
             PYTHON,
             "-m",
-            "app.cli",
+            "hookline.cli",
             "serve",
             "--config",
             str(config),

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from providers.stripe import StripeProvider
+from hookline.providers.stripe import StripeProvider
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUEST_TIMEOUT = 30.0  # seconds; a request still unanswered then counts as an error

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.pipeline import Context, Event, NonRetryableError, handler
+from hookline import Context, Event, NonRetryableError, handler
 
 OUTBOX = Path(os.environ.get("HOOKLINE_DEMO_OUTBOX", "demo-outbox"))
 

@@ -1,11 +1,11 @@
 """Provider adapters: pure signature verification and event id/type extraction.
 
-See ``providers.base`` for the interface and the exception tree.
+See ``hookline.providers.base`` for the interface and the exception tree.
 """
 
 from __future__ import annotations
 
-from providers.base import (
+from hookline.providers.base import (
     REDACTED,
     InvalidPayload,
     InvalidSignature,
@@ -14,10 +14,10 @@ from providers.base import (
     VerificationError,
     Verified,
 )
-from providers.github import GitHubProvider
-from providers.hmac import HmacProvider
-from providers.standard import StandardProvider
-from providers.stripe import StripeProvider
+from hookline.providers.github import GitHubProvider
+from hookline.providers.hmac import HmacProvider
+from hookline.providers.standard import StandardProvider
+from hookline.providers.stripe import StripeProvider
 
 #: The values accepted for ``provider`` in a ``[[sources]]`` table.
 PROVIDER_NAMES = ("stripe", "github", "hmac", "standard")

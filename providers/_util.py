@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from providers.base import InvalidPayload, InvalidSignature, StaleTimestamp
+from hookline.providers.base import InvalidPayload, InvalidSignature, StaleTimestamp
 
 #: Longer signature headers are rejected before any parsing (real ones are < 1 KB).
 MAX_HEADER_LENGTH = 8192

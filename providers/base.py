@@ -1,8 +1,8 @@
 """The common interface of every provider adapter.
 
 A provider is pure: raw bytes, headers, its configured secrets and a clock in;
-a verified event id and type, or a typed error, out. It never imports from
-``app`` and does no I/O, so it is tested without a server.
+a verified event id and type, or a typed error, out. It imports nothing
+else of hookline and does no I/O, so it is tested without a server.
 
 Exception tree::
 

@@ -14,14 +14,14 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 
-from providers._util import (
+from hookline.providers._util import (
     any_match,
     check_secrets,
     decode_hex,
     load_json_object,
     signature_header,
 )
-from providers.base import InvalidPayload, InvalidSignature, Verified
+from hookline.providers.base import InvalidPayload, InvalidSignature, Verified
 
 HEADER = "x-hub-signature-256"
 LEGACY_HEADER = "x-hub-signature"

@@ -16,7 +16,7 @@ import hmac
 import re
 from collections.abc import Mapping, Sequence
 
-from providers._util import (
+from hookline.providers._util import (
     any_match,
     check_secrets,
     check_tolerance,
@@ -28,7 +28,7 @@ from providers._util import (
     parse_timestamp,
     signature_header,
 )
-from providers.base import InvalidPayload, InvalidSignature, Verified
+from hookline.providers.base import InvalidPayload, InvalidSignature, Verified
 
 ALGORITHMS = ("sha1", "sha256", "sha512")
 ENCODINGS = ("hex", "base64")

@@ -15,7 +15,7 @@ import hmac
 from collections.abc import Mapping, Sequence
 from secrets import token_hex
 
-from providers._util import (
+from hookline.providers._util import (
     MAX_HEADER_LENGTH,
     MAX_SIGNATURES,
     any_match,
@@ -27,7 +27,7 @@ from providers._util import (
     parse_timestamp,
     signature_header,
 )
-from providers.base import InvalidSignature, Verified
+from hookline.providers.base import InvalidSignature, Verified
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 
-from providers._util import (
+from hookline.providers._util import (
     MAX_SIGNATURES,
     any_match,
     check_secrets,
@@ -22,7 +22,7 @@ from providers._util import (
     parse_timestamp,
     signature_header,
 )
-from providers.base import InvalidPayload, InvalidSignature, Verified
+from hookline.providers.base import InvalidPayload, InvalidSignature, Verified
 
 HEADER = "stripe-signature"
 _SCHEME = "v1"

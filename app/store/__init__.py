@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from app.store.base import Store
+from hookline.store.base import Store
 
 
 def open_store(url: str) -> Store:
     """The store for a ``[storage] url`` (not yet opened: ``await store.open()``)."""
     if url.startswith("sqlite:"):
-        from app.store.sqlite import SQLiteStore
+        from hookline.store.sqlite import SQLiteStore
 
         return SQLiteStore(url)
     if url.startswith(("postgresql:", "postgres:")):
-        from app.store.postgres import PostgresStore
+        from hookline.store.postgres import PostgresStore
 
         return PostgresStore(url)
     raise ValueError(f"unsupported storage url scheme: {url.split(':', 1)[0]}")

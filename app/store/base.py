@@ -1,6 +1,6 @@
 """The storage interface: records passed in and out, and the ``Store`` protocol.
 
-Everything outside ``app.store`` talks to storage through ``Store``; the SQL of
+Everything outside ``hookline.store`` talks to storage through ``Store``; the SQL of
 each dialect stays in ``app/sql/<dialect>/``. Times are Unix seconds (float).
 """
 

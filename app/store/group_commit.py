@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from app.errors import StoreError
+from hookline.errors import StoreError
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]

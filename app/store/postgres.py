@@ -34,11 +34,11 @@ from psycopg import AsyncConnection, errors
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from app.errors import SchemaError, StoreError
-from app.ids import new_id
-from app.sql import migrations, queries
-from app.store import records
-from app.store.base import (
+from hookline.errors import SchemaError, StoreError
+from hookline.ids import new_id
+from hookline.sql import migrations, queries
+from hookline.store import records
+from hookline.store.base import (
     ClaimedRun,
     EventFilter,
     EventRecord,

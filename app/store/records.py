@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from app.store.base import ClaimedRun, EventSummary, RunRecord, StepAttempt, StepRecord
+from hookline.store.base import ClaimedRun, EventSummary, RunRecord, StepAttempt, StepRecord
 
 Row = Sequence[Any]
 

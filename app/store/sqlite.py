@@ -19,11 +19,11 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from app.errors import SchemaError
-from app.ids import new_id
-from app.sql import migrations, queries
-from app.store import records
-from app.store.base import (
+from hookline.errors import SchemaError
+from hookline.ids import new_id
+from hookline.sql import migrations, queries
+from hookline.store import records
+from hookline.store.base import (
     ClaimedRun,
     EventFilter,
     EventRecord,
@@ -37,7 +37,7 @@ from app.store.base import (
     StepRecord,
     StepTiming,
 )
-from app.store.group_commit import GroupCommitWriter, OpRows
+from hookline.store.group_commit import GroupCommitWriter, OpRows
 
 Q = queries("sqlite")
 log = logging.getLogger("hookline.store")

@@ -1,7 +1,7 @@
 """The admin JSON API (SPEC §3): thin routes over the store.
 
 Authentication is not done here: the ``/admin`` mount is wrapped by
-``app.web.auth.AdminGuard`` so no route can be left open by mistake.
+``hookline.web.auth.AdminGuard`` so no route can be left open by mistake.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.store.base import EVENT_STATUSES, EventFilter, RedeliveryMode, Store
-from app.web import shapes
-from app.web.responses import JSON, error
+from hookline.store.base import EVENT_STATUSES, EventFilter, RedeliveryMode, Store
+from hookline.web import shapes
+from hookline.web.responses import JSON, error
 
 MAX_LIMIT = 500
 _DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only; str.isdigit() also accepts "²"

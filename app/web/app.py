@@ -7,6 +7,8 @@ import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -17,18 +19,18 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.config import Settings
-from app.errors import StoreError
-from app.ingest import Ingestor
-from app.metrics import Metrics
-from app.pipeline import Registry
-from app.store.base import Store
-from app.web import admin_api, dashboard, openapi, ops
-from app.web.admin_api import BadRequest
-from app.web.auth import AdminGuard
-from app.web.responses import error
-from app.web.session import Sessions
-from app.web.webhooks import PREFIX, WebhookEndpoint
+from hookline.config import Settings
+from hookline.errors import StoreError
+from hookline.ingest import Ingestor
+from hookline.metrics import Metrics
+from hookline.pipeline import Registry
+from hookline.store.base import Store
+from hookline.web import admin_api, dashboard, openapi, ops
+from hookline.web.admin_api import BadRequest
+from hookline.web.auth import AdminGuard
+from hookline.web.responses import error
+from hookline.web.session import Sessions
+from hookline.web.webhooks import PREFIX, WebhookEndpoint
 
 log = logging.getLogger("hookline.http")
 
@@ -67,6 +69,14 @@ EXCEPTION_HANDLERS: Any = {
     sqlite3.Error: _store_unavailable,  # raised by the SQLite reader connection
     Exception: _server_error,
 }
+
+
+def static_directory() -> Path:
+    """The dashboard's assets. Resolved to their real folder: an editable install links
+    each file, and StaticFiles rightly refuses to follow links out of its directory."""
+    return (
+        Path(str(resources.files("hookline").joinpath("static", "dashboard.css"))).resolve().parent
+    )
 
 
 class RequestLog:
@@ -160,7 +170,7 @@ def create_app(
             *ops.routes,
             Mount("/admin", app=guard),
             # dashboard assets: public (CSS, JS, an icon), outside the session cookie's path
-            Mount("/static", app=StaticFiles(packages=[("app", "static")])),
+            Mount("/static", app=StaticFiles(directory=static_directory())),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

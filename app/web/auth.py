@@ -8,7 +8,7 @@ from collections.abc import Callable
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.web.responses import error
+from hookline.web.responses import error
 
 
 def token_matches(presented: str, expected: str) -> bool:

@@ -35,12 +35,18 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from app.config import Settings
-from app.store.base import ACTIVE_RUN_STATUSES, EVENT_STATUSES, EventFilter, EventRecord, Store
-from app.web.admin_api import BadRequest, decode_cursor, encode_cursor, event_filter, parse_mode
-from app.web.auth import token_matches
-from app.web.session import Session, Sessions
-from app.web.timeline import timeline
+from hookline.config import Settings
+from hookline.store.base import ACTIVE_RUN_STATUSES, EVENT_STATUSES, EventFilter, EventRecord, Store
+from hookline.web.admin_api import (
+    BadRequest,
+    decode_cursor,
+    encode_cursor,
+    event_filter,
+    parse_mode,
+)
+from hookline.web.auth import token_matches
+from hookline.web.session import Session, Sessions
+from hookline.web.timeline import timeline
 
 PREFIX = "/admin"
 LOGIN_PATH = f"{PREFIX}/login"
@@ -90,7 +96,7 @@ def _pretty(value: Any) -> str:
 
 
 templates = Environment(
-    loader=PackageLoader("app", "templates"),
+    loader=PackageLoader("hookline", "templates"),
     autoescape=True,
     undefined=StrictUndefined,
     trim_blocks=True,

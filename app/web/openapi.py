@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.store.base import EVENT_STATUSES, RUN_STATUSES
-from app.web.admin_api import MAX_LIMIT
-from app.web.responses import JSON
+from hookline.store.base import EVENT_STATUSES, RUN_STATUSES
+from hookline.web.admin_api import MAX_LIMIT
+from hookline.web.responses import JSON
 
 Schema = dict[str, Any]
 

@@ -6,10 +6,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.errors import StoreError
-from app.metrics import Metrics
-from app.store.base import RUN_STATUSES, Store
-from app.web.responses import JSON, error
+from hookline.errors import StoreError
+from hookline.metrics import Metrics
+from hookline.store.base import RUN_STATUSES, Store
+from hookline.web.responses import JSON, error
 
 # Step attempts are recorded by the worker processes; /metrics turns the ones recorded since
 # the previous scrape (since start, for the first) into the step duration histogram.

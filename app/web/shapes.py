@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.store.base import EventRecord, EventSummary, RunRecord, StepRecord
-from app.web.responses import iso
+from hookline.store.base import EventRecord, EventSummary, RunRecord, StepRecord
+from hookline.web.responses import iso
 
 
 def event_summary(e: EventSummary) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.store.base import ACTIVE_RUN_STATUSES, RunRecord, StepAttempt
+from hookline.store.base import ACTIVE_RUN_STATUSES, RunRecord, StepAttempt
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
-from app.errors import StoreError
-from app.ingest import Accepted, Ingestor, Rejected
-from app.metrics import Metrics
+from hookline.errors import StoreError
+from hookline.ingest import Accepted, Ingestor, Rejected
+from hookline.metrics import Metrics
 
 log = logging.getLogger("hookline.webhooks")
 PREFIX = "/webhooks/"

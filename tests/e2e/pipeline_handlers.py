@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.pipeline import Context, Event, NonRetryableError, handler
+from hookline import Context, Event, NonRetryableError, handler
 
 DIR = Path(os.environ.get("HOOKLINE_TEST_DIR", "."))
 

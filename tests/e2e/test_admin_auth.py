@@ -18,12 +18,12 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from starlette.routing import BaseRoute, Mount, Route
 
-from app.config import parse_settings
-from app.pipeline import Registry
-from app.store import open_store
-from app.web.app import create_app
-from app.web.auth import AdminGuard
-from app.web.session import COOKIE, DEFAULT_MAX_AGE, session_key
+from hookline.config import parse_settings
+from hookline.pipeline import Registry
+from hookline.store import open_store
+from hookline.web.app import create_app
+from hookline.web.auth import AdminGuard
+from hookline.web.session import COOKIE, DEFAULT_MAX_AGE, session_key
 from tests.support.clients import post_stripe
 from tests.support.server import ADMIN_TOKEN, HooklineProcess, base_config
 

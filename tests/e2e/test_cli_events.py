@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from providers import REDACTED
+from hookline.providers import REDACTED
 from tests.support.cli import hookline, replay_lines
 from tests.support.clients import event_detail, post_stripe, stripe_body, wait_for, wait_status
 from tests.support.server import HooklineProcess, base_config

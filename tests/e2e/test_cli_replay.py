@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.config import load_settings
-from app.sources import build_sources
-from providers import StaleTimestamp
+from hookline.config import load_settings
+from hookline.providers import StaleTimestamp
+from hookline.sources import build_sources
 from tests.support.cli import hookline, replay_lines, summary
 from tests.support.server import ROOT, HooklineProcess, demo_config, free_port
 

@@ -27,7 +27,7 @@ def hookline(
 ) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k != "HOOKLINE_CONFIG"}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "hookline.cli", *args],
         cwd=cwd,
         env={**base, "PYTHONPATH": str(ROOT), **(env or {})},
         capture_output=True,

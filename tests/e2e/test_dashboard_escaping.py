@@ -14,7 +14,7 @@ import pytest
 from markupsafe import escape
 from playwright.sync_api import Dialog, Page, expect
 
-from providers import StripeProvider
+from hookline.providers import StripeProvider
 from tests.support.browser import chromium, log_in, screenshot
 from tests.support.server import ADMIN_TOKEN, STRIPE_SECRET, HooklineProcess, base_config
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 from schemathesis import GenerationMode
 
-from app.web import openapi
+from hookline.web import openapi
 from tests.support.clients import post_stripe, wait_status
 from tests.support.pg import ADMIN_URL, database_url
 from tests.support.server import ADMIN_TOKEN, HooklineProcess, base_config
@@ -162,7 +162,7 @@ def test_list_filters_and_cursor_pages(live: Live) -> None:
 def test_every_admin_json_route_is_documented() -> None:
     from starlette.routing import Route
 
-    from app.web import admin_api
+    from hookline.web import admin_api
 
     routes = [*admin_api.routes, *openapi.routes]
     served = {

@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from app.store import open_store
+from hookline.store import open_store
 from tests.support.clients import all_events, event_detail, post_stripe, wait_for, wait_status
 from tests.support.server import HooklineProcess, base_config
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.store import Store, open_store
+from hookline.store import Store, open_store
 
 OpenStore = Callable[[], Awaitable[Store]]
 

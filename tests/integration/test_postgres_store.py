@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 
-from app.errors import SchemaError, StoreError
-from app.sql import queries
-from app.store.base import NewEvent, NewRun
-from app.store.postgres import _LOCK_SPACE_KEYS, PostgresStore
+from hookline.errors import SchemaError, StoreError
+from hookline.sql import queries
+from hookline.store.base import NewEvent, NewRun
+from hookline.store.postgres import _LOCK_SPACE_KEYS, PostgresStore
 
 pytestmark = pytest.mark.postgres
 Q = queries("postgres")

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Sequence
 
-from app.store.base import (
+from hookline.store.base import (
     EventFilter,
     NewEvent,
     NewRun,

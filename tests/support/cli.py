@@ -19,7 +19,7 @@ def hookline(
     env = {k: v for k, v in os.environ.items() if k not in _TERMINAL_VARS}
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *map(str, args)],
+        [sys.executable, "-m", "hookline.cli", *map(str, args)],
         cwd=cwd,
         env=env,
         capture_output=True,

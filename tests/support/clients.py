@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from providers import StripeProvider
+from hookline.providers import StripeProvider
 from tests.support.server import STRIPE_SECRET, HooklineProcess
 
 _stripe = StripeProvider([STRIPE_SECRET])

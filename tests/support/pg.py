@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from app.store.postgres import PostgresStore
+from hookline.store.postgres import PostgresStore
 
 ADMIN_URL = os.environ.get(
     "HOOKLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

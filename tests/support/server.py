@@ -154,7 +154,14 @@ class HooklineProcess:
 
     def start(self, wait: bool = True) -> HooklineProcess:
         self.starts += 1
-        args = [sys.executable, "-m", "app.cli", self.command, "--config", str(self.config_path)]
+        args = [
+            sys.executable,
+            "-m",
+            "hookline.cli",
+            self.command,
+            "--config",
+            str(self.config_path),
+        ]
         if self.command == "serve":
             args += ["--port", str(self.port)]
         args += list(self.extra_args)

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from providers import GitHubProvider, HmacProvider, StandardProvider, StripeProvider
+from hookline.providers import GitHubProvider, HmacProvider, StandardProvider, StripeProvider
 from tests.support.server import (
     GITHUB_SECRET,
     ROOT,

@@ -7,11 +7,11 @@ from typing import Any
 
 import httpx
 
-from app.config import Settings
-from app.errors import StoreError
-from app.pipeline import Registry
-from app.store.sqlite import SQLiteStore
-from app.web.app import create_app
+from hookline.config import Settings
+from hookline.errors import StoreError
+from hookline.pipeline import Registry
+from hookline.store.sqlite import SQLiteStore
+from hookline.web.app import create_app
 
 
 class DownStore(SQLiteStore):

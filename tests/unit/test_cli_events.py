@@ -1,10 +1,10 @@
-"""``app.cli_events.parse_duration``: the ``--older-than`` of ``hookline prune``."""
+"""``hookline.cli_events.parse_duration``: the ``--older-than`` of ``hookline prune``."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.cli_events import parse_duration
+from hookline.cli_events import parse_duration
 
 
 @pytest.mark.parametrize(

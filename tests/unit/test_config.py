@@ -1,4 +1,4 @@
-"""``app.config``: TOML + ``${VAR}`` interpolation → one validated, typed ``Settings``."""
+"""``hookline.config``: TOML + ``${VAR}`` interpolation → one validated, typed ``Settings``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.config import (
+from hookline.config import (
     DEFAULT_CONFIG,
     Settings,
     interpolate,
@@ -16,7 +16,7 @@ from app.config import (
     parse_settings,
     resolve_config_path,
 )
-from app.errors import ConfigError, HooklineError
+from hookline.errors import ConfigError, HooklineError
 
 STRIPE = {"name": "stripe", "provider": "stripe", "secrets": ["whsec_abc"]}
 SHOPIFY = {

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from app.config import PipelineConfig
-from app.context import Context, RunScope, Suspend
-from app.errors import NonDeterminismError, NonRetryableError, PipelineError
-from app.pipeline import Event, HandlerSpec, Registry
-from app.runner import Runner
-from app.store.base import ClaimedRun, NewEvent, NewRun
-from app.store.sqlite import SQLiteStore
+from hookline.config import PipelineConfig
+from hookline.context import Context, RunScope, Suspend
+from hookline.errors import NonDeterminismError, NonRetryableError, PipelineError
+from hookline.pipeline import Event, HandlerSpec, Registry
+from hookline.runner import Runner
+from hookline.store.base import ClaimedRun, NewEvent, NewRun
+from hookline.store.sqlite import SQLiteStore
 
 HANDLER = "tests:handler"
 

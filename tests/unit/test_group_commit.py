@@ -1,4 +1,4 @@
-"""``app.store.group_commit``: one writer thread, one transaction and fsync per batch.
+"""``hookline.store.group_commit``: one writer thread, one transaction and fsync per batch.
 
 Batches are made deterministic by a *blocker*: an op that holds the writer thread
 until released, so everything queued meanwhile must go out in the next batch.
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from app.errors import StoreError
-from app.store.group_commit import OP_LOG_COLUMNS, GroupCommitWriter, OpRows, connect
+from hookline.errors import StoreError
+from hookline.store.group_commit import OP_LOG_COLUMNS, GroupCommitWriter, OpRows, connect
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""``app.logs``: one JSON object per line, with the record's ``extra`` fields."""
+"""``hookline.logs``: one JSON object per line, with the record's ``extra`` fields."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.logs import JsonFormatter
+from hookline.logs import JsonFormatter
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 

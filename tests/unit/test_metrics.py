@@ -1,10 +1,10 @@
-"""``app.metrics``: webhook counters and the ack histogram, by source and outcome."""
+"""``hookline.metrics``: webhook counters and the ack histogram, by source and outcome."""
 
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.metrics import Metrics
+from hookline.metrics import Metrics
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

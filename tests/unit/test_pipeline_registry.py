@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import PipelineError, StartupError
-from app.pipeline import JOB_SOURCE, Context, Event, handler, load_handlers
+from hookline.errors import PipelineError, StartupError
+from hookline.pipeline import JOB_SOURCE, Context, Event, handler, load_handlers
 
 
 def test_handlers_match_source_and_type_globs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "my_handlers.py").write_text(
-        "from app.pipeline import handler\n"
+        "from hookline import handler\n"
         "@handler('stripe', 'invoice.*')\n"
         "async def invoices(event, ctx): ...\n"
         "@handler('stripe', 'invoice.paid', max_attempts=3)\n"
@@ -61,7 +61,7 @@ def test_handler_needs_exactly_one_of_source_or_job() -> None:
 
 
 def test_public_names_are_exported() -> None:
-    import app.pipeline as pipeline
+    import hookline.pipeline as pipeline
 
     assert pipeline.Context is Context and pipeline.Event is Event
     assert issubclass(pipeline.NonRetryableError, Exception)

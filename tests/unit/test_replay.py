@@ -1,4 +1,4 @@
-"""``app.replay``: fixture loading and validation, the re-sign decision, building and sending.
+"""``hookline.replay``: fixture loading and validation, the re-sign decision, building and sending.
 
 The providers are the ones of the demo config (``hookline.example.toml``), whose
 secrets signed ``fixtures/``. The clock is passed in: "stale" is the captured
@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import load_settings
-from app.replay import (
+from hookline.config import load_settings
+from hookline.providers import REDACTED, InvalidSignature, Provider
+from hookline.replay import (
     Delivery,
     Fixture,
     FixtureError,
@@ -30,8 +31,7 @@ from app.replay import (
     resign_reason,
     send,
 )
-from app.sources import build_sources
-from providers import REDACTED, InvalidSignature, Provider
+from hookline.sources import build_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures"

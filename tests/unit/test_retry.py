@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from app.retry import backoff_delay
+from hookline.retry import backoff_delay
 
 
 def test_no_jitter_doubles_until_the_cap() -> None:

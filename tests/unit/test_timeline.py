@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.store.base import RunRecord, StepAttempt, StepRecord
-from app.web.timeline import timeline
+from hookline.store.base import RunRecord, StepAttempt, StepRecord
+from hookline.web.timeline import timeline
 
 
 def attempt(number: int, started: float, outcome: str) -> StepAttempt:

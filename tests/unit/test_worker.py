@@ -8,14 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from app.config import PipelineConfig, Settings
-from app.context import Context
-from app.errors import StoreError
-from app.pipeline import Event, HandlerSpec, Registry
-from app.runner import Runner
-from app.store.base import NewEvent, NewRun
-from app.store.sqlite import SQLiteStore
-from app.worker import Worker
+from hookline.config import PipelineConfig, Settings
+from hookline.context import Context
+from hookline.errors import StoreError
+from hookline.pipeline import Event, HandlerSpec, Registry
+from hookline.runner import Runner
+from hookline.store.base import NewEvent, NewRun
+from hookline.store.sqlite import SQLiteStore
+from hookline.worker import Worker
 
 
 class FlakyHeartbeatStore(SQLiteStore):

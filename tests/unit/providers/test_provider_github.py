@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from providers import GitHubProvider, InvalidPayload, InvalidSignature, Verified
+from hookline.providers import GitHubProvider, InvalidPayload, InvalidSignature, Verified
 
 SECRET = "demo-github-secret"
 OLD_SECRET = "old-github-secret"

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from providers import HmacProvider, InvalidPayload, InvalidSignature, StaleTimestamp, Verified
+from hookline.providers import (
+    HmacProvider,
+    InvalidPayload,
+    InvalidSignature,
+    StaleTimestamp,
+    Verified,
+)
 
 NOW = 1_700_000_000
 SHOPIFY_SECRET = "demo-shopify-secret"

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from providers import StandardProvider, StripeProvider, VerificationError
+from hookline.providers import StandardProvider, StripeProvider, VerificationError
 
 FAST = settings(
     max_examples=100,

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import providers
-from providers import (
+import hookline.providers as providers
+from hookline.providers import (
     GitHubProvider,
     HmacProvider,
     InvalidPayload,

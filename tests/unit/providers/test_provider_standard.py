@@ -7,7 +7,13 @@ import json
 
 import pytest
 
-from providers import InvalidPayload, InvalidSignature, StaleTimestamp, StandardProvider, Verified
+from hookline.providers import (
+    InvalidPayload,
+    InvalidSignature,
+    StaleTimestamp,
+    StandardProvider,
+    Verified,
+)
 
 NOW = 1_700_000_000
 KEY = b"hookline-standard-webhooks-key-32"

@@ -7,7 +7,13 @@ import re
 
 import pytest
 
-from providers import InvalidPayload, InvalidSignature, StaleTimestamp, StripeProvider, Verified
+from hookline.providers import (
+    InvalidPayload,
+    InvalidSignature,
+    StaleTimestamp,
+    StripeProvider,
+    Verified,
+)
 
 SECRET = "whsec_test_secret_0123456789abcdef"
 OLD_SECRET = "whsec_old_secret_fedcba9876543210"
