@@ -5,6 +5,7 @@ Built once by the CLI and passed explicitly; nothing else reads the environment.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hookline.errors import ConfigError
 
 DEFAULT_CONFIG = "hookline.toml"
-PROVIDERS = ("stripe", "github", "hmac", "standard")
+PROVIDERS = ("stripe", "github", "slack", "hmac", "standard")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -220,11 +221,36 @@ def _first_error(exc: ValidationError) -> str:
     return f"{_location(loc)}: {message}"
 
 
+_SOURCE_AT = re.compile(r"^sources\[([0-9]+)\]")
+
+
+def source_label(index: int, name: object) -> str:
+    """``sources[1] (name "shopify")``: a source by its index and, when it has one, its name."""
+    if not isinstance(name, str) or not name:
+        return f"sources[{index}]"
+    shown = name if len(name) <= 64 else name[:64] + "…"
+    return f"sources[{index}] (name {json.dumps(shown, ensure_ascii=False)})"
+
+
+def _name_the_source(message: str, data: Mapping[str, Any]) -> str:
+    """``sources[1].encoding: …`` → ``sources[1] (name "shopify").encoding: …``."""
+    match = _SOURCE_AT.match(message)
+    sources = data.get("sources")
+    if match is None or not isinstance(sources, list):
+        return message
+    index = int(match.group(1))
+    entry = sources[index] if index < len(sources) else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return source_label(index, name) + message[match.end() :]
+
+
 def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     try:
         return Settings.model_validate(interpolate(dict(data), env))
     except ValidationError as exc:
-        raise ConfigError(_first_error(exc)) from None
+        raise ConfigError(_name_the_source(_first_error(exc), data)) from None
+    except ConfigError as exc:  # a missing ${VAR}
+        raise ConfigError(_name_the_source(str(exc), data)) from None
 
 
 def resolve_config_path(explicit: str | None, env: Mapping[str, str]) -> Path:

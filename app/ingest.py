@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from hookline.config import Settings
 from hookline.ids import new_id
 from hookline.pipeline import Event, HandlerSpec, Registry, parse_data
-from hookline.providers import REDACTED, VerificationError, Verified
+from hookline.providers import REDACTED, Handshake, VerificationError, Verified
 from hookline.sources import Source, build_sources
 from hookline.store.base import IngestResult, NewEvent, NewRun, Store
 
@@ -77,12 +77,18 @@ class Ingestor:
     def source(self, name: str) -> Source | None:
         return self.sources.get(name)
 
-    async def receive(self, source: Source, headers: Mapping[str, str], body: bytes) -> Accepted:
+    async def receive(
+        self, source: Source, headers: Mapping[str, str], body: bytes
+    ) -> Accepted | Handshake:
+        """Store a verified event (``Accepted``), or return the ``Handshake`` a sender's
+        signed endpoint check is answered with (nothing stored)."""
         now = self._clock()
         try:
             verified = source.provider.verify(body, headers, now)
         except VerificationError as exc:
             raise Rejected(400, exc.code, str(exc)) from None
+        if isinstance(verified, Handshake):
+            return verified
         new_event = self._new_event(source, verified, headers, body, now)
         result: IngestResult = await self._store.ingest(
             new_event, resume_failed=self._settings.pipeline.redelivery_resumes_failed
@@ -108,7 +114,7 @@ class Ingestor:
                 source=source.name,
                 provider_event_id=verified.event_id,
                 type=verified.event_type,
-                data=parse_data(body),
+                data=parse_data(body, headers),
                 body=body,
                 headers=dict(headers),
                 received_at=datetime.fromtimestamp(now, UTC),

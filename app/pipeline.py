@@ -13,17 +13,16 @@ depends on import order or on module-level state.
 from __future__ import annotations
 
 import importlib
-import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
-import orjson
-
 from hookline.context import Context
 from hookline.errors import NonRetryableError, PipelineError, StartupError
+from hookline.providers import VerificationError
+from hookline.providers.body import decode_body
 
 JOB_SOURCE = "jobs"  # events posted through the jobs gateway and schedules use this source
 _MARK = "__hookline_handler__"
@@ -34,7 +33,8 @@ F = TypeVar("F", bound=HandlerFn)
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """What a handler receives: the stored event, its body parsed as JSON in ``data``."""
+    """What a handler receives: the stored event, its body parsed in ``data`` (JSON, or a
+    urlencoded form; see ``parse_data``)."""
 
     id: str
     source: str
@@ -46,19 +46,18 @@ class Event:
     received_at: datetime
 
 
-def parse_data(body: bytes) -> Any:
-    """``Event.data``: the body as JSON, or None when it does not parse.
+def parse_data(body: bytes, headers: Mapping[str, str] | None = None) -> Any:
+    """``Event.data`` (and the admin API's ``payload``): the stored body as data, or None
+    when it does not parse.
 
-    orjson first (fast; nesting up to 1024), then the stdlib for what orjson refuses
-    (integers past 64 bits); never RecursionError.
+    The one place that decides it, from the stored ``content-type``: a urlencoded form is
+    the parsed form (or, for a form that is only ``payload=<json>``, that JSON: GitHub's
+    form content type, Slack interactivity); anything else is JSON. Providers read bodies
+    by the same rule (``hookline.providers.body``), so handlers see what was verified.
     """
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+        return decode_body(body, headers or {})
+    except VerificationError:
         return None
 
 

@@ -77,7 +77,7 @@ class Runner:
                 error=f"attempt {run.attempts} of {run.max_attempts}: "
                 "the previous attempts ended without an outcome (worker crashed or stalled)",
             )
-        data = parse_data(claimed.body)
+        data = parse_data(claimed.body, claimed.headers)
         event = Event(
             id=summary.id,
             source=summary.source,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hookline.config import SourceConfig
+from hookline.config import SourceConfig, source_label
 from hookline.errors import ConfigError
 from hookline.providers import (
     GitHubProvider,
     HmacProvider,
     Provider,
+    SlackProvider,
     StandardProvider,
     StripeProvider,
 )
@@ -28,6 +29,8 @@ def build_provider(config: SourceConfig) -> Provider:
         return StripeProvider(config.secrets, tolerance_seconds=config.tolerance_seconds)
     if config.provider == "github":
         return GitHubProvider(config.secrets)
+    if config.provider == "slack":
+        return SlackProvider(config.secrets, tolerance_seconds=config.tolerance_seconds)
     if config.provider == "standard":
         return StandardProvider(config.secrets, tolerance_seconds=config.tolerance_seconds)
     return HmacProvider(
@@ -52,6 +55,6 @@ def build_sources(configs: Sequence[SourceConfig]) -> dict[str, Source]:
         try:
             provider = build_provider(config)
         except ValueError as exc:  # e.g. a Standard Webhooks secret that is not base64
-            raise ConfigError(f"sources[{index}]: {exc}") from None
+            raise ConfigError(f"{source_label(index, config.name)}: {exc}") from None
         sources[config.name] = Source(config.name, provider, config.max_body_bytes)
     return sources

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from hookline.providers.base import (
     REDACTED,
+    Handshake,
     InvalidPayload,
     InvalidSignature,
     Provider,
@@ -16,20 +17,23 @@ from hookline.providers.base import (
 )
 from hookline.providers.github import GitHubProvider
 from hookline.providers.hmac import HmacProvider
+from hookline.providers.slack import SlackProvider
 from hookline.providers.standard import StandardProvider
 from hookline.providers.stripe import StripeProvider
 
 #: The values accepted for ``provider`` in a ``[[sources]]`` table.
-PROVIDER_NAMES = ("stripe", "github", "hmac", "standard")
+PROVIDER_NAMES = ("stripe", "github", "slack", "hmac", "standard")
 
 __all__ = [
     "PROVIDER_NAMES",
     "REDACTED",
     "GitHubProvider",
+    "Handshake",
     "HmacProvider",
     "InvalidPayload",
     "InvalidSignature",
     "Provider",
+    "SlackProvider",
     "StaleTimestamp",
     "StandardProvider",
     "StripeProvider",

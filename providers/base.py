@@ -12,13 +12,17 @@ Exception tree::
      +-- InvalidPayload          -- validly signed, but not the JSON the provider sends
 
 The ``code`` attribute is the ``error`` field of the HTTP answer.
+
+``verify`` returns ``Verified`` (store the event) or, for a validly signed request that
+is not an event but a sender's check of the endpoint (Slack's ``url_verification``),
+a ``Handshake`` whose ``answer`` the route sends back with 200; nothing is stored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 REDACTED = "[redacted]"
 
@@ -49,6 +53,14 @@ class Verified:
     event_type: str
 
 
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """A signed check of the endpoint: answer 200 with ``answer`` as JSON, store nothing."""
+
+    kind: str
+    answer: dict[str, Any]
+
+
 class Provider(Protocol):
     """One configured source's verifier.
 
@@ -59,7 +71,7 @@ class Provider(Protocol):
     #: lower-case names of headers whose values are secrets/signatures and must be redacted
     signature_headers: frozenset[str]
 
-    def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> Verified:
+    def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> Verified | Handshake:
         """Check the signature over the raw ``body`` first, then the timestamp window,
         then extract id and type. Raise a ``VerificationError`` subclass on failure."""
         ...

@@ -6,6 +6,9 @@ See https://docs.github.com/webhooks/using-webhooks/validating-webhook-deliverie
 secret. The legacy SHA-1 ``X-Hub-Signature`` is never accepted on its own: SHA-1 is
 deprecated, and accepting it would let a downgrade bypass the SHA-256 check.
 There is no signed timestamp, so GitHub deliveries have no replay window.
+
+A hook may send ``application/json`` or ``application/x-www-form-urlencoded``; the latter
+is one field, ``payload=<the same JSON>``. Both are verified over the raw bytes as sent.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from hookline.providers._util import (
     signature_header,
 )
 from hookline.providers.base import InvalidPayload, InvalidSignature, Verified
+from hookline.providers.body import form_payload, is_form, parse_form
 
 HEADER = "x-hub-signature-256"
 LEGACY_HEADER = "x-hub-signature"
@@ -52,7 +56,9 @@ class GitHubProvider:
 
     def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> Verified:
         self.verify_signature(body, headers)
-        payload = load_json_object(body)
+        payload = form_payload(parse_form(body)) if is_form(headers) else load_json_object(body)
+        if not isinstance(payload, dict):
+            raise InvalidPayload("GitHub payload is not a JSON object")
         delivery = headers.get("x-github-delivery")
         if not delivery:
             raise InvalidPayload("missing x-github-delivery header")

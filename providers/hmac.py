@@ -5,7 +5,8 @@ Slack: ``X-Slack-Signature: v0=hex(HMAC-SHA256("v0:{timestamp}:{body}"))`` with 
 timestamp from ``X-Slack-Request-Timestamp``.
 
 The body is spliced into ``signed_content`` as raw bytes, never decoded and re-encoded,
-so any byte sequence the sender signed verifies.
+so any byte sequence the sender signed verifies. ``id_field``/``type_field`` read the
+body's data (JSON, or a urlencoded form: see ``hookline.providers.body``).
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from hookline.providers._util import (
     decode_base64,
     decode_hex,
     json_path,
-    load_json,
     parse_timestamp,
     signature_header,
 )
 from hookline.providers.base import InvalidPayload, InvalidSignature, Verified
+from hookline.providers.body import decode_body
 
 ALGORITHMS = ("sha1", "sha256", "sha512")
 ENCODINGS = ("hex", "base64")
@@ -127,7 +128,7 @@ class HmacProvider:
         if self._timestamp_header:
             check_window(int(timestamp), now, self._tolerance)
 
-        payload = load_json(body)
+        payload = decode_body(body, headers)
         if self._id_header or self._id_path:
             event_id = self._extract(payload, headers, self._id_header, self._id_path, "id")
         else:

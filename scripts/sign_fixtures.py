@@ -143,6 +143,15 @@ def sign_standard(headers: Headers, body: bytes, source: Source) -> None:
     set_header(headers, "webhook-signature", "v1," + base64.b64encode(sig).decode())
 
 
+def sign_slack(headers: Headers, body: bytes, source: Source) -> None:
+    # v0=hex(HMAC-SHA256(secret, "v0:{timestamp}:{body}")), JSON and form bodies alike.
+    secret = source["secrets"][0].encode()
+    ts = _timestamp(get_header(headers, "X-Slack-Request-Timestamp"))
+    set_header(headers, "X-Slack-Request-Timestamp", ts)
+    digest = _hmac(secret, b"v0:" + ts.encode() + b":" + body).hex()
+    set_header(headers, "X-Slack-Signature", "v0=" + digest)
+
+
 def sign_hmac(headers: Headers, body: bytes, source: Source) -> None:
     secret = source["secrets"][0].encode()
     template: str = source.get("signed_content") or "{body}"
@@ -175,6 +184,7 @@ SIGNERS: dict[str, Callable[[Headers, bytes, Source], None]] = {
     "stripe": sign_stripe,
     "github": sign_github,
     "standard": sign_standard,
+    "slack": sign_slack,
     "hmac": sign_hmac,
 }
 

@@ -36,6 +36,8 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from hookline.config import Settings
+from hookline.pipeline import parse_data
+from hookline.providers.body import is_form
 from hookline.store.base import ACTIVE_RUN_STATUSES, EVENT_STATUSES, EventFilter, EventRecord, Store
 from hookline.web.admin_api import (
     BadRequest,
@@ -326,16 +328,19 @@ async def redeliver_failed(request: Request) -> Response:
 # -- one event ----------------------------------------------------------------------------------
 
 
-def _payload_text(record: EventRecord) -> tuple[str, bool]:
-    """The payload for display: pretty JSON when it parses, else the raw text."""
-    try:
-        text = _pretty(json.loads(record.body))
-        is_json = True
-    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python parses
-        text, is_json = record.body.decode("utf-8", "replace"), False
+def _payload_text(record: EventRecord) -> tuple[str, str]:
+    """The payload for display and how it was read: ``json``, ``form`` (a urlencoded body,
+    shown parsed, as handlers get it) or ``text`` (it does not parse: the raw body)."""
+    data = parse_data(record.body, record.headers)
+    text, kind = record.body.decode("utf-8", "replace"), "text"
+    if data is not None or record.body.strip() == b"null":
+        try:
+            text, kind = _pretty(data), "form" if is_form(record.headers) else "json"
+        except RecursionError:  # nested deeper than json.dumps goes: show the raw text
+            pass
     if len(text) > MAX_PAYLOAD_CHARS:
         text = text[:MAX_PAYLOAD_CHARS] + "\n… (cut here; GET /admin/events/{id} has it all)"
-    return text, is_json
+    return text, kind
 
 
 async def _event_or_404(request: Request) -> EventRecord | Response:
@@ -359,14 +364,14 @@ async def event_page(request: Request) -> Response:
     record = await _event_or_404(request)
     if isinstance(record, Response):
         return record
-    payload, is_json = _payload_text(record)
+    payload, kind = _payload_text(record)
     done = request.query_params.get("done", "")
     return html(
         "event.html",
         **_event_context(request, record),
         headers=sorted(record.headers.items()),
         payload=payload,
-        payload_is_json=is_json,
+        payload_kind=kind,
         done=done if done in ("resume", "fresh", "cancelled") else "",
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,10 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        try:
+            return orjson.dumps(content)
+        except TypeError:  # nested deeper than orjson writes (254), or an int over 64 bits
+            return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSON:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from hookline.pipeline import parse_data
 from hookline.store.base import EventRecord, EventSummary, RunRecord, StepRecord
 from hookline.web.responses import iso
 
@@ -58,17 +58,10 @@ def run(r: RunRecord) -> dict[str, Any]:
     }
 
 
-def parse_payload(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):  # e.g. a body nested deeper than json can parse
-        return None
-
-
 def event_detail(e: EventRecord) -> dict[str, Any]:
     return {
         **event_summary(e.summary),
         "headers": e.headers,
-        "payload": parse_payload(e.body),
+        "payload": parse_data(e.body, e.headers),  # exactly what handlers get as Event.data
         "runs": [run(r) for r in e.runs],
     }

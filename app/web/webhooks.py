@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 
 from hookline.errors import StoreError
-from hookline.ingest import Accepted, Ingestor, Rejected
+from hookline.ingest import Ingestor, Rejected
 from hookline.metrics import Metrics
+from hookline.providers import Handshake
 
 log = logging.getLogger("hookline.webhooks")
 PREFIX = "/webhooks/"
@@ -68,29 +69,38 @@ class WebhookEndpoint:
         name = scope["path"][len(PREFIX) :]
         source = self._ingestor.source(name)
         label = name if source is not None else "_unknown"
-        status, payload, extra = await self._handle(scope, receive, source)
+        status, answer, extra = await self._handle(scope, receive, source)
+        handshake = answer.kind if isinstance(answer, Handshake) else ""
+        payload = answer.answer if isinstance(answer, Handshake) else answer
         if status == 0:  # client went away: nothing to answer
             outcome = "disconnected"
         else:
             await _send_json(send, status, payload, extra)
-            outcome = payload.get("error") or ("duplicate" if payload["duplicate"] else "accepted")
+            if handshake:
+                outcome = "handshake"
+            else:
+                error = payload.get("error")
+                outcome = error or ("duplicate" if payload["duplicate"] else "accepted")
         elapsed = time.perf_counter() - started
         self._metrics.webhook_answered(label, outcome, elapsed if status == 200 else None)
-        log.info(
-            "webhook",
-            extra={
-                "source": name[:64],
-                "status": status,
-                "outcome": outcome,
-                "ms": round(elapsed * 1000, 3),
-                "id": payload.get("id"),
-                "event_id": payload.get("eventId"),
-            },
-        )
+        fields = {
+            "source": name[:64],
+            "status": status,
+            "outcome": outcome,
+            "ms": round(elapsed * 1000, 3),
+            "id": payload.get("id"),
+            "event_id": payload.get("eventId"),
+        }
+        if status >= 400:  # why it was refused; details never hold a signature or secret
+            fields["error"] = payload["error"]
+            fields["detail"] = payload["detail"]
+        elif handshake:
+            fields["handshake"] = handshake
+        log.info("webhook", extra=fields)
 
     async def _handle(
         self, scope: Scope, receive: Any, source: Any
-    ) -> tuple[int, dict[str, Any], list[Any]]:
+    ) -> tuple[int, dict[str, Any] | Handshake, list[Any]]:
         if scope["method"] != "POST":
             return 405, {"error": "method_not_allowed", "detail": "use POST"}, [(b"allow", b"POST")]
         if source is None:
@@ -111,7 +121,7 @@ class WebhookEndpoint:
         except _Disconnected:
             return 0, {}, []
         try:
-            accepted: Accepted = await self._ingestor.receive(source, headers, body)
+            accepted = await self._ingestor.receive(source, headers, body)
         except Rejected as exc:
             return exc.status, {"error": exc.code, "detail": exc.detail}, []
         except StoreError as exc:
@@ -121,6 +131,8 @@ class WebhookEndpoint:
                 {"error": "store_unavailable", "detail": "try again later"},
                 [(b"retry-after", b"1")],
             )
+        if isinstance(accepted, Handshake):  # a signed check of the endpoint: nothing stored
+            return 200, accepted, []
         return (
             200,
             {"id": accepted.id, "eventId": accepted.event_id, "duplicate": accepted.duplicate},

@@ -64,27 +64,27 @@ secrets = ["shopify-secret"]
 signature_header = "X-Shopify-Hmac-Sha256"
 encoding = "base32"
 """,
-        ["sources[1].encoding: must be one of hex, base64"],
+        ['sources[1] (name "shopify").encoding: must be one of hex, base64'],
     ),
     "duplicate-source-name": (
         GOOD_SOURCE + GOOD_SOURCE,
-        ["sources[1].name", "duplicate source name 'stripe'"],
+        ['sources[1] (name "stripe").name', "duplicate source name 'stripe'"],
     ),
     "unknown-provider": (
         '[[sources]]\nname = "pp"\nprovider = "paypal"\nsecrets = ["x"]\n',
-        ["sources[0].provider: must be one of stripe, github, hmac, standard"],
+        ['sources[0] (name "pp").provider: must be one of stripe, github, slack, hmac, standard'],
     ),
     "empty-secret": (
         '[[sources]]\nname = "s"\nprovider = "stripe"\nsecrets = ["  "]\n',
-        ["sources[0].secrets", "empty"],
+        ['sources[0] (name "s").secrets', "empty"],
     ),
     "missing-variable": (
         '[[sources]]\nname = "s"\nprovider = "stripe"\nsecrets = ["${HOOKLINE_TEST_UNSET_VAR}"]\n',
-        ["sources[0].secrets[0]", "HOOKLINE_TEST_UNSET_VAR", "not set"],
+        ['sources[0] (name "s").secrets[0]', "HOOKLINE_TEST_UNSET_VAR", "not set"],
     ),
     "standard-secret-not-base64": (
         '[[sources]]\nname = "acme"\nprovider = "standard"\nsecrets = ["whsec_not*base64!"]\n',
-        ["sources[0]", "base64"],
+        ['sources[0] (name "acme"): ', "base64"],
     ),
     "unknown-key": ("[server]\nprot = 8400\n", ["server.prot: unknown key"]),
 }
@@ -124,7 +124,7 @@ def test_secret_is_not_echoed_in_config_errors(tmp_path: Path) -> None:
         "tolerance_seconds = -5\n",
     )
     result = hookline(tmp_path, "migrate")
-    message = assert_refused(result, "sources[0].tolerance_seconds")
+    message = assert_refused(result, 'sources[0] (name "acme").tolerance_seconds')
     assert secret not in message and "c3VwZXItc2VjcmV0" not in message
 
 

@@ -21,9 +21,18 @@ STRIPE_SECRET = "whsec_test_stripe_secret_e2e"
 GITHUB_SECRET = "test-github-secret"
 STANDARD_SECRET = "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQ="
 SHOPIFY_SECRET = "test-shopify-secret"
+SLACK_SECRET = "test-slack-signing-secret"
 ADMIN_TOKEN = "test-admin-token-0123456789"
 API_KEY = "test-api-key-0123456789"
-ALL_SECRETS = (STRIPE_SECRET, GITHUB_SECRET, STANDARD_SECRET, SHOPIFY_SECRET, ADMIN_TOKEN, API_KEY)
+ALL_SECRETS = (
+    STRIPE_SECRET,
+    GITHUB_SECRET,
+    STANDARD_SECRET,
+    SHOPIFY_SECRET,
+    SLACK_SECRET,
+    ADMIN_TOKEN,
+    API_KEY,
+)
 
 
 def free_port() -> int:
@@ -103,6 +112,11 @@ signature_header = "X-Shopify-Hmac-Sha256"
 encoding = "base64"
 id_header = "X-Shopify-Webhook-Id"
 type_header = "X-Shopify-Topic"
+
+[[sources]]
+name = "slack"
+provider = "slack"
+secrets = ["{SLACK_SECRET}"]
 """
 
 

@@ -14,11 +14,18 @@ from typing import Any
 
 import httpx
 
-from hookline.providers import GitHubProvider, HmacProvider, StandardProvider, StripeProvider
+from hookline.providers import (
+    GitHubProvider,
+    HmacProvider,
+    SlackProvider,
+    StandardProvider,
+    StripeProvider,
+)
 from tests.support.server import (
     GITHUB_SECRET,
     ROOT,
     SHOPIFY_SECRET,
+    SLACK_SECRET,
     STANDARD_SECRET,
     STRIPE_SECRET,
 )
@@ -36,6 +43,8 @@ SHOPIFY = HmacProvider(
     id_header="X-Shopify-Webhook-Id",
     type_header="X-Shopify-Topic",
 )
+SLACK = SlackProvider([SLACK_SECRET])
+FORM = "application/x-www-form-urlencoded"
 
 #: Lower-case names of the headers that carry a signature, per test source.
 SIGNATURE_HEADERS = {
@@ -43,6 +52,7 @@ SIGNATURE_HEADERS = {
     "github": ("x-hub-signature-256", "x-hub-signature"),
     "acme": ("webhook-signature",),
     "shopify": ("x-shopify-hmac-sha256",),
+    "slack": ("x-slack-signature",),
 }
 
 
@@ -112,7 +122,27 @@ def shopify(
     return body, headers
 
 
-SIGNERS = {"stripe": stripe, "github": github, "acme": standard, "shopify": shopify}
+def slack(
+    payload: Any = None, *, now: float | None = None, content_type: str = "application/json"
+) -> Signed:
+    """A Slack request; without ``payload`` a fresh Events API ``event_callback``."""
+    if payload is None:
+        payload = {
+            "type": "event_callback",
+            "event_id": new_id("Ev"),
+            "event": {"type": "app_mention", "text": "hi"},
+        }
+    body = as_bytes(payload)
+    return body, {"Content-Type": content_type, **SLACK.sign(body, _now(now))}
+
+
+SIGNERS = {
+    "stripe": stripe,
+    "github": github,
+    "acme": standard,
+    "shopify": shopify,
+    "slack": slack,
+}
 
 
 def fixture(relative: str) -> tuple[str, Signed]:
@@ -123,7 +153,7 @@ def fixture(relative: str) -> tuple[str, Signed]:
     data = json.loads((FIXTURES / relative).read_text("utf-8"))
     source: str = data["source"]
     body = data["body"].encode("utf-8")
-    drop = {*SIGNATURE_HEADERS[source], "webhook-timestamp"}
+    drop = {*SIGNATURE_HEADERS[source], "webhook-timestamp", "x-slack-request-timestamp"}
     headers = {k: v for k, v in data["headers"].items() if k.lower() not in drop}
     if source == "stripe":
         headers.update(STRIPE.sign(body, time.time()))
@@ -133,6 +163,8 @@ def fixture(relative: str) -> tuple[str, Signed]:
         headers.update(STANDARD.sign(body, time.time(), msg_id=headers["webhook-id"]))
     elif source == "shopify":
         headers.update(SHOPIFY.sign(body, 0))
+    elif source == "slack":
+        headers.update(SLACK.sign(body, time.time()))
     else:  # pragma: no cover - a fixture of a source the test config lacks
         raise ValueError(f"no test source {source!r}")
     return source, (body, headers)

@@ -67,7 +67,7 @@ def test_empty_variable_is_a_value_not_a_missing_one() -> None:
 def test_missing_variable_names_the_key_and_the_variable() -> None:
     data = {"sources": [STRIPE, {**STRIPE, "name": "b", "secrets": ["ok", "${NOPE}"]}]}
     message = error_of(data, {})
-    assert message == "sources[1].secrets[1]: environment variable NOPE is not set"
+    assert message == 'sources[1] (name "b").secrets[1]: environment variable NOPE is not set'
     assert error_of({"admin": {"token": "${T}"}}) == (
         "admin.token: environment variable T is not set"
     )
@@ -156,36 +156,57 @@ def test_settings_are_immutable() -> None:
     [
         (
             {"sources": [STRIPE, {**SHOPIFY, "encoding": "base32"}]},
-            "sources[1].encoding: must be one of hex, base64",
+            'sources[1] (name "shopify").encoding: must be one of hex, base64',
         ),
-        ({"sources": [{**SHOPIFY, "algorithm": "md5"}]}, "sources[0].algorithm: must be one of"),
+        (
+            {"sources": [{**SHOPIFY, "algorithm": "md5"}]},
+            'sources[0] (name "shopify").algorithm: must be one of',
+        ),
         (
             {"sources": [STRIPE, SHOPIFY, {**STRIPE, "secrets": ["other"]}]},
-            "sources[2].name: duplicate source name 'stripe'",
+            "sources[2] (name \"stripe\").name: duplicate source name 'stripe'",
         ),
         (
             {"sources": [{**STRIPE, "provider": "paypal"}]},
-            "sources[0].provider: must be one of stripe, github, hmac, standard",
+            'sources[0] (name "stripe").provider: must be one of stripe, github, slack, hmac, standard',
         ),
-        ({"sources": [{**STRIPE, "secrets": []}]}, "sources[0].secrets: at least one secret"),
+        (
+            {"sources": [{**STRIPE, "secrets": []}]},
+            'sources[0] (name "stripe").secrets: at least one secret',
+        ),
         (
             {"sources": [{**STRIPE, "secrets": ["ok", " "]}]},
-            "sources[0].secrets: a secret is empty",
+            'sources[0] (name "stripe").secrets: a secret is empty',
         ),
-        ({"sources": [{**STRIPE, "secrets": "whsec_x"}]}, "sources[0].secrets: "),
+        ({"sources": [{**STRIPE, "secrets": "whsec_x"}]}, 'sources[0] (name "stripe").secrets: '),
         (
             {"sources": [{"provider": "stripe", "secrets": ["x"]}]},
             "sources[0].name: Field required",
         ),
-        ({"sources": [{**STRIPE, "name": "has space"}]}, "sources[0].name: must be 1-64"),
-        ({"sources": [{**STRIPE, "name": "x" * 65}]}, "sources[0].name: must be 1-64"),
+        (
+            {"sources": [{**STRIPE, "name": "has space"}]},
+            'sources[0] (name "has space").name: must be 1-64',
+        ),
+        (
+            {"sources": [{**STRIPE, "name": "x" * 65}]},
+            'sources[0] (name "' + "x" * 64 + '…").name: must be 1-64',
+        ),
         (
             {"sources": [{**SHOPIFY, "signature_header": ""}]},
-            "sources[0]: signature_header is required for provider 'hmac'",
+            "sources[0] (name \"shopify\"): signature_header is required for provider 'hmac'",
         ),
-        ({"sources": [{**STRIPE, "tolerance_seconds": -1}]}, "sources[0].tolerance_seconds: "),
-        ({"sources": [{**STRIPE, "max_body_bytes": 0}]}, "sources[0].max_body_bytes: "),
-        ({"sources": [{**STRIPE, "secret": ["x"]}]}, "sources[0].secret: unknown key"),
+        (
+            {"sources": [{**STRIPE, "tolerance_seconds": -1}]},
+            'sources[0] (name "stripe").tolerance_seconds: ',
+        ),
+        (
+            {"sources": [{**STRIPE, "max_body_bytes": 0}]},
+            'sources[0] (name "stripe").max_body_bytes: ',
+        ),
+        (
+            {"sources": [{**STRIPE, "secret": ["x"]}]},
+            'sources[0] (name "stripe").secret: unknown key',
+        ),
         ({"sources": {"name": "x"}}, "sources: "),
         ({"server": {"port": 70000}}, "server.port: "),
         ({"server": {"port": "eighty"}}, "server.port: "),
@@ -206,6 +227,13 @@ def test_invalid_config_is_one_message_naming_the_key(data: dict[str, Any], expe
     assert message.startswith(expected), message
     assert "\n" not in message
     assert "Value error" not in message and "pydantic" not in message
+
+
+def test_source_errors_name_the_source_only_when_it_has_a_name() -> None:
+    nameless = {"provider": "stripe", "secrets": ["x"]}
+    assert error_of({"sources": [nameless]}) == "sources[0].name: Field required"
+    odd = {**STRIPE, "name": 'say "hi"', "tolerance_seconds": -1}
+    assert error_of({"sources": [odd]}).startswith('sources[0] (name "say \\"hi\\"").name: ')
 
 
 def test_config_error_is_a_hookline_error() -> None:

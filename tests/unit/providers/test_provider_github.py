@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from urllib.parse import urlencode
 
 import pytest
 
@@ -160,3 +161,28 @@ def test_invalid_payload_after_valid_signature(body: bytes) -> None:
 def test_bad_config(secrets: list[str]) -> None:
     with pytest.raises(ValueError):
         GitHubProvider(secrets)
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def test_form_encoded_delivery_is_verified_over_the_raw_body() -> None:
+    # GitHub's "application/x-www-form-urlencoded" content type: payload=<the JSON>
+    body = urlencode({"payload": PR_OPENED.decode()}).encode()
+    hdrs = headers(body, **{"content-type": FORM})
+    result = GitHubProvider([SECRET]).verify(body, hdrs, 0)
+    assert result == Verified("72d3162e-cc78-11e3-81ab-4c9367dc0958", "pull_request.opened")
+    # the signature covers the encoded bytes, not the JSON inside them
+    with pytest.raises(InvalidSignature):
+        GitHubProvider([SECRET]).verify(
+            body, {**hdrs, **{"x-hub-signature-256": sig(PR_OPENED)}}, 0
+        )
+
+
+@pytest.mark.parametrize(
+    "form", [{"other": "{}"}, {"payload": "{not json"}, {"payload": "[1, 2]"}, {}]
+)
+def test_form_without_a_json_object_payload_is_invalid(form: dict[str, str]) -> None:
+    body = urlencode(form).encode()
+    with pytest.raises(InvalidPayload):
+        GitHubProvider([SECRET]).verify(body, headers(body, **{"content-type": FORM}), 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +16,7 @@ from hookline.providers import (
     HmacProvider,
     InvalidPayload,
     InvalidSignature,
+    SlackProvider,
     StaleTimestamp,
     StandardProvider,
     StripeProvider,
@@ -22,9 +24,11 @@ from hookline.providers import (
 )
 
 NOW = 1_700_000_000
-PROVIDERS: list[StripeProvider | GitHubProvider | HmacProvider | StandardProvider] = [
+AnyProvider = StripeProvider | GitHubProvider | SlackProvider | HmacProvider | StandardProvider
+PROVIDERS: list[AnyProvider] = [
     StripeProvider(["whsec_robust"]),
     GitHubProvider(["robust"]),
+    SlackProvider(["robust"]),
     HmacProvider(
         ["robust"],
         "X-Slack-Signature",
@@ -45,6 +49,7 @@ PROVIDERS: list[StripeProvider | GitHubProvider | HmacProvider | StandardProvide
     StandardProvider(["whsec_" + base64.b64encode(b"robust").decode()]),
 ]
 HEADER_NAMES = [
+    "content-type",
     "stripe-signature",
     "x-hub-signature-256",
     "x-hub-signature",
@@ -64,7 +69,9 @@ HEADER_NAMES = [
 FRAGMENTS = [
     *("t=", "v1=", "v0=", "v1,", "v1a,", "sha256=", "sha1=", ",", " ", "=", "==", "\t"),
     *(str(NOW), "-1", "1e9", "0" * 64, "a" * 64, "A" * 43 + "=", "\u0661", "\ud800", "\x00"),
+    *("application/x-www-form-urlencoded", "application/json", ";charset=utf-8"),
 ]
+FORM_KEYS = ["payload", "command", "ssl_check", "type", "event_id", "%", "&", "="]
 header_values = st.one_of(
     st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=8), max_size=10).map("".join),
     st.integers(min_value=0, max_value=300_000).map(lambda n: "v1=" * (n // 3)),
@@ -76,6 +83,15 @@ bodies = st.one_of(
         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
         max_leaves=6,
     ).map(lambda value: json.dumps(value).encode()),
+    # urlencoded forms, with and without a JSON payload field (Slack, GitHub)
+    st.lists(st.tuples(st.sampled_from(FORM_KEYS) | st.text(max_size=6), st.text(max_size=12))).map(
+        lambda pairs: urlencode(pairs).encode()
+    ),
+    st.recursive(
+        st.none() | st.integers() | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=6,
+    ).map(lambda value: urlencode({"payload": json.dumps(value)}).encode()),
 )
 
 
@@ -93,7 +109,7 @@ bodies = st.one_of(
     st.one_of(st.just(float(NOW)), st.floats()),
 )
 def test_verify_only_raises_verification_errors(
-    provider: StripeProvider | GitHubProvider | HmacProvider | StandardProvider,
+    provider: AnyProvider,
     body: bytes,
     start_signed: bool,
     mutations: dict[str, str],
@@ -111,7 +127,7 @@ def test_verify_only_raises_verification_errors(
 
 
 def test_exports() -> None:
-    assert providers.PROVIDER_NAMES == ("stripe", "github", "hmac", "standard")
+    assert providers.PROVIDER_NAMES == ("stripe", "github", "slack", "hmac", "standard")
     for name in providers.__all__:
         assert hasattr(providers, name)
     assert providers.REDACTED == "[redacted]"
@@ -119,7 +135,7 @@ def test_exports() -> None:
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_signature_headers_are_lower_case(
-    provider: StripeProvider | GitHubProvider | HmacProvider | StandardProvider,
+    provider: AnyProvider,
 ) -> None:
     assert provider.signature_headers
     assert all(name == name.lower() for name in provider.signature_headers)
