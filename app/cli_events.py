@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hookline.config import Settings
-from hookline.errors import StoreError
+from hookline.errors import RedeliveryInProgress, StoreError
 from hookline.replay import FixtureError, fixture_from_event
 from hookline.store import Store, open_store
 from hookline.store.base import EVENT_STATUSES, EventFilter, EventRecord, EventSummary
@@ -170,7 +170,10 @@ def redeliver(
     async def work(store: Store) -> list[str] | None:
         return await store.redeliver(event_id, "fresh" if fresh else "resume", time.time())
 
-    run_ids = with_store(settings, work)
+    try:
+        run_ids = with_store(settings, work)
+    except RedeliveryInProgress as exc:
+        raise _fail(f"event {event_id} not redelivered: {exc}", 1) from None
     if run_ids is None:
         raise _no_event(event_id)
     if not run_ids:

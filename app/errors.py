@@ -10,6 +10,7 @@ Exception tree::
      +-- PipelineError            -- misuse of the handler API
      |    +-- NonDeterminismError -- a replayed step has another name than was recorded
      +-- NonRetryableError        -- raised by handler code: fail the run at once
+     +-- RedeliveryInProgress     -- a fresh redelivery while a run of the event is active
 
 Provider verification errors live in ``hookline.providers.base``: the providers import
 nothing else of hookline.
@@ -48,3 +49,16 @@ class NonDeterminismError(PipelineError):
 
 class NonRetryableError(HooklineError):
     """Raise from a handler or step to fail the run at once, without retries."""
+
+
+class RedeliveryInProgress(HooklineError):
+    """A ``fresh`` redelivery was asked for while runs of the event are still queued,
+    running or retrying; nothing was created. ``run_ids`` are those active runs."""
+
+    def __init__(self, run_ids: list[str]) -> None:
+        super().__init__(
+            f"a fresh redelivery would run every step again while run(s) {', '.join(run_ids)} "
+            "of this event are still queued, running or retrying; nothing was created. Wait for "
+            "them to end (or cancel them), then redeliver again"
+        )
+        self.run_ids = run_ids

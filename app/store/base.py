@@ -221,7 +221,9 @@ class Store(Protocol):
         ...
 
     async def redeliver(self, event_id: str, mode: RedeliveryMode, now: float) -> list[str] | None:
-        """New runs for an event (None: no such event)."""
+        """New runs for an event (None: no such event). ``resume``: a handler whose newest
+        run is still active keeps it (its id is returned, nothing is added). ``fresh``:
+        raises ``RedeliveryInProgress`` (creating nothing) while any run is active."""
         ...
 
     async def redeliver_matching(

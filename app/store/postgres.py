@@ -34,11 +34,12 @@ from psycopg import AsyncConnection, errors
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from hookline.errors import SchemaError, StoreError
+from hookline.errors import RedeliveryInProgress, SchemaError, StoreError
 from hookline.ids import new_id
 from hookline.sql import migrations, queries
 from hookline.store import records
 from hookline.store.base import (
+    ACTIVE_RUN_STATUSES,
     ClaimedRun,
     EventFilter,
     EventRecord,
@@ -111,7 +112,12 @@ async def _refresh(conn: Conn, event_ids: Sequence[str]) -> None:
 
 
 async def _new_runs_from_latest(
-    conn: Conn, event_id: str, mode: RedeliveryMode, only_if_all_failed: bool, now: float
+    conn: Conn,
+    event_id: str,
+    mode: RedeliveryMode,
+    only_if_all_failed: bool,
+    now: float,
+    refuse_in_progress: bool = False,
 ) -> list[str]:
     """The caller holds the event's row lock (so two redeliveries cannot both resume)."""
     latest = await _all(conn, "latest_runs_of_event", {"event_id": event_id})
@@ -119,6 +125,9 @@ async def _new_runs_from_latest(
         return []
     if only_if_all_failed and any(row[3] != "failed" for row in latest):
         return []
+    active = [row[0] for row in latest if row[3] in ACTIVE_RUN_STATUSES]
+    if active and refuse_in_progress:
+        raise RedeliveryInProgress(active)
     run_ids: list[str] = []
     new_runs: list[dict[str, Any]] = []
     for run_id, handler, generation, status, max_attempts, key in latest:
@@ -469,7 +478,9 @@ class PostgresStore:
         async def op(conn: Conn) -> list[str] | None:
             if not await _all(conn, "lock_events", {"ids": [event_id]}):
                 return None
-            return await _new_runs_from_latest(conn, event_id, mode, False, now)
+            return await _new_runs_from_latest(
+                conn, event_id, mode, False, now, refuse_in_progress=mode == "fresh"
+            )
 
         return await self._run(op)
 

@@ -19,11 +19,12 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from hookline.errors import SchemaError
+from hookline.errors import RedeliveryInProgress, SchemaError
 from hookline.ids import new_id
 from hookline.sql import migrations, queries
 from hookline.store import records
 from hookline.store.base import (
+    ACTIVE_RUN_STATUSES,
     ClaimedRun,
     EventFilter,
     EventRecord,
@@ -104,12 +105,16 @@ def _new_runs_from_latest(
     mode: RedeliveryMode,
     only_if_all_failed: bool,
     now: float,
+    refuse_in_progress: bool = False,
 ) -> list[str]:
     latest = conn.execute(Q["latest_runs_of_event"], (event_id,)).fetchall()
     if not latest:
         return []
     if only_if_all_failed and any(row[3] != "failed" for row in latest):
         return []
+    active = [row[0] for row in latest if row[3] in ACTIVE_RUN_STATUSES]
+    if active and refuse_in_progress:
+        raise RedeliveryInProgress(active)
     run_ids: list[str] = []
     for run_id, handler, generation, status, max_attempts, key in latest:
         if status in ("queued", "running", "retrying"):
@@ -356,7 +361,8 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> list[str] | None:
             if conn.execute(Q["event_by_id"], (event_id,)).fetchone() is None:
                 return None
-            return _new_runs_from_latest(conn, event_id, mode, only_if_all_failed=False, now=now)
+            fresh = mode == "fresh"
+            return _new_runs_from_latest(conn, event_id, mode, False, now, refuse_in_progress=fresh)
 
         return await self._writer.run(op)
 

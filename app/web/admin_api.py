@@ -18,7 +18,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hookline.store.base import EVENT_STATUSES, EventFilter, RedeliveryMode, Store
+from hookline.errors import RedeliveryInProgress
+from hookline.store.base import (
+    ACTIVE_RUN_STATUSES,
+    EVENT_STATUSES,
+    EventFilter,
+    RedeliveryMode,
+    RunRecord,
+    Store,
+)
 from hookline.web import shapes
 from hookline.web.responses import JSON, error
 
@@ -151,7 +159,15 @@ async def get_event(request: Request) -> Response:
 
 async def redeliver_event(request: Request) -> Response:
     mode = parse_mode((await json_object(request)).get("mode"))
-    run_ids = await _store(request).redeliver(request.path_params["event_id"], mode, time.time())
+    try:
+        run_ids = await _store(request).redeliver(
+            request.path_params["event_id"], mode, time.time()
+        )
+    except RedeliveryInProgress as exc:
+        return JSON(
+            {"error": "redelivery_in_progress", "detail": str(exc), "runIds": exc.run_ids},
+            status_code=409,
+        )
     if run_ids is None:
         return error(404, "not_found", "no event with this id")
     return JSON({"runIds": run_ids}, status_code=202)
@@ -174,11 +190,35 @@ async def get_run(request: Request) -> Response:
     return JSON(shapes.run(run))
 
 
-async def cancel_run(request: Request) -> Response:
-    run = await _store(request).cancel_run(request.path_params["run_id"], time.time())
+def cannot_cancel(run: RunRecord) -> str:
+    return (
+        f"run {run.id} has already {'been cancelled' if run.status == 'cancelled' else run.status}"
+        "; only a queued, running or retrying run can be cancelled"
+    )
+
+
+async def cancel(store: Store, run_id: str) -> RunRecord | str | None:
+    """The cancelled run; the 409 detail when it had already ended; None: no such run."""
+    run = await store.get_run(run_id)
     if run is None:
+        return None
+    if run.status not in ACTIVE_RUN_STATUSES:
+        return cannot_cancel(run)
+    cancelled = await store.cancel_run(run_id, time.time())
+    if cancelled is None:  # pruned meanwhile
+        return None
+    if cancelled.status != "cancelled":  # it ended between the read and the update
+        return cannot_cancel(cancelled)
+    return cancelled
+
+
+async def cancel_run(request: Request) -> Response:
+    result = await cancel(_store(request), request.path_params["run_id"])
+    if result is None:
         return error(404, "not_found", "no run with this id")
-    return JSON(shapes.run(run))
+    if isinstance(result, str):
+        return error(409, "run_finished", result)
+    return JSON(shapes.run(result))
 
 
 routes = [

@@ -36,11 +36,13 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from hookline.config import Settings
+from hookline.errors import RedeliveryInProgress
 from hookline.pipeline import parse_data
 from hookline.providers.body import is_form
 from hookline.store.base import ACTIVE_RUN_STATUSES, EVENT_STATUSES, EventFilter, EventRecord, Store
 from hookline.web.admin_api import (
     BadRequest,
+    cancel,
     decode_cursor,
     encode_cursor,
     event_filter,
@@ -393,7 +395,12 @@ async def redeliver_event(request: Request) -> Response:
         mode = parse_mode(form.get("mode") or None)
     except BadRequest as exc:
         return message(400, "Bad request", exc.detail, session)
-    if await _store(request).redeliver(event_id, mode, time.time()) is None:
+    try:
+        run_ids = await _store(request).redeliver(event_id, mode, time.time())
+    except RedeliveryInProgress as exc:
+        text = str(exc)
+        return message(409, "Not redelivered", text[0].upper() + text[1:] + ".", session)
+    if run_ids is None:
         return message(404, "Not found", "No event with this id.", session)
     return RedirectResponse(f"{PREFIX}/ui/events/{event_id}?done={mode}", status_code=303)
 
@@ -403,9 +410,11 @@ async def cancel_run(request: Request) -> Response:
     if isinstance(checked, Response):
         return checked
     _, session = checked
-    run = await _store(request).cancel_run(request.path_params["run_id"], time.time())
+    run = await cancel(_store(request), request.path_params["run_id"])
     if run is None:
         return message(404, "Not found", "No run with this id.", session)
+    if isinstance(run, str):
+        return message(409, "Not cancelled", run[0].upper() + run[1:] + ".", session)
     return RedirectResponse(f"{PREFIX}/ui/events/{run.event_id}?done=cancelled", status_code=303)
 
 

@@ -171,6 +171,18 @@ SCHEMAS: dict[str, Schema] = {
         ),
     },
     "RedeliverCount": _obj({"count": {"type": "integer", "minimum": 0}}),
+    "RedeliveryInProgress": _obj(
+        {
+            "error": {"const": "redelivery_in_progress"},
+            "detail": {"type": "string"},
+            "runIds": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The event's runs still queued, running or retrying.",
+            },
+        },
+        "A `fresh` redelivery was refused (nothing created) while runs of the event are active.",
+    ),
 }
 
 
@@ -266,11 +278,17 @@ PATHS: dict[str, Schema] = {
             "summary": "Run the event's handlers again",
             "parameters": [_path_param("event_id", "hookline's event id.")],
             "requestBody": _json_body("RedeliverRequest", required=False),
+            "description": (
+                "`resume`: a handler whose newest run is still queued, running or retrying "
+                "keeps that run (its id is returned). `fresh`: refused with 409 while any run "
+                "of the event is still active."
+            ),
             "responses": {
                 "202": _ok("New runs are queued.", "RedeliverResult"),
                 "400": _400,
                 "401": _401,
                 "404": _404,
+                "409": _ok("A fresh redelivery while runs are active.", "RedeliveryInProgress"),
             },
         }
     },
@@ -298,9 +316,14 @@ PATHS: dict[str, Schema] = {
         "post": {
             "operationId": "cancelRun",
             "summary": "Cancel a queued, running or retrying run",
-            "description": "A run that already ended is left as it is and returned.",
+            "description": "A run that already ended is left as it is: 409 `run_finished`.",
             "parameters": [_path_param("run_id", "The run's id.")],
-            "responses": {"200": _ok("The run, as it is now.", "Run"), "401": _401, "404": _404},
+            "responses": {
+                "200": _ok("The run, now cancelled.", "Run"),
+                "401": _401,
+                "404": _404,
+                "409": _error("The run had already ended (`run_finished`)."),
+            },
         }
     },
     "/admin/openapi.json": {

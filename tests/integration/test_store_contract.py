@@ -7,6 +7,9 @@ import json
 import time
 from collections.abc import Sequence
 
+import pytest
+
+from hookline.errors import RedeliveryInProgress
 from hookline.store.base import (
     EventFilter,
     NewEvent,
@@ -535,8 +538,12 @@ async def test_redeliver_resume_keeps_the_steps_and_fresh_starts_over(store: Sto
     resumed = await store.redeliver(event.id, "resume", T0 + 10)
     assert resumed is not None and len(resumed) == 1 and resumed[0] != first
     assert await status_of(store, event.id) == "queued"
-    # while that run is on its way, another redelivery returns it instead of a second run
-    assert await store.redeliver(event.id, "fresh", T0 + 11) == resumed
+    # while that run is on its way: resume returns it instead of a second run; fresh is
+    # refused (it would run every step again beside it) and creates nothing
+    assert await store.redeliver(event.id, "resume", T0 + 11) == resumed
+    with pytest.raises(RedeliveryInProgress) as refused:
+        await store.redeliver(event.id, "fresh", T0 + 11)
+    assert refused.value.run_ids == resumed
     run = await store.get_run(resumed[0])
     assert run is not None
     assert (run.generation, run.status, run.attempts, run.created_at) == (0, "queued", 0, T0 + 10)

@@ -168,7 +168,8 @@ def test_settings_are_immutable() -> None:
         ),
         (
             {"sources": [{**STRIPE, "provider": "paypal"}]},
-            'sources[0] (name "stripe").provider: must be one of stripe, github, slack, hmac, standard',
+            'sources[0] (name "stripe").provider: must be one of stripe, github, slack, hmac, '
+            "standard",
         ),
         (
             {"sources": [{**STRIPE, "secrets": []}]},
