@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from hookline import __version__
 from hookline.cli_events import events_app, prune
 from hookline.cli_replay import replay
 from hookline.config import Settings, load_settings, resolve_config_path
@@ -25,6 +26,8 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts name config tables like [server]: printed as written, never read as markup.
+    rich_markup_mode=None,
 )
 
 ConfigOption = Annotated[
@@ -60,6 +63,24 @@ def registry_from(settings: Settings) -> Registry:
         raise fail(str(exc)) from None
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hookline {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Verified, durable webhook ingestion and a continuation pipeline."""
+
+
 @cli.command()
 def serve(
     config: ConfigOption = None,
@@ -69,7 +90,12 @@ def serve(
         int | None, typer.Option(help="Worker processes to start beside HTTP ([pipeline] workers)")
     ] = None,
 ) -> None:
-    """Serve HTTP (webhooks, jobs, admin) and start the worker processes."""
+    """Serve HTTP and start the worker processes that run the handlers.
+
+    HTTP: POST /webhooks/{source}, the admin API and dashboard under /admin, /healthz,
+    /readyz and /metrics. Pending database migrations are applied first, so a new
+    database needs no `hookline migrate`.
+    """
     from hookline.serve import run_server
 
     settings = settings_from(config)

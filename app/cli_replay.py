@@ -72,7 +72,7 @@ def replay(
     ],
     url: Annotated[
         str | None,
-        typer.Option(help="Server base URL (default: \\[server] host and port of the config)"),
+        typer.Option(help="Server base URL (default: [server] host and port of the config)"),
     ] = None,
     source: Annotated[
         str | None, typer.Option(help="Send to this source instead of the fixture's own")

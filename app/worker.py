@@ -28,6 +28,7 @@ from hookline.errors import StoreError
 from hookline.ids import new_id
 from hookline.notify import Notifier
 from hookline.pipeline import Registry
+from hookline.providers import REDACTED
 from hookline.runner import Runner
 from hookline.store import open_store
 from hookline.store.base import ClaimedRun, RunOutcome, Store
@@ -36,6 +37,7 @@ log = logging.getLogger("hookline.worker")
 MAX_CLAIM_BATCH = 64
 STORE_RETRY_SECONDS = 1.0
 MAX_IDLE_POLL_SECONDS = 1.0
+MAX_LOGGED_ERROR_CHARS = 500
 
 
 class Worker:
@@ -49,6 +51,7 @@ class Worker:
     ) -> None:
         self.id = new_id("wrk")
         self._config = settings.pipeline
+        self._secrets = sorted(settings.secrets(), key=len, reverse=True)
         self._store = store
         self._runner = runner
         self._clock = clock
@@ -141,16 +144,25 @@ class Worker:
             await asyncio.shield(self._store.finish_run(self.id, release, self._clock()))
             raise
         kept = await self._store.finish_run(self.id, outcome, self._clock())
-        log.info(
-            "run",
-            extra={
-                "run_id": run.id,
-                "handler": run.handler,
-                "attempt": run.attempts,
-                "status": outcome.status if kept else "lease_lost",
-                "ms": round((time.perf_counter() - started) * 1000, 3),
-            },
-        )
+        fields = {
+            "run_id": run.id,
+            "handler": run.handler,
+            "attempt": run.attempts,
+            "status": outcome.status if kept else "lease_lost",
+            "ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+        if kept and outcome.status == "failed":  # dead letter: an operator must look
+            fields.update(attempts=run.attempts, error=self._first_line(outcome.error))
+            log.warning("run dead-lettered", extra=fields)
+        else:
+            log.info("run", extra=fields)
+
+    def _first_line(self, error: str | None) -> str:
+        """The error's first line, short, with any configured secret replaced."""
+        line = (error or "").strip().split("\n", 1)[0][:MAX_LOGGED_ERROR_CHARS]
+        for secret in self._secrets:
+            line = line.replace(secret, REDACTED)
+        return line
 
     async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
         interval = max(0.05, self._config.lease_seconds / 3)

@@ -1,0 +1,14 @@
+"""A handler whose error message carries a configured secret (as a careless client
+library's might), to check what an operator's log line shows of it."""
+
+from __future__ import annotations
+
+import os
+
+from hookline import Context, Event, handler
+
+
+@handler("stripe", "test.leaky", max_attempts=2)
+async def leaky(event: Event, ctx: Context) -> None:
+    key = os.environ["HOOKLINE_TEST_LEAKED"]
+    raise RuntimeError(f"upstream refused the call (api key {key})\nsecond line of detail")
