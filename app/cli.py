@@ -46,12 +46,36 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def settings_from(config: str | None) -> Settings:
     """Load and fully validate the settings (including each source's provider); exit 2 if bad."""
     path = resolve_config_path(config, os.environ)
+    if not path.exists():
+        raise fail(missing_config(path, config))
     try:
         settings = load_settings(path)
         build_sources(settings.sources)
+        check_storage(settings.storage.url)
     except ConfigError as exc:
         raise fail(f"invalid config: {exc}") from None
     return settings
+
+
+def missing_config(path: Path, flag: str | None) -> str:
+    """What to do when there is no config file (the usual first-run stumble)."""
+    named_by = (
+        "--config" if flag else "HOOKLINE_CONFIG" if os.environ.get("HOOKLINE_CONFIG") else None
+    )
+    where = f"{path} (from {named_by})" if named_by else f"./{path} (the default)"
+    return (
+        f"no config file at {where}. Pass --config FILE, or set HOOKLINE_CONFIG=FILE, "
+        "or start from the annotated example: cp hookline.example.toml hookline.toml"
+    )
+
+
+def check_storage(url: str) -> None:
+    if url.startswith("sqlite:"):
+        from hookline.store.sqlite import database_dir_problem, sqlite_path
+
+        problem = database_dir_problem(sqlite_path(url))
+        if problem is not None:
+            raise ConfigError(f"storage.url: {problem}")
 
 
 def registry_from(settings: Settings) -> Registry:

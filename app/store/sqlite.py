@@ -19,7 +19,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from hookline.errors import RedeliveryInProgress, SchemaError
+from hookline.errors import RedeliveryInProgress, SchemaError, StoreError
 from hookline.ids import new_id
 from hookline.sql import migrations, queries
 from hookline.store import records
@@ -47,6 +47,29 @@ log = logging.getLogger("hookline.store")
 def sqlite_path(url: str) -> str:
     """``sqlite:///./a.db`` → ``./a.db``; ``sqlite:////abs/a.db`` → ``/abs/a.db``."""
     return url.removeprefix("sqlite:///") or ":memory:"
+
+
+def database_dir_problem(path: str) -> str | None:
+    """Why the database file's directory cannot be used or made, or None.
+
+    hookline creates the file's own directory (the data directory: ``./data`` of
+    ``./data/hookline.db``) but never the directories above it, so a mistyped path is an
+    error instead of a tree of new directories.
+    """
+    if path == ":memory:":
+        return None
+    directory = Path(path).parent
+    if directory.is_dir():
+        return None
+    if directory.exists():
+        return f"{directory} is not a directory"
+    if not directory.parent.is_dir():
+        return (
+            f"the database directory {directory} does not exist and neither does "
+            f"{directory.parent} (hookline creates only the database's own directory: "
+            "check the path, or create its parent)"
+        )
+    return None
 
 
 def _glob_to_sqlite_glob(pattern: str) -> str:
@@ -142,8 +165,11 @@ class SQLiteStore:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def open(self) -> None:
+        problem = database_dir_problem(self.path)
+        if problem is not None:
+            raise StoreError(f"storage.url: {problem}")
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.path).parent.mkdir(exist_ok=True)  # only the data directory itself
         self._writer.start()
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         await self._reader.execute("PRAGMA busy_timeout = 30000")

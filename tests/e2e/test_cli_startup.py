@@ -109,11 +109,43 @@ def test_serve_with_invalid_config_starts_nothing(tmp_path: Path, case: str) -> 
     assert not (tmp_path / "hookline.db").exists()
 
 
-def test_missing_config_file_exits_2(tmp_path: Path) -> None:
+def test_missing_config_file_exits_2_saying_what_to_do(tmp_path: Path) -> None:
+    advice = (
+        "Pass --config FILE, or set HOOKLINE_CONFIG=FILE, or start from the annotated "
+        "example: cp hookline.example.toml hookline.toml"
+    )
     result = hookline(tmp_path, "migrate", "--config", "nowhere.toml")
-    assert_refused(result, "nowhere.toml", "cannot read")
-    result = hookline(tmp_path, "migrate")  # no ./hookline.toml either
-    assert_refused(result, "hookline.toml", "cannot read")
+    assert_refused(result, "no config file at nowhere.toml (from --config).", advice)
+    result = hookline(tmp_path, "events", "list", env={"HOOKLINE_CONFIG": "env.toml"})
+    assert_refused(result, "no config file at env.toml (from HOOKLINE_CONFIG).", advice)
+    for command in (["migrate"], ["events", "list"], ["replay", "fixtures"]):
+        result = hookline(tmp_path, *command)  # no ./hookline.toml either
+        assert_refused(result, "no config file at ./hookline.toml (the default).", advice)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sqlite_creates_only_the_database_directory_itself(tmp_path: Path) -> None:
+    # ./data/hookline.db: data/ is the data directory, made on first use
+    (tmp_path / "ok.toml").write_text('[storage]\nurl = "sqlite:///./data/hookline.db"\n')
+    result = hookline(tmp_path, "migrate", "--config", "ok.toml")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "hookline.db").is_file()
+
+    # a typo higher up the path creates nothing and says so
+    (tmp_path / "typo.toml").write_text('[storage]\nurl = "sqlite:///./dtaa/hookline/x.db"\n')
+    for command in ("migrate", "serve", "worker"):
+        result = hookline(tmp_path, command, "--config", "typo.toml")
+        assert_refused(
+            result,
+            "invalid config: storage.url: the database directory dtaa/hookline does not exist "
+            "and neither does dtaa",
+        )
+    assert not (tmp_path / "dtaa").exists()
+
+    (tmp_path / "file").write_text("")
+    (tmp_path / "file.toml").write_text('[storage]\nurl = "sqlite:///./file/x.db"\n')
+    result = hookline(tmp_path, "migrate", "--config", "file.toml")
+    assert_refused(result, "storage.url: file is not a directory")
 
 
 def test_secret_is_not_echoed_in_config_errors(tmp_path: Path) -> None:

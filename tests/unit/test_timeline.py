@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from hookline.store.base import RunRecord, StepAttempt, StepRecord
+import re
+
+from hookline.store.base import EventSummary, RunRecord, StepAttempt, StepRecord
+from hookline.web.dashboard import templates
 from hookline.web.timeline import timeline
 
 
@@ -90,3 +93,24 @@ def test_handlers_are_timed_separately() -> None:
     assert [v.run.id for v in views] == ["run_c", "run_a"]
     # run_a is its handler's only run: its window never closes
     assert views[1].steps[0].status == "succeeded"
+
+
+def test_the_event_page_numbers_attempts_per_run() -> None:
+    # Five failed attempts in the first run, then a resumed run whose one attempt is the
+    # step's sixth overall: the page reads "1 attempt … 1", not "1 attempt … #6".
+    failures = [attempt(n, 10.0 + n, "failed") for n in range(1, 6)]
+    steps = [StepRecord("charge", 0, "succeeded", 7, [*failures, attempt(6, 20.1, "succeeded")])]
+    runs = timeline([run("run_a", 10.0, "failed", steps), run("run_b", 20.0, "succeeded", steps)])
+    page = templates.get_template("_live.html").render(
+        event=EventSummary("evt_1", "stripe", "p1", "t", "succeeded", 10.0, 1),
+        runs=runs,
+        session=None,
+    )
+    newest, oldest = page.split('data-run="run_b"')[1].split('data-run="run_a"')
+
+    def numbers(html: str) -> list[str]:
+        return re.findall(r'<td class="c-num"[^>]*>(\d+)</td>', html)
+
+    assert "1 attempt<" in newest and numbers(newest) == ["1"]
+    assert 'title="attempt 6 of this step, counting earlier runs"' in newest
+    assert "5 attempts" in oldest and numbers(oldest) == ["1", "2", "3", "4", "5"]
