@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-CONFIG ?= $(if $(wildcard hookline.toml),hookline.toml,hookline.example.toml)
+CONFIG ?= hookline.toml
 
 .PHONY: run test lint typecheck fmt bench clean install install-dev browser
 
@@ -21,9 +21,12 @@ install: $(BIN)/python
 install-dev: $(BIN)/python
 	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e '.[dev]' $(EDITABLE)
 
-# Creates .venv, installs, migrates, serves on :8400 with the demo config (SQLite).
+# Creates .venv, installs, and serves on :8400 (serve migrates the database itself).
+# With no hookline.toml yet, it is made from the demo config first (never overwritten),
+# so every `hookline ...` command in another shell finds the same config.
 run: install
-	$(BIN)/hookline migrate --config $(CONFIG)
+	@test -e $(CONFIG) || { cp hookline.example.toml $(CONFIG) && \
+	  echo "created $(CONFIG) from hookline.example.toml (demo secrets: not for production)"; }
 	$(BIN)/hookline serve --config $(CONFIG)
 
 # Debian's Chromium for the dashboard tests (Playwright drives it; no browser download).
@@ -43,8 +46,8 @@ test: install-dev browser lint typecheck
 	$(BIN)/pytest -q
 
 fmt: install-dev
-	$(BIN)/ruff format app providers tests bench examples
-	$(BIN)/ruff check --fix app providers tests bench examples
+	$(BIN)/ruff format app providers tests bench examples scripts
+	$(BIN)/ruff check --fix app providers tests bench examples scripts
 
 bench: install-dev
 	$(BIN)/python bench/ingest.py

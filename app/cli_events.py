@@ -47,7 +47,7 @@ events_app = typer.Typer(
 
 
 def _settings(config: str | None) -> Settings:
-    from hookline.cli import settings_from  # imported late: app.cli imports this module
+    from hookline.cli import settings_from  # late: hookline.cli imports this module
 
     return settings_from(config)
 

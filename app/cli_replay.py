@@ -39,7 +39,7 @@ TIMEOUT_SECONDS = 30.0
 
 
 def _settings(config: str | None) -> Settings:
-    from hookline.cli import settings_from  # imported late: app.cli imports this module
+    from hookline.cli import settings_from  # late: hookline.cli imports this module
 
     return settings_from(config)
 
