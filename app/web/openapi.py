@@ -91,7 +91,11 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "Attempt": _obj(
         {
-            "number": {"type": "integer", "minimum": 1},
+            "number": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Counts this step's attempts across the runs of its generation.",
+            },
             "runId": _nullable({"type": "string", "description": "The run that made it."}),
             "startedAt": _TIME,
             "endedAt": _nullable(_TIME),
@@ -140,7 +144,14 @@ SCHEMAS: dict[str, Schema] = {
                 "additionalProperties": {"type": "string"},
                 "description": "The request headers, signature headers redacted.",
             },
-            "payload": {**_ANY, "description": "The parsed JSON body; null when not JSON."},
+            "payload": {
+                **_ANY,
+                "description": (
+                    "The body as handlers get it in `event.data`: parsed JSON, or for an "
+                    "`application/x-www-form-urlencoded` body the form (a lone `payload` "
+                    "field holding JSON: that JSON); null when it does not parse."
+                ),
+            },
             "runs": {"type": "array", "items": _ref("Run")},
         },
         "An event summary plus headers, payload and runs.",
