@@ -143,4 +143,4 @@ def test_usage_errors(tmp_path: Path) -> None:
     bad_url = hookline("replay", FIXTURES, "--url", "localhost:1", "--config", config)
     assert bad_url.returncode == 2 and "--url" in bad_url.stderr
     no_config = hookline("replay", FIXTURES, "--config", tmp_path / "missing.toml")
-    assert no_config.returncode == 2 and "invalid config" in no_config.stderr
+    assert no_config.returncode == 2 and "no config file at" in no_config.stderr
