@@ -15,6 +15,11 @@ EventStatus = Literal[
     "queued", "running", "retrying", "succeeded", "failed", "cancelled", "unhandled"
 ]
 RedeliveryMode = Literal["resume", "fresh"]
+#: what ``Store.enqueue_job`` did: stored a new job; found the job of this idempotency key
+#: (same payload) and left it alone; found it failed and resumed it; or found the key used
+#: with another payload (nothing changed)
+EnqueueOutcome = Literal["created", "replayed", "resumed", "key_reused"]
+JOB_SOURCE = "jobs"  # the reserved source of every job's event
 
 RUN_STATUSES: tuple[str, ...] = (
     "queued",
@@ -46,6 +51,34 @@ class NewEvent:
     headers: dict[str, str]
     body: bytes
     runs: Sequence[NewRun] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to store: an event of source ``jobs`` with its runs, in one transaction.
+
+    ``idempotency_key`` is per job ``name``: a second job with the same name and key is not
+    stored; instead the first is replayed (same ``fingerprint``), resumed (same fingerprint,
+    and every latest run of it ``failed``) or refused (another fingerprint).
+    """
+
+    id: str  # the job id, which is also its event id
+    name: str  # the job name: the event's type
+    payload: bytes  # the JSON as posted: the event's body (``Event.data`` parses it)
+    created_at: float
+    run_at: float  # its runs are not claimed before this time
+    runs: Sequence[NewRun]
+    idempotency_key: str | None = None
+    fingerprint: str | None = None  # of the canonical payload (see ``hookline.jobs``)
+    headers: dict[str, str] = field(default_factory=dict)  # stored like a webhook's, redacted
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    job_id: str  # the new job, or the one that already holds the key
+    outcome: EnqueueOutcome
+    status: EventStatus  # the job's status after the call
+    run_ids: tuple[str, ...] = ()  # the runs this call created
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +142,16 @@ class EventRecord:
     summary: EventSummary
     headers: dict[str, str]
     body: bytes
+    runs: list[RunRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job: its event's summary, what the request asked for, and its runs (no steps)."""
+
+    summary: EventSummary  # summary.type is the job name
+    run_at: float
+    idempotency_key: str | None
     runs: list[RunRecord] = field(default_factory=list)
 
 
@@ -187,6 +230,15 @@ class Store(Protocol):
 
     # ingestion
     async def ingest(self, event: NewEvent, resume_failed: bool) -> IngestResult: ...
+
+    # jobs
+    async def enqueue_job(self, job: NewJob) -> EnqueueResult:
+        """Store a job with its runs, durably; or replay, resume or refuse per its key."""
+        ...
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        """The job with this id (None: no job; an event of another source is no job)."""
+        ...
 
     # reading
     async def list_events(

@@ -37,14 +37,17 @@ from psycopg_pool import AsyncConnectionPool
 from hookline.errors import SchemaError, StoreError
 from hookline.ids import new_id
 from hookline.sql import migrations, queries
-from hookline.store import records
+from hookline.store import jobs, records
 from hookline.store.base import (
     ClaimedRun,
+    EnqueueResult,
     EventFilter,
     EventRecord,
     EventSummary,
     IngestResult,
+    JobRecord,
     NewEvent,
+    NewJob,
     RedeliveryMode,
     RunOutcome,
     RunRecord,
@@ -52,8 +55,10 @@ from hookline.store.base import (
     StepRecord,
     StepTiming,
 )
+from hookline.store.program import Row, run_async, statements
 
 Q = queries("postgres")
+STATEMENTS = statements("postgres")
 CHANNEL = "hookline_runs"
 _LOCK_SPACE_MIGRATE = 0x686F6F6B  # 'hook': advisory lock (space, 0) while migrating
 _LOCK_SPACE_KEYS = _LOCK_SPACE_MIGRATE + 1  # (space, hashtext(handler, key)) while claiming
@@ -101,6 +106,16 @@ async def _configure(conn: Conn) -> None:
     row = await _one(conn, "synchronous_commit")
     if row is not None and row[0] == "off":
         await conn.execute(Q["synchronous_commit_on"])
+
+
+def _executor(conn: Conn) -> Callable[[str, Params], Awaitable[list[Row]]]:
+    """``execute(sql, params) -> rows`` on one connection, for ``program.run_async``."""
+
+    async def execute(sql: str, params: Params) -> list[Row]:
+        cur = await conn.execute(sql, params)
+        return list(await cur.fetchall()) if cur.description is not None else []
+
+    return execute
 
 
 async def _refresh(conn: Conn, event_ids: Sequence[str]) -> None:
@@ -313,6 +328,20 @@ class PostgresStore:
                 return IngestResult(existing, duplicate=True, resumed_run_ids=tuple(resumed))
 
         return await self._run(op)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def enqueue_job(self, job: NewJob) -> EnqueueResult:
+        async def op(conn: Conn) -> EnqueueResult:
+            return await run_async(jobs.enqueue(job), _executor(conn), STATEMENTS)
+
+        return await self._run(op)
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        async def op(conn: Conn) -> JobRecord | None:
+            return await run_async(jobs.get(job_id), _executor(conn), STATEMENTS)
+
+        return await self._run(op, transaction=False)
 
     # -- reading ----------------------------------------------------------------------------
 

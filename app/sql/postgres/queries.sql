@@ -273,3 +273,68 @@ SELECT coalesce(max(id), 0) FROM step_attempts;
 -- name: step_durations_after
 SELECT id, outcome, ended_at - started_at FROM step_attempts
 WHERE id > %(after)s AND ended_at IS NOT NULL ORDER BY id LIMIT %(limit)s;
+
+-- Jobs (app/store/jobs.py runs these on either dialect). ------------------------------------
+
+-- name: job_insert_event
+INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body)
+VALUES (%(id)s, %(source)s, %(provider_event_id)s, %(type)s, %(status)s, %(received_at)s,
+        %(headers)s, %(body)s)
+ON CONFLICT (source, provider_event_id) DO NOTHING
+RETURNING id;
+
+-- name: job_insert
+INSERT INTO jobs (id, name, idempotency_key, fingerprint, run_at)
+VALUES (%(id)s, %(name)s, %(idempotency_key)s, %(fingerprint)s, %(run_at)s);
+
+-- name: job_insert_run
+INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
+                  available_at, concurrency_key, created_at, updated_at)
+VALUES (%(id)s, %(event_id)s, %(handler)s, %(generation)s, 'queued', 0, %(max_attempts)s,
+        %(available_at)s, %(concurrency_key)s, %(now)s, %(now)s);
+
+-- name: job_notify
+SELECT pg_notify('hookline_runs', '');
+
+-- name: job_lock_by_key
+-- The row lock makes a second request with this key wait, so two cannot both resume a job.
+-- READ COMMITTED: a request that lost the insert race sees the winner's committed row here.
+SELECT e.id, e.status, j.fingerprint
+FROM events e LEFT JOIN jobs j ON j.id = e.id
+WHERE e.source = 'jobs' AND e.provider_event_id = %(provider_event_id)s
+FOR NO KEY UPDATE OF e;
+
+-- name: job_latest_runs
+SELECT id, handler, generation, status, max_attempts, concurrency_key
+FROM (SELECT DISTINCT ON (handler) id, handler, generation, status, max_attempts,
+                                   concurrency_key, seq
+      FROM runs WHERE event_id = %(event_id)s
+      ORDER BY handler, seq DESC) AS latest
+ORDER BY seq;
+
+-- name: job_refresh_status
+-- The caller holds the event's row lock (job_lock_by_key).
+UPDATE events e SET status = coalesce((
+    SELECT CASE
+        WHEN bool_or(latest.status = 'running') THEN 'running'
+        WHEN bool_or(latest.status = 'retrying') THEN 'retrying'
+        WHEN bool_or(latest.status = 'queued') THEN 'queued'
+        WHEN bool_or(latest.status = 'failed') THEN 'failed'
+        WHEN bool_or(latest.status = 'cancelled') THEN 'cancelled'
+        WHEN count(*) > 0 THEN 'succeeded'
+    END
+    FROM (SELECT DISTINCT ON (r.handler) r.status FROM runs r
+          WHERE r.event_id = e.id ORDER BY r.handler, r.seq DESC) AS latest
+), 'unhandled')
+WHERE e.id = %(id)s;
+
+-- name: job_by_id
+SELECT e.id, e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq,
+       j.run_at, j.idempotency_key
+FROM events e JOIN jobs j ON j.id = e.id
+WHERE e.id = %(id)s AND e.source = 'jobs';
+
+-- name: job_runs
+SELECT id, event_id, handler, generation, status, attempts, max_attempts, available_at,
+       created_at, updated_at, result, error, concurrency_key
+FROM runs WHERE event_id = %(event_id)s ORDER BY seq;

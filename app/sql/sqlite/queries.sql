@@ -106,3 +106,54 @@ SELECT coalesce(max(id), 0) FROM step_attempts;
 -- name: step_durations_after
 SELECT id, outcome, ended_at - started_at FROM step_attempts
 WHERE id > ? AND ended_at IS NOT NULL ORDER BY id LIMIT ?;
+
+-- Jobs (app/store/jobs.py runs these on either dialect; named parameters). ----------------
+
+-- name: job_insert_event
+INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body)
+VALUES (:id, :source, :provider_event_id, :type, :status, :received_at, :headers, :body)
+ON CONFLICT (source, provider_event_id) DO NOTHING
+RETURNING id;
+
+-- name: job_insert
+INSERT INTO jobs (id, name, idempotency_key, fingerprint, run_at)
+VALUES (:id, :name, :idempotency_key, :fingerprint, :run_at);
+
+-- name: job_insert_run
+INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
+                  available_at, concurrency_key, created_at, updated_at)
+VALUES (:id, :event_id, :handler, :generation, 'queued', 0, :max_attempts, :available_at,
+        :concurrency_key, :now, :now);
+
+-- name: job_notify
+-- Nothing to do: SQLite workers poll.
+
+-- name: job_lock_by_key
+-- No lock needed: the group-commit writer holds the database's write lock.
+SELECT e.id, e.status, j.fingerprint
+FROM events e LEFT JOIN jobs j ON j.id = e.id
+WHERE e.source = 'jobs' AND e.provider_event_id = :provider_event_id;
+
+-- name: job_latest_runs
+SELECT r.id, r.handler, r.generation, r.status, r.max_attempts, r.concurrency_key
+FROM runs r
+WHERE r.event_id = :event_id
+  AND r.seq = (SELECT max(r2.seq) FROM runs r2 WHERE r2.event_id = r.event_id
+                                                AND r2.handler = r.handler)
+ORDER BY r.seq;
+
+-- name: job_refresh_status
+UPDATE events
+SET status = coalesce((SELECT status FROM event_status WHERE event_id = :id), 'unhandled')
+WHERE id = :id;
+
+-- name: job_by_id
+SELECT e.id, e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq,
+       j.run_at, j.idempotency_key
+FROM events e JOIN jobs j ON j.id = e.id
+WHERE e.id = :id AND e.source = 'jobs';
+
+-- name: job_runs
+SELECT id, event_id, handler, generation, status, attempts, max_attempts, available_at,
+       created_at, updated_at, result, error, concurrency_key
+FROM runs WHERE event_id = :event_id ORDER BY seq;
