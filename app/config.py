@@ -20,6 +20,8 @@ DEFAULT_CONFIG = "hookline.toml"
 PROVIDERS = ("stripe", "github", "hmac", "standard")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+RESERVED_SOURCE = "jobs"  # the source of every job's event (hookline.store.base.JOB_SOURCE)
 
 
 class _Model(BaseModel):
@@ -55,7 +57,17 @@ class AdminConfig(_Model):
 
 
 class ApiConfig(_Model):
+    # Bearer keys of the jobs gateway; several = rotation. None configured: every
+    # gateway request is refused (401), never opened to anyone.
     keys: list[str] = Field(default_factory=list)
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        for index, key in enumerate(value):
+            if not key.strip():
+                raise ValueError(f"api.keys[{index}]: is empty")
+        return value
 
 
 class PipelineConfig(_Model):
@@ -153,6 +165,9 @@ class ScheduleConfig(_Model):
 
 
 class Settings(_Model):
+    # values handlers read as ctx.secrets["name"]; ``{ file = "..." }`` entries are read
+    # by ``parse_settings`` (trailing newline stripped), so only strings reach the model
+    secrets: dict[str, str] = Field(default_factory=dict)
     server: ServerConfig = Field(default_factory=ServerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     admin: AdminConfig = Field(default_factory=AdminConfig)
@@ -161,21 +176,45 @@ class Settings(_Model):
     sources: list[SourceConfig] = Field(default_factory=list)
     schedules: list[ScheduleConfig] = Field(default_factory=list)
 
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, secret in value.items():
+            if not _SECRET_NAME.match(name):
+                raise ValueError(f"secrets.{name}: a name is 1-64 letters, digits, '_', '-', '.'")
+            if not secret:
+                raise ValueError(f"secrets.{name}: the value is empty")
+        return value
+
     @model_validator(mode="after")
     def _unique_sources(self) -> Settings:
         seen: set[str] = set()
         for index, source in enumerate(self.sources):
+            if source.name == RESERVED_SOURCE:
+                raise ValueError(
+                    f"sources[{index}].name: {RESERVED_SOURCE!r} is reserved for the jobs gateway"
+                )
             if source.name in seen:
                 raise ValueError(f"sources[{index}].name: duplicate source name {source.name!r}")
             seen.add(source.name)
         return self
 
+    @model_validator(mode="after")
+    def _admin_token_is_no_api_key(self) -> Settings:
+        # One credential must not open both the admin API and the gateway.
+        if self.admin.token and self.admin.token in self.api.keys:
+            index = self.api.keys.index(self.admin.token)
+            raise ValueError(f"api.keys[{index}]: must differ from admin.token")
+        return self
+
     def source(self, name: str) -> SourceConfig | None:
         return next((s for s in self.sources if s.name == name), None)
 
-    def secrets(self) -> list[str]:
-        """Every configured secret, so logs and outputs can be checked against them."""
-        found = [self.admin.token, *self.api.keys, self.pipeline.notify_secret]
+    def secret_values(self) -> list[str]:
+        """Every configured secret value: ``[secrets]``, source secrets, API keys, the
+        admin token and the notify secret. Redacted wherever hookline writes text."""
+        found = [*self.secrets.values(), self.admin.token, *self.api.keys]
+        found.append(self.pipeline.notify_secret)
         for source in self.sources:
             found.extend(source.secrets)
         return [s for s in found if s]
@@ -215,14 +254,41 @@ def _first_error(exc: ValidationError) -> str:
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
     if error["type"] == "extra_forbidden":
         message = "unknown key"
-    if message.startswith(("sources[", "<root>")):  # already located by a model validator
+    if message.startswith(("sources[", "<root>", "secrets.", "api.keys[")):  # located already
         return message
     return f"{_location(loc)}: {message}"
 
 
-def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+def read_secret_files(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """``[secrets]`` entries ``{ file = "..." }`` → the file's text, trailing newline stripped.
+
+    Read once, at start; a relative path is relative to the config file's folder.
+    """
+    table = data.get("secrets")
+    if not isinstance(table, dict):
+        return data  # absent, or the model reports the wrong type
+    resolved: dict[str, Any] = {}
+    for name, value in table.items():
+        if isinstance(value, dict):
+            if set(value) != {"file"} or not isinstance(value["file"], str):
+                raise ConfigError(f'secrets.{name}: use a string or {{ file = "<path>" }}')
+            path = base_dir / value["file"]
+            try:
+                value = path.read_text("utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise ConfigError(f"secrets.{name}: cannot read {path} ({reason})") from None
+        resolved[name] = value
+    return {**data, "secrets": resolved}
+
+
+def parse_settings(
+    data: Mapping[str, Any], env: Mapping[str, str], base_dir: Path | None = None
+) -> Settings:
+    interpolated = interpolate(dict(data), env)
+    resolved = read_secret_files(interpolated, base_dir or Path.cwd())
     try:
-        return Settings.model_validate(interpolate(dict(data), env))
+        return Settings.model_validate(resolved)
     except ValidationError as exc:
         raise ConfigError(_first_error(exc)) from None
 
@@ -242,4 +308,4 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return parse_settings(data, env)
+    return parse_settings(data, env, path.parent)

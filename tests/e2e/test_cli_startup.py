@@ -87,6 +87,18 @@ encoding = "base32"
         ["sources[0]", "base64"],
     ),
     "unknown-key": ("[server]\nprot = 8400\n", ["server.prot: unknown key"]),
+    "missing-secret-file": (
+        '[secrets]\nopenai = { file = "no-such-secret-file" }\n',
+        ["secrets.openai: cannot read", "no-such-secret-file", "No such file"],
+    ),
+    "jobs-is-no-source-name": (
+        '[[sources]]\nname = "jobs"\nprovider = "stripe"\nsecrets = ["whsec_x"]\n',
+        ["sources[0].name: 'jobs' is reserved"],
+    ),
+    "admin-token-as-api-key": (
+        '[admin]\ntoken = "tok-1234567"\n[api]\nkeys = ["tok-1234567"]\n',
+        ["api.keys[0]: must differ from admin.token"],
+    ),
 }
 
 
@@ -96,7 +108,7 @@ def test_invalid_config_exits_2_naming_the_key(tmp_path: Path, case: str) -> Non
     write_config(tmp_path, body)
     result = hookline(tmp_path, "migrate", "--config", "hookline.toml")
     message = assert_refused(result, "invalid config", *expected)
-    assert "not*base64" not in message  # a secret is never echoed
+    assert "not*base64" not in message and "tok-1234567" not in message  # never echoed
     assert not (tmp_path / "hookline.db").exists()  # nothing created
 
 

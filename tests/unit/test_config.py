@@ -137,8 +137,10 @@ def test_source_lookup_and_all_secrets() -> None:
     )
     assert settings.source("shopify") is settings.sources[1]
     assert settings.source("nope") is None
-    assert sorted(settings.secrets()) == sorted(["adm", "k1", "k2", "whsec_n", "s1", "s2", "shh"])
-    assert parse_settings({}, {}).secrets() == []  # unset values are not "secrets"
+    assert sorted(settings.secret_values()) == sorted(
+        ["adm", "k1", "k2", "whsec_n", "s1", "s2", "shh"]
+    )
+    assert parse_settings({}, {}).secret_values() == []  # unset values are not "secrets"
 
 
 def test_settings_are_immutable() -> None:
@@ -267,3 +269,54 @@ def test_config_path_flag_beats_env_beats_default() -> None:
     assert resolve_config_path(None, env) == Path("/etc/hookline/env.toml")
     assert resolve_config_path(None, {}) == Path(DEFAULT_CONFIG) == Path("hookline.toml")
     assert resolve_config_path(None, {"HOOKLINE_CONFIG": ""}) == Path("hookline.toml")
+
+
+def test_secrets_from_env_and_files(tmp_path: Path) -> None:
+    (tmp_path / "openai").write_text("sk-from-file\n")
+    (tmp_path / "crlf").write_bytes(b"windows-secret\r\n")
+    config = tmp_path / "hookline.toml"
+    config.write_text(
+        '[secrets]\nresend = "${RESEND_KEY}"\nopenai = { file = "openai" }\n'
+        f'abs = {{ file = "{tmp_path / "crlf"}" }}\n'
+    )
+    settings = load_settings(config, {"RESEND_KEY": "re_123"})
+    assert settings.secrets == {
+        "resend": "re_123",
+        "openai": "sk-from-file",
+        "abs": "windows-secret",
+    }
+    assert {"re_123", "sk-from-file", "windows-secret"} <= set(settings.secret_values())
+
+
+@pytest.mark.parametrize(
+    ("secrets", "message"),
+    [
+        (
+            {"openai": {"file": "/nonexistent/openai"}},
+            "secrets.openai: cannot read /nonexistent/openai",
+        ),
+        ({"openai": {"path": "x"}}, 'secrets.openai: use a string or { file = "<path>" }'),
+        ({"empty": ""}, "secrets.empty: the value is empty"),
+        ({"bad name": "x"}, "secrets.bad name: a name is"),
+        ({"n": 5}, "secrets.n: Input should be a valid string"),
+    ],
+)
+def test_bad_secrets_name_the_key(secrets: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"secrets": secrets}, {})
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_missing_secret_variable_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"secrets.resend: environment variable RESEND_KEY"):
+        parse_settings({"secrets": {"resend": "${RESEND_KEY}"}}, {})
+
+
+def test_api_keys_and_the_jobs_source_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"api.keys\[1\]: is empty"):
+        parse_settings({"api": {"keys": ["k", " "]}}, {})
+    with pytest.raises(ConfigError, match=r"api.keys\[0\]: must differ from admin.token"):
+        parse_settings({"admin": {"token": "same"}, "api": {"keys": ["same"]}}, {})
+    with pytest.raises(ConfigError, match=r"sources\[0\].name: 'jobs' is reserved"):
+        parse_settings({"sources": [{**STRIPE, "name": "jobs"}]}, {})
+    assert parse_settings({"api": {"keys": []}}, {}).api.keys == []
