@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from hookline.config import Settings, load_settings, resolve_config_path
 from hookline.errors import ConfigError, StartupError
 from hookline.logs import configure_logging
 from hookline.pipeline import Registry, load_handlers
+from hookline.redaction import SHORT, Redactor, short_secret_names
 from hookline.sources import build_sources
 from hookline.store import open_store
 
@@ -60,6 +62,21 @@ def registry_from(settings: Settings) -> Registry:
         raise fail(str(exc)) from None
 
 
+def start_logging(settings: Settings) -> None:
+    """JSON log lines with every configured secret value redacted."""
+    configure_logging(redact=Redactor(settings.secret_values()))
+    short = [f"secrets.{name}" for name in short_secret_names(settings.secrets)]
+    if settings.admin.token and len(settings.admin.token) < SHORT:
+        short.append("admin.token")
+    short += [f"api.keys[{i}]" for i, key in enumerate(settings.api.keys) if len(key) < SHORT]
+    if short:
+        logging.getLogger("hookline").warning(
+            f"secrets shorter than {SHORT} characters are redacted only where they stand "
+            "alone; use long random values",
+            extra={"keys": short},
+        )
+
+
 @cli.command()
 def serve(
     config: ConfigOption = None,
@@ -74,7 +91,7 @@ def serve(
 
     settings = settings_from(config)
     registry = registry_from(settings)
-    configure_logging()
+    start_logging(settings)
     run_server(
         settings,
         registry,
@@ -93,7 +110,7 @@ def worker(config: ConfigOption = None) -> None:
 
     settings = settings_from(config)
     registry = registry_from(settings)
-    configure_logging()
+    start_logging(settings)
     supervisor = os.environ.get(SUPERVISOR_ENV, "")
     run_worker_process(settings, registry, int(supervisor) if supervisor.isdigit() else None)
 

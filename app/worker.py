@@ -28,6 +28,7 @@ from hookline.errors import StoreError
 from hookline.ids import new_id
 from hookline.notify import Notifier
 from hookline.pipeline import Registry
+from hookline.redaction import Redactor, Secrets
 from hookline.runner import Runner
 from hookline.store import open_store
 from hookline.store.base import ClaimedRun, RunOutcome, Store
@@ -243,7 +244,14 @@ async def serve_worker(
                 if (p.notify_url and p.notify_secret)
                 else None
             )
-            runner = Runner(store, registry, p, notifier)
+            runner = Runner(
+                store,
+                registry,
+                p,
+                notifier,
+                secrets=Secrets(settings.secrets),
+                redact=Redactor(settings.secret_values()),
+            )
             watchdog = (
                 asyncio.create_task(watch_supervisor(supervisor_pid, stop))
                 if supervisor_pid is not None

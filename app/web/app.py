@@ -24,6 +24,7 @@ from hookline.errors import StoreError
 from hookline.ingest import Ingestor
 from hookline.metrics import Metrics
 from hookline.pipeline import Registry
+from hookline.redaction import Redactor
 from hookline.store.base import Store
 from hookline.web import admin_api, dashboard, openapi, ops
 from hookline.web.admin_api import BadRequest
@@ -156,6 +157,8 @@ def create_app(
     )
     admin.state.store = store
     admin.state.settings = settings
+    admin.state.redact = Redactor(settings.secret_values())  # the dashboard shows no secret
+    admin.state.registry = registry
     admin.state.sessions = sessions = Sessions(settings.admin.token)
     session_ok, unauthorized = dashboard.guard_hooks(sessions)
     guard = AdminGuard(

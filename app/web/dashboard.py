@@ -348,6 +348,7 @@ async def _event_or_404(request: Request) -> EventRecord | Response:
 def _event_context(request: Request, record: EventRecord) -> dict[str, Any]:
     event_id = record.summary.id
     return {
+        "redact": request.app.state.redact,
         "event": record.summary,
         "runs": timeline(record.runs),
         "live_url": f"{PREFIX}/ui/events/{event_id}/live",
@@ -361,11 +362,12 @@ async def event_page(request: Request) -> Response:
         return record
     payload, is_json = _payload_text(record)
     done = request.query_params.get("done", "")
+    redact = request.app.state.redact
     return html(
         "event.html",
         **_event_context(request, record),
-        headers=sorted(record.headers.items()),
-        payload=payload,
+        headers=sorted((name, redact(value)) for name, value in record.headers.items()),
+        payload=redact(payload),
         payload_is_json=is_json,
         done=done if done in ("resume", "fresh", "cancelled") else "",
     )
