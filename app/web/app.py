@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sqlite3
 import time
@@ -22,13 +23,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hookline.config import Settings
 from hookline.errors import StoreError
 from hookline.ingest import Ingestor
+from hookline.jobs import Jobs
 from hookline.metrics import Metrics
 from hookline.pipeline import Registry
 from hookline.redaction import Redactor
 from hookline.store.base import Store
-from hookline.web import admin_api, dashboard, openapi, ops
+from hookline.web import admin_api, dashboard, jobs_openapi, openapi, ops
 from hookline.web.admin_api import BadRequest
 from hookline.web.auth import AdminGuard
+from hookline.web.jobs import PREFIX as JOBS_PREFIX
+from hookline.web.jobs import JobsGateway
 from hookline.web.responses import error
 from hookline.web.session import Sessions
 from hookline.web.webhooks import PREFIX, WebhookEndpoint
@@ -114,16 +118,20 @@ class RequestLog:
 
 
 class HooklineApp:
-    """Routes ``/webhooks/*`` straight to the ingest endpoint, the rest to Starlette."""
+    """Routes ``/webhooks/*`` and ``/jobs/*`` straight to their endpoints (each logs its own
+    line), the rest to Starlette."""
 
-    def __init__(self, webhooks: WebhookEndpoint, rest: Starlette) -> None:
+    def __init__(self, webhooks: WebhookEndpoint, rest: Starlette, jobs: JobsGateway) -> None:
         self.webhooks = webhooks
+        self.jobs = jobs
         self.rest = rest
         self.logged_rest = RequestLog(rest)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PREFIX):
             await self.webhooks(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith(JOBS_PREFIX):
+            await self.jobs(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self.rest(scope, receive, send)
         else:
@@ -157,7 +165,7 @@ def create_app(
     )
     admin.state.store = store
     admin.state.settings = settings
-    admin.state.redact = Redactor(settings.secret_values())  # the dashboard shows no secret
+    admin.state.redact = redact = Redactor(settings.secret_values())  # no secret shown
     admin.state.registry = registry
     admin.state.sessions = sessions = Sessions(settings.admin.token)
     session_ok, unauthorized = dashboard.guard_hooks(sessions)
@@ -183,4 +191,12 @@ def create_app(
     rest.state.settings = settings
     rest.state.registry = registry
     ingestor = Ingestor(settings, store, registry)
-    return HooklineApp(WebhookEndpoint(ingestor, metrics, settings.server.max_body_bytes), rest)
+    gateway = JobsGateway(
+        Jobs(settings, store, registry, redact=redact),
+        settings.api.keys,
+        settings.server.max_body_bytes,
+        metrics,
+        functools.cache(lambda: jobs_openapi.document(registry)),  # built once, on first use
+    )
+    webhooks = WebhookEndpoint(ingestor, metrics, settings.server.max_body_bytes)
+    return HooklineApp(webhooks, rest, gateway)

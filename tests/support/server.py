@@ -39,8 +39,11 @@ def base_config(
     workers: int = 0,
     pipeline: dict[str, Any] | None = None,
     max_body_bytes: int = 1_048_576,
+    secrets: dict[str, str] | None = None,
+    api_keys: list[str] | None = None,
 ) -> str:
-    """A test config with one source per provider; ``pipeline`` adds/overrides keys."""
+    """A test config with one source per provider; ``pipeline`` adds/overrides keys,
+    ``secrets`` is the ``[secrets]`` table, ``api_keys`` replaces ``[api] keys``."""
     pipe: dict[str, Any] = {
         "handlers": handlers or [],
         "workers": workers,
@@ -62,6 +65,8 @@ def base_config(
         return str(v)
 
     pipeline_toml = "\n".join(f"{k} = {toml_value(v)}" for k, v in pipe.items())
+    secrets_toml = "\n".join(f"{k} = {toml_value(v)}" for k, v in (secrets or {}).items())
+    keys_toml = toml_value([API_KEY] if api_keys is None else api_keys)
     return f"""
 [server]
 host = "127.0.0.1"
@@ -75,7 +80,10 @@ url = "{db_url}"
 token = "{ADMIN_TOKEN}"
 
 [api]
-keys = ["{API_KEY}"]
+keys = {keys_toml}
+
+[secrets]
+{secrets_toml}
 
 [pipeline]
 {pipeline_toml}

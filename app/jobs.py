@@ -1,0 +1,254 @@
+"""Jobs: work an app hands to hookline (``POST /jobs/{name}``, the CLI, schedules).
+
+Pure of HTTP, like ``ingest``: the route hands in the job name, the raw body and the header
+values it needs; this module validates them, stores the job durably with its run, and
+answers with an ``Enqueued`` or raises ``JobRejected`` (a 4xx the client must fix).
+
+A job is an event of the reserved source ``jobs`` (see ``hookline.store.jobs``). Its payload
+is stored as posted; its **fingerprint** — compared when an Idempotency-Key is used again —
+is the SHA-256 of the payload as *canonical* JSON (keys sorted, no whitespace), so a client
+that re-serialises the same object on a retry (another key order, other spacing) is still
+sending "the same request", while any change of a value is a different one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+from pydantic import ValidationError
+
+from hookline.config import Settings
+from hookline.ids import new_id
+from hookline.ingest import redact as redact_headers
+from hookline.pipeline import HandlerSpec, Registry, parse_data
+from hookline.store.base import (
+    ACTIVE_RUN_STATUSES,
+    RUN_STATUSES,
+    EnqueueOutcome,
+    EventStatus,
+    JobRecord,
+    NewJob,
+    NewRun,
+    RunStatus,
+    Store,
+)
+
+MAX_KEY_CHARS = 255
+MAX_DELAY_SECONDS = 366 * 86_400
+_DELAY = re.compile(r"([0-9]{1,10})([smhd]?)")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+class JobRejected(Exception):
+    """A request the client must fix (4xx); ``code`` is the ``error`` field."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, errors: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    job_id: str
+    status: EventStatus
+    outcome: EnqueueOutcome  # created | replayed | resumed (key_reused is a JobRejected)
+
+    @property
+    def replayed(self) -> bool:
+        """Answered with the job an Idempotency-Key already names."""
+        return self.outcome != "created"
+
+
+def parse_delay(value: str) -> float:
+    """``Hookline-Delay``: ``30`` or ``30s``, ``5m``, ``2h``, ``1d`` → seconds."""
+    match = _DELAY.fullmatch(value.strip())
+    if match is None:
+        raise ValueError("Hookline-Delay must be a whole number of s, m, h or d (e.g. 30s, 5m)")
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_DELAY_SECONDS:
+        raise ValueError("Hookline-Delay is at most 366d")
+    return float(seconds)
+
+
+def parse_idempotency_key(value: str) -> str:
+    """An ``Idempotency-Key``: at most 255 printable ASCII characters, bare or given as a
+    quoted string (RFC 8941 sf-string: ``"abc"``, with ``\\"`` and ``\\\\`` escapes)."""
+    value = value.strip(" \t")
+    if value.startswith('"'):
+        if len(value) < 2 or not value.endswith('"'):
+            raise ValueError("Idempotency-Key: a quoted key must end with '\"'")
+        chars: list[str] = []
+        inner = iter(value[1:-1])
+        for char in inner:
+            if char == "\\":
+                escaped = next(inner, "")
+                if escaped not in ('"', "\\"):
+                    raise ValueError('Idempotency-Key: only \\" and \\\\ may be escaped')
+                char = escaped
+            elif char == '"':
+                raise ValueError('Idempotency-Key: a quote inside a quoted key must be \\"')
+            chars.append(char)
+        value = "".join(chars)
+    if not value:
+        raise ValueError("Idempotency-Key is empty")
+    if len(value) > MAX_KEY_CHARS:
+        raise ValueError(f"Idempotency-Key is longer than {MAX_KEY_CHARS} characters")
+    if not all(" " <= char <= "~" for char in value):
+        raise ValueError("Idempotency-Key must be printable ASCII")
+    return value
+
+
+def canonical_json(data: Any) -> bytes:
+    """Keys sorted, no whitespace; the stdlib for what orjson refuses (ints past 64 bits)."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def fingerprint(data: Any) -> str:
+    """What makes two requests with one Idempotency-Key "the same": their canonical JSON."""
+    return hashlib.sha256(canonical_json(data)).hexdigest()
+
+
+_NOT_JSON = "the body is not JSON (send the payload as JSON, e.g. {})"
+
+
+def _validated(spec: HandlerSpec, body: bytes) -> None:
+    """Raise ``JobRejected`` unless ``body`` is JSON (and valid for the job's model)."""
+    if spec.payload is None:
+        return
+    try:
+        spec.payload.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise JobRejected(400, "invalid_json", _NOT_JSON) from None
+        raise JobRejected(
+            422,
+            "invalid_payload",
+            f"the payload does not match {spec.payload.__name__} ({len(errors)} error(s))",
+            [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors],
+        ) from None
+
+
+class Jobs:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        registry: Registry,
+        clock: Callable[[], float] = time.time,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._registry = registry
+        self._clock = clock
+        self._redact = redact
+
+    def handler(self, name: str) -> HandlerSpec | None:
+        return self._registry.job(name)
+
+    async def enqueue(
+        self,
+        name: str,
+        body: bytes,
+        *,
+        idempotency_key: str | None = None,
+        delay_seconds: float = 0.0,
+        headers: Mapping[str, str] | None = None,
+        run_at: float | None = None,
+    ) -> Enqueued:
+        """Validate and store a job; ``run_at`` (absolute) wins over ``delay_seconds``."""
+        spec = self._registry.job(name)
+        if spec is None:
+            raise JobRejected(404, "unknown_job", f"no job named {name!r} is configured")
+        _validated(spec, body)
+        data: Any = None
+        if spec.payload is None or idempotency_key is not None:
+            data = parse_data(body) if body.strip() else None
+            if data is None and body.strip() != b"null":
+                raise JobRejected(400, "invalid_json", _NOT_JSON)
+        now = self._clock()
+        stored_headers = redact_headers(headers or {}, frozenset())
+        if self._redact is not None:
+            stored_headers = {k: self._redact(v) for k, v in stored_headers.items()}
+        job = NewJob(
+            id=new_id("job"),
+            name=name,
+            payload=body,
+            created_at=now,
+            run_at=run_at if run_at is not None else now + delay_seconds,
+            runs=[
+                NewRun(
+                    new_id("run"),
+                    spec.name,
+                    spec.max_attempts or self._settings.pipeline.max_attempts,
+                )
+            ],
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint(data) if idempotency_key is not None else None,
+            headers=stored_headers,
+        )
+        result = await self._store.enqueue_job(job)
+        if result.outcome == "key_reused":
+            raise JobRejected(
+                422,
+                "idempotency_key_reused",
+                f"this Idempotency-Key was used for job {result.job_id} with another payload",
+            )
+        return Enqueued(result.job_id, result.status, result.outcome)
+
+    async def enqueue_data(
+        self,
+        name: str,
+        data: Any,
+        *,
+        idempotency_key: str | None = None,
+        run_at: float | None = None,
+    ) -> Enqueued:
+        """Enqueue a payload given as a value (the CLI; schedules)."""
+        return await self.enqueue(
+            name, canonical_json(data), idempotency_key=idempotency_key, run_at=run_at
+        )
+
+    async def get(self, job_id: str) -> JobRecord:
+        record = await self._store.get_job(job_id)
+        if record is None:
+            raise JobRejected(404, "not_found", "no job with this id")
+        return record
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        """Cancel the job's active run; 409 when the job has finished."""
+        record = await self.get(job_id)
+        run = record.runs[-1] if record.runs else None
+        if run is None or run.status not in ACTIVE_RUN_STATUSES:
+            raise JobRejected(409, "job_finished", f"the job is {job_status(record)} already")
+        cancelled = await self._store.cancel_run(run.id, self._clock())
+        if cancelled is None or cancelled.status != "cancelled":  # it finished meanwhile
+            return await self._finished(job_id)
+        return await self.get(job_id)
+
+    async def _finished(self, job_id: str) -> JobRecord:
+        record = await self.get(job_id)
+        raise JobRejected(409, "job_finished", f"the job is {job_status(record)} already")
+
+
+def job_status(record: JobRecord) -> RunStatus:
+    """The job's status: its newest run's (a job has one handler). A job stored with no
+    run (its handler was not loaded) reads as ``failed``."""
+    status = record.summary.status
+    return cast(RunStatus, status) if status in RUN_STATUSES else "failed"
