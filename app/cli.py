@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from hookline.cli_events import events_app, prune
+from hookline.cli_jobs import jobs_app
 from hookline.cli_replay import replay
 from hookline.config import Settings, load_settings, resolve_config_path
 from hookline.errors import ConfigError, StartupError
@@ -134,6 +135,7 @@ def migrate(config: ConfigOption = None) -> None:
 
 cli.command()(replay)
 cli.add_typer(events_app, name="events")
+cli.add_typer(jobs_app, name="jobs")
 cli.command()(prune)
 
 
