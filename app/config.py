@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hookline import timetable
 from hookline.errors import ConfigError
 
 DEFAULT_CONFIG = "hookline.toml"
@@ -157,11 +158,72 @@ class SourceConfig(_Model):
 
 
 class ScheduleConfig(_Model):
+    """One ``[[schedules]]`` entry: enqueue ``job`` with ``payload`` at each tick."""
+
     name: str
-    cron: str
     job: str
+    cron: str | None = None  # 5 fields, or 6 with seconds first; on the wall clock of timezone
+    every: str | None = None  # "30s" | "5m" | "2h" | "1d", aligned to the Unix epoch
+    timezone: str = "UTC"  # IANA name; for cron only
     payload: dict[str, Any] = Field(default_factory=dict)
-    timezone: str = "UTC"
+    catch_up: Literal["skip", "latest", "all"] = "skip"  # ticks missed while nothing ran
+    catch_up_window: str = "1d"  # how far back catch-up (and missed records) reach
+    overlap: Literal["skip", "queue", "allow"] = "skip"  # a tick while a run is active
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _SOURCE_NAME.match(value):
+            raise ValueError("must be 1-64 letters, digits, '_', '-' or '.'")
+        return value
+
+    @field_validator("catch_up", mode="before")
+    @classmethod
+    def _catch_up(cls, value: Any) -> Any:
+        return _one_of(str(value), ("skip", "latest", "all"))
+
+    @field_validator("overlap", mode="before")
+    @classmethod
+    def _overlap(cls, value: Any) -> Any:
+        return _one_of(str(value), ("skip", "queue", "allow"))
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        timetable.zone(value)
+        return value
+
+    @field_validator("every", "catch_up_window")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            timetable.parse_duration(value)
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            timetable.Cron(value, timetable.zone("UTC"))  # the zone does not change validity
+        return value
+
+    @model_validator(mode="after")
+    def _cron_or_every(self) -> ScheduleConfig:
+        if (self.cron is None) == (self.every is None):
+            given = "both are set" if self.cron is not None else "neither is set"
+            raise ValueError(f"set exactly one of cron or every ({given})")
+        return self
+
+    def times(self) -> timetable.Timetable:
+        """When this schedule ticks."""
+        if self.every is not None:
+            return timetable.Every(timetable.parse_duration(self.every))
+        assert self.cron is not None
+        return timetable.Cron(self.cron, timetable.zone(self.timezone))
+
+    @property
+    def catch_up_seconds(self) -> int:
+        return timetable.parse_duration(self.catch_up_window)
 
 
 class Settings(_Model):
@@ -198,6 +260,20 @@ class Settings(_Model):
                 raise ValueError(f"sources[{index}].name: duplicate source name {source.name!r}")
             seen.add(source.name)
         return self
+
+    @model_validator(mode="after")
+    def _unique_schedules(self) -> Settings:
+        seen: set[str] = set()
+        for index, schedule in enumerate(self.schedules):
+            if schedule.name in seen:
+                raise ValueError(
+                    f"schedules[{index}].name: duplicate schedule name {schedule.name!r}"
+                )
+            seen.add(schedule.name)
+        return self
+
+    def schedule(self, name: str) -> ScheduleConfig | None:
+        return next((s for s in self.schedules if s.name == name), None)
 
     @model_validator(mode="after")
     def _admin_token_is_no_api_key(self) -> Settings:
@@ -254,7 +330,7 @@ def _first_error(exc: ValidationError) -> str:
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
     if error["type"] == "extra_forbidden":
         message = "unknown key"
-    if message.startswith(("sources[", "<root>", "secrets.", "api.keys[")):  # located already
+    if message.startswith(("sources[", "schedules[", "<root>", "secrets.", "api.keys[")):
         return message
     return f"{_location(loc)}: {message}"
 

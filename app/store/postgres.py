@@ -37,7 +37,7 @@ from psycopg_pool import AsyncConnectionPool
 from hookline.errors import SchemaError, StoreError
 from hookline.ids import new_id
 from hookline.sql import migrations, queries
-from hookline.store import jobs, records
+from hookline.store import jobs, records, schedules
 from hookline.store.base import (
     ClaimedRun,
     EnqueueResult,
@@ -48,12 +48,15 @@ from hookline.store.base import (
     JobRecord,
     NewEvent,
     NewJob,
+    NewTick,
     RedeliveryMode,
     RunOutcome,
     RunRecord,
+    ScheduleState,
     StepOutcome,
     StepRecord,
     StepTiming,
+    TickResult,
 )
 from hookline.store.program import Row, run_async, statements
 
@@ -340,6 +343,46 @@ class PostgresStore:
     async def get_job(self, job_id: str) -> JobRecord | None:
         async def op(conn: Conn) -> JobRecord | None:
             return await run_async(jobs.get(job_id), _executor(conn), STATEMENTS)
+
+        return await self._run(op, transaction=False)
+
+    # -- schedules --------------------------------------------------------------------------
+
+    async def now(self) -> float:
+        async def op(conn: Conn) -> float:
+            row = await _one(conn, "clock")
+            assert row is not None
+            return float(row[0])
+
+        return await self._run(op, transaction=False)
+
+    async def record_ticks(
+        self, schedule: str, ticks: Sequence[NewTick], now: float
+    ) -> list[TickResult]:
+        async def op(conn: Conn) -> list[TickResult]:
+            return await run_async(
+                schedules.record(schedule, ticks, now), _executor(conn), STATEMENTS
+            )
+
+        return await self._run(op)
+
+    async def trigger_schedule(self, schedule: str, job: NewJob) -> EnqueueResult:
+        async def op(conn: Conn) -> EnqueueResult:
+            return await run_async(schedules.trigger(schedule, job), _executor(conn), STATEMENTS)
+
+        return await self._run(op)
+
+    async def set_schedule_paused(self, schedule: str, paused: bool, now: float) -> None:
+        async def op(conn: Conn) -> None:
+            await run_async(
+                schedules.set_paused(schedule, paused, now), _executor(conn), STATEMENTS
+            )
+
+        await self._run(op)
+
+    async def schedule_state(self, schedule: str, ticks: int = 10) -> ScheduleState:
+        async def op(conn: Conn) -> ScheduleState:
+            return await run_async(schedules.state(schedule, ticks), _executor(conn), STATEMENTS)
 
         return await self._run(op, transaction=False)
 

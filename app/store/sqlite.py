@@ -22,7 +22,7 @@ import orjson
 from hookline.errors import SchemaError
 from hookline.ids import new_id
 from hookline.sql import migrations, queries
-from hookline.store import jobs, records
+from hookline.store import jobs, records, schedules
 from hookline.store.base import (
     ClaimedRun,
     EnqueueResult,
@@ -33,12 +33,15 @@ from hookline.store.base import (
     JobRecord,
     NewEvent,
     NewJob,
+    NewTick,
     RedeliveryMode,
     RunOutcome,
     RunRecord,
+    ScheduleState,
     StepOutcome,
     StepRecord,
     StepTiming,
+    TickResult,
 )
 from hookline.store.group_commit import GroupCommitWriter, OpRows
 from hookline.store.program import run_async, run_sync, statements
@@ -247,6 +250,34 @@ class SQLiteStore:
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         return await run_async(jobs.get(job_id), self._all, STATEMENTS)
+
+    # -- schedules --------------------------------------------------------------------------
+
+    async def now(self) -> float:
+        return time.time()
+
+    async def record_ticks(
+        self, schedule: str, ticks: Sequence[NewTick], now: float
+    ) -> list[TickResult]:
+        def op(conn: sqlite3.Connection) -> list[TickResult]:
+            return run_sync(schedules.record(schedule, ticks, now), conn, STATEMENTS)
+
+        return await self._writer.run(op)
+
+    async def trigger_schedule(self, schedule: str, job: NewJob) -> EnqueueResult:
+        def op(conn: sqlite3.Connection) -> EnqueueResult:
+            return run_sync(schedules.trigger(schedule, job), conn, STATEMENTS)
+
+        return await self._writer.run(op)
+
+    async def set_schedule_paused(self, schedule: str, paused: bool, now: float) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            run_sync(schedules.set_paused(schedule, paused, now), conn, STATEMENTS)
+
+        await self._writer.run(op)
+
+    async def schedule_state(self, schedule: str, ticks: int = 10) -> ScheduleState:
+        return await run_async(schedules.state(schedule, ticks), self._all, STATEMENTS)
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ SHOPIFY = {
     "secrets": ["shh"],
     "signature_header": "X-Shopify-Hmac-Sha256",
 }
+NIGHTLY = {"name": "nightly", "job": "report", "cron": "0 3 * * *"}
 
 
 def error_of(data: dict[str, Any], env: dict[str, str] | None = None) -> str:
@@ -199,7 +200,33 @@ def test_settings_are_immutable() -> None:
         ({"pipeline": {"concurrency": 0}}, "pipeline.concurrency: "),
         ({"pipeline": {"lease_seconds": 0}}, "pipeline.lease_seconds: "),
         ({"pipeline": {"handlers": 5}}, "pipeline.handlers: "),
-        ({"schedules": [{"name": "n", "job": "j"}]}, "schedules[0].cron: Field required"),
+        (
+            {"schedules": [{"name": "n", "job": "j"}]},
+            "schedules[0]: set exactly one of cron or every (neither is set)",
+        ),
+        (
+            {"schedules": [{**NIGHTLY, "every": "1h"}]},
+            "schedules[0]: set exactly one of cron or every (both are set)",
+        ),
+        ({"schedules": [{**NIGHTLY, "cron": "0 3 * *"}]}, "schedules[0].cron: '0 3 * *' has 4"),
+        ({"schedules": [{**NIGHTLY, "cron": "0 25 * * *"}]}, "schedules[0].cron: '0 25 * * *':"),
+        ({"schedules": [{**NIGHTLY, "cron": "0 0 31 2 *"}]}, "schedules[0].cron: "),
+        (
+            {"schedules": [{**NIGHTLY, "timezone": "Europe/Bärlin"}]},
+            "schedules[0].timezone: unknown time zone 'Europe/Bärlin'",
+        ),
+        (
+            {"schedules": [NIGHTLY, {**NIGHTLY, "cron": None, "every": "90"}]},
+            "schedules[1].every: '90' is not a duration",
+        ),
+        ({"schedules": [{**NIGHTLY, "catch_up": "some"}]}, "schedules[0].catch_up: must be one"),
+        ({"schedules": [{**NIGHTLY, "catch_up_window": "1y"}]}, "schedules[0].catch_up_window"),
+        ({"schedules": [{**NIGHTLY, "overlap": "wait"}]}, "schedules[0].overlap: must be one of"),
+        ({"schedules": [{**NIGHTLY, "name": "a/b"}]}, "schedules[0].name: must be 1-64"),
+        ({"schedules": [{**NIGHTLY, "job": None}]}, "schedules[0].job: "),
+        ({"schedules": [{**NIGHTLY, "payload": [1]}]}, "schedules[0].payload: "),
+        ({"schedules": [{**NIGHTLY, "tz": "UTC"}]}, "schedules[0].tz: unknown key"),
+        ({"schedules": [NIGHTLY, NIGHTLY]}, "schedules[1].name: duplicate schedule name"),
         ({"admin": {"token": 5}}, "admin.token: "),
     ],
 )
@@ -208,6 +235,16 @@ def test_invalid_config_is_one_message_naming_the_key(data: dict[str, Any], expe
     assert message.startswith(expected), message
     assert "\n" not in message
     assert "Value error" not in message and "pydantic" not in message
+
+
+def test_schedule_defaults_and_times() -> None:
+    every, nightly = parse_settings(
+        {"schedules": [{"name": "tick", "job": "j", "every": "30s"}, NIGHTLY]}, {}
+    ).schedules
+    assert (nightly.timezone, nightly.catch_up, nightly.overlap) == ("UTC", "skip", "skip")
+    assert nightly.catch_up_seconds == 86_400 and nightly.payload == {}
+    assert every.times().next_after(61) == 90
+    assert nightly.times().next_after(0) == 3 * 3600
 
 
 def test_config_error_is_a_hookline_error() -> None:

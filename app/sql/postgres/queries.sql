@@ -338,3 +338,51 @@ WHERE e.id = %(id)s AND e.source = 'jobs';
 SELECT id, event_id, handler, generation, status, attempts, max_attempts, available_at,
        created_at, updated_at, result, error, concurrency_key
 FROM runs WHERE event_id = %(event_id)s ORDER BY seq;
+
+-- Schedules (app/store/schedules.py runs these on either dialect; named parameters). ------
+
+-- name: schedule_ensure
+INSERT INTO schedule_state (name, paused, updated_at) VALUES (%(name)s, false, %(now)s)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: schedule_lock
+-- Every write of one schedule (its ticks, triggers, pause) takes this row lock first: they
+-- take turns, so two processes cannot both see "no active job" and both enqueue one.
+SELECT paused, resumed_at, last_job_id FROM schedule_state WHERE name = %(name)s FOR UPDATE;
+
+-- name: schedule_set_paused
+UPDATE schedule_state SET paused = %(paused)s, resumed_at = %(resumed_at)s, updated_at = %(now)s
+WHERE name = %(name)s;
+
+-- name: schedule_set_last_job
+UPDATE schedule_state SET last_job_id = %(job_id)s, updated_at = %(now)s WHERE name = %(name)s;
+
+-- name: schedule_job_status
+SELECT status FROM events WHERE id = %(id)s;
+
+-- name: tick_insert
+INSERT INTO schedule_ticks (schedule, tick_at, outcome, job_id, recorded_at)
+VALUES (%(schedule)s, %(tick_at)s, %(outcome)s, %(job_id)s, %(now)s)
+ON CONFLICT (schedule, tick_at) DO NOTHING
+RETURNING tick_at;
+
+-- name: tick_set_job
+UPDATE schedule_ticks SET job_id = %(job_id)s
+WHERE schedule = %(schedule)s AND tick_at = %(tick_at)s;
+
+-- name: ticks_prune
+-- Keep the newest `keep` ticks of the schedule.
+DELETE FROM schedule_ticks
+WHERE schedule = %(schedule)s
+  AND tick_at < (SELECT tick_at FROM schedule_ticks WHERE schedule = %(schedule)s
+                 ORDER BY tick_at DESC LIMIT 1 OFFSET %(keep)s - 1);
+
+-- name: schedule_state
+SELECT paused, resumed_at, last_job_id FROM schedule_state WHERE name = %(name)s;
+
+-- name: ticks_newest
+SELECT tick_at, outcome, job_id, recorded_at FROM schedule_ticks
+WHERE schedule = %(name)s ORDER BY tick_at DESC LIMIT %(limit)s;
+
+-- name: clock
+SELECT extract(epoch FROM clock_timestamp())::float8;

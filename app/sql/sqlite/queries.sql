@@ -157,3 +157,46 @@ WHERE e.id = :id AND e.source = 'jobs';
 SELECT id, event_id, handler, generation, status, attempts, max_attempts, available_at,
        created_at, updated_at, result, error, concurrency_key
 FROM runs WHERE event_id = :event_id ORDER BY seq;
+
+-- Schedules (app/store/schedules.py runs these on either dialect; named parameters). ------
+
+-- name: schedule_ensure
+INSERT INTO schedule_state (name, paused, updated_at) VALUES (:name, 0, :now)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: schedule_lock
+-- No lock needed: the group-commit writer holds the database's write lock.
+SELECT paused, resumed_at, last_job_id FROM schedule_state WHERE name = :name;
+
+-- name: schedule_set_paused
+UPDATE schedule_state SET paused = :paused, resumed_at = :resumed_at, updated_at = :now
+WHERE name = :name;
+
+-- name: schedule_set_last_job
+UPDATE schedule_state SET last_job_id = :job_id, updated_at = :now WHERE name = :name;
+
+-- name: schedule_job_status
+SELECT status FROM events WHERE id = :id;
+
+-- name: tick_insert
+INSERT INTO schedule_ticks (schedule, tick_at, outcome, job_id, recorded_at)
+VALUES (:schedule, :tick_at, :outcome, :job_id, :now)
+ON CONFLICT (schedule, tick_at) DO NOTHING
+RETURNING tick_at;
+
+-- name: tick_set_job
+UPDATE schedule_ticks SET job_id = :job_id WHERE schedule = :schedule AND tick_at = :tick_at;
+
+-- name: ticks_prune
+-- Keep the newest `keep` ticks of the schedule.
+DELETE FROM schedule_ticks
+WHERE schedule = :schedule
+  AND tick_at < (SELECT tick_at FROM schedule_ticks WHERE schedule = :schedule
+                 ORDER BY tick_at DESC LIMIT 1 OFFSET :keep - 1);
+
+-- name: schedule_state
+SELECT paused, resumed_at, last_job_id FROM schedule_state WHERE name = :name;
+
+-- name: ticks_newest
+SELECT tick_at, outcome, job_id, recorded_at FROM schedule_ticks
+WHERE schedule = :name ORDER BY tick_at DESC LIMIT :limit;
