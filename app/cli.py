@@ -14,11 +14,13 @@ import typer
 from hookline.cli_events import events_app, prune
 from hookline.cli_jobs import jobs_app
 from hookline.cli_replay import replay
+from hookline.cli_schedules import schedules_app
 from hookline.config import Settings, load_settings, resolve_config_path
 from hookline.errors import ConfigError, StartupError
 from hookline.logs import configure_logging
 from hookline.pipeline import Registry, load_handlers
 from hookline.redaction import SHORT, Redactor, short_secret_names
+from hookline.schedules import check_schedules
 from hookline.sources import build_sources
 from hookline.store import open_store
 
@@ -92,6 +94,10 @@ def serve(
 
     settings = settings_from(config)
     registry = registry_from(settings)
+    try:
+        check_schedules(settings, registry)  # each names a loaded job, with a valid payload
+    except ConfigError as exc:
+        raise fail(f"invalid config: {exc}") from None
     start_logging(settings)
     run_server(
         settings,
@@ -136,6 +142,7 @@ def migrate(config: ConfigOption = None) -> None:
 cli.command()(replay)
 cli.add_typer(events_app, name="events")
 cli.add_typer(jobs_app, name="jobs")
+cli.add_typer(schedules_app, name="schedules")
 cli.command()(prune)
 
 

@@ -32,6 +32,7 @@ from hookline.store.base import (
     ACTIVE_RUN_STATUSES,
     RUN_STATUSES,
     EnqueueOutcome,
+    EnqueueResult,
     EventStatus,
     JobRecord,
     NewJob,
@@ -173,6 +174,31 @@ class Jobs:
         run_at: float | None = None,
     ) -> Enqueued:
         """Validate and store a job; ``run_at`` (absolute) wins over ``delay_seconds``."""
+        job = self.build(
+            name,
+            body,
+            idempotency_key=idempotency_key,
+            delay_seconds=delay_seconds,
+            headers=headers,
+            run_at=run_at,
+        )
+        result = await self._store.enqueue_job(job)
+        return self.answer(result)
+
+    def build(
+        self,
+        name: str,
+        body: bytes,
+        *,
+        idempotency_key: str | None = None,
+        delay_seconds: float = 0.0,
+        headers: Mapping[str, str] | None = None,
+        run_at: float | None = None,
+        now: float | None = None,
+        concurrency_key: str | None = None,
+    ) -> NewJob:
+        """Validate a job and make the ``NewJob`` to store (``enqueue``; schedules store it
+        together with a tick). Its run gets ``concurrency_key``: runs with one key take turns."""
         spec = self._registry.job(name)
         if spec is None:
             raise JobRejected(404, "unknown_job", f"no job named {name!r} is configured")
@@ -182,11 +208,11 @@ class Jobs:
             data = parse_data(body) if body.strip() else None
             if data is None and body.strip() != b"null":
                 raise JobRejected(400, "invalid_json", _NOT_JSON)
-        now = self._clock()
+        now = self._clock() if now is None else now
         stored_headers = redact_headers(headers or {}, frozenset())
         if self._redact is not None:
             stored_headers = {k: self._redact(v) for k, v in stored_headers.items()}
-        job = NewJob(
+        return NewJob(
             id=new_id("job"),
             name=name,
             payload=body,
@@ -197,13 +223,17 @@ class Jobs:
                     new_id("run"),
                     spec.name,
                     spec.max_attempts or self._settings.pipeline.max_attempts,
+                    concurrency_key,
                 )
             ],
             idempotency_key=idempotency_key,
             fingerprint=fingerprint(data) if idempotency_key is not None else None,
             headers=stored_headers,
         )
-        result = await self._store.enqueue_job(job)
+
+    @staticmethod
+    def answer(result: EnqueueResult) -> Enqueued:
+        """What the store did → the answer (``key_reused`` is the client's to fix)."""
         if result.outcome == "key_reused":
             raise JobRejected(
                 422,

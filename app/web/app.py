@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -27,8 +28,18 @@ from hookline.jobs import Jobs
 from hookline.metrics import Metrics
 from hookline.pipeline import Registry
 from hookline.redaction import Redactor
+from hookline.scheduler import Scheduler
+from hookline.schedules import Schedules
 from hookline.store.base import Store
-from hookline.web import admin_api, dashboard, jobs_openapi, openapi, ops
+from hookline.web import (
+    admin_api,
+    admin_schedules,
+    dashboard,
+    dashboard_schedules,
+    jobs_openapi,
+    openapi,
+    ops,
+)
 from hookline.web.admin_api import BadRequest
 from hookline.web.auth import AdminGuard
 from hookline.web.jobs import PREFIX as JOBS_PREFIX
@@ -144,29 +155,51 @@ def create_app(
     registry: Registry,
     metrics: Metrics | None = None,
     own_store: bool = True,
+    run_scheduler: bool = True,
 ) -> HooklineApp:
-    """Build the app. With ``own_store`` its lifespan opens, migrates and closes the store."""
+    """Build the app. With ``own_store`` its lifespan opens, migrates and closes the store;
+    with ``run_scheduler`` it runs the scheduler of ``[[schedules]]`` meanwhile."""
     metrics = metrics or Metrics()
+
+    redact = Redactor(settings.secret_values())  # no secret shown
+    jobs = Jobs(settings, store, registry, redact=redact)
+    schedules = Schedules(settings, store, jobs)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if own_store:
             await store.open()
             await store.migrate()
+        ticking: asyncio.Task[None] | None = None
+        if run_scheduler and settings.schedules:
+            # After the migrations; every serve process ticks (the store keeps one job per
+            # tick), so losing any one process loses no tick.
+            ticking = asyncio.create_task(Scheduler(schedules, store).run(), name="scheduler")
         try:
             yield
         finally:
+            if ticking is not None:
+                ticking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticking  # bounded: cancellation ends every wait in it
             if own_store:
                 await store.close()  # flushes the group-commit writer
 
     admin = Starlette(
-        routes=[*admin_api.routes, *openapi.routes, *dashboard.routes],
+        routes=[
+            *admin_api.routes,
+            *admin_schedules.routes,
+            *openapi.routes,
+            *dashboard.routes,
+            *dashboard_schedules.routes,
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     admin.state.store = store
     admin.state.settings = settings
-    admin.state.redact = redact = Redactor(settings.secret_values())  # no secret shown
+    admin.state.redact = redact
     admin.state.registry = registry
+    admin.state.schedules = schedules
     admin.state.sessions = sessions = Sessions(settings.admin.token)
     session_ok, unauthorized = dashboard.guard_hooks(sessions)
     guard = AdminGuard(
@@ -192,7 +225,7 @@ def create_app(
     rest.state.registry = registry
     ingestor = Ingestor(settings, store, registry)
     gateway = JobsGateway(
-        Jobs(settings, store, registry, redact=redact),
+        jobs,
         settings.api.keys,
         settings.server.max_body_bytes,
         metrics,
