@@ -41,9 +41,11 @@ def base_config(
     max_body_bytes: int = 1_048_576,
     secrets: dict[str, str] | None = None,
     api_keys: list[str] | None = None,
+    schedules: list[dict[str, Any]] | None = None,
 ) -> str:
     """A test config with one source per provider; ``pipeline`` adds/overrides keys,
-    ``secrets`` is the ``[secrets]`` table, ``api_keys`` replaces ``[api] keys``."""
+    ``secrets`` is the ``[secrets]`` table, ``api_keys`` replaces ``[api] keys``,
+    ``schedules`` are ``[[schedules]]`` tables."""
     pipe: dict[str, Any] = {
         "handlers": handlers or [],
         "workers": workers,
@@ -62,11 +64,17 @@ def base_config(
             return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if isinstance(v, list):
             return "[" + ", ".join(toml_value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
         return str(v)
 
     pipeline_toml = "\n".join(f"{k} = {toml_value(v)}" for k, v in pipe.items())
     secrets_toml = "\n".join(f"{k} = {toml_value(v)}" for k, v in (secrets or {}).items())
     keys_toml = toml_value([API_KEY] if api_keys is None else api_keys)
+    schedules_toml = "".join(
+        "\n[[schedules]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in entry.items())
+        for entry in schedules or []
+    )
     return f"""
 [server]
 host = "127.0.0.1"
@@ -111,7 +119,7 @@ signature_header = "X-Shopify-Hmac-Sha256"
 encoding = "base64"
 id_header = "X-Shopify-Webhook-Id"
 type_header = "X-Shopify-Topic"
-"""
+{schedules_toml}"""
 
 
 def demo_config(db_url: str, port: int, *, handlers: bool = False, workers: int = 0) -> str:
