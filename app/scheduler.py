@@ -50,6 +50,7 @@ class Scheduler:
         self._schedules = schedules
         self._store = store
         self._clock = clock or store.now
+        self._paused: set[str] = set()  # schedules this process last found paused
 
     async def run(self) -> None:
         """Tick every configured schedule until cancelled."""
@@ -93,8 +94,20 @@ class Scheduler:
         if due:
             ticks = self.plan(schedule, due, now)
             results = await self._store.record_ticks(schedule.name, ticks, now)
+            self._note_pause(schedule, results)
             _log(schedule, results)
         return now
+
+    def _note_pause(self, schedule: ScheduleConfig, results: list[TickResult]) -> None:
+        """One log line when this process finds the schedule paused, one when resumed."""
+        paused = all(r.outcome == "paused" for r in results)
+        if paused and schedule.name not in self._paused:
+            self._paused.add(schedule.name)
+            log.info("schedule is paused; its ticks are not recorded",
+                     extra={"schedule": schedule.name})  # fmt: skip
+        elif not paused and schedule.name in self._paused:
+            self._paused.discard(schedule.name)
+            log.info("schedule resumed", extra={"schedule": schedule.name})
 
     def plan(self, schedule: ScheduleConfig, due: list[int], now: float) -> list[NewTick]:
         """What to record for the ``due`` ticks (oldest first) at ``now``."""

@@ -110,9 +110,7 @@ def test_two_serve_processes_enqueue_each_tick_exactly_once(tmp_path: Path, db_u
     print(f"ticks won: a={len(won[0])} b={len(won[1])}")
 
 
-def test_overlap_skip_never_runs_two_at_once_and_records_skips(
-    tmp_path: Path, db_url: str
-) -> None:
+def test_overlap_skip_never_runs_two_at_once_and_records_skips(tmp_path: Path, db_url: str) -> None:
     schedule = {"name": "slow", "job": "slow", "every": "1s", "overlap": "skip",
                 "payload": {"seconds": 1.5}}  # fmt: skip
     config = base_config(db_url, handlers=HANDLERS, workers=2, schedules=[schedule])
@@ -242,8 +240,7 @@ def test_admin_api_pause_resume_trigger_and_unknown(tmp_path: Path, db_url: str)
             resumed = admin.post("/admin/schedules/often/resume")
             assert resumed.status_code == 200 and resumed.json()["paused"] is False
             wait_for(
-                lambda: len(admin.get("/admin/schedules").json()["items"][1]["lastTicks"])
-                > before,
+                lambda: len(admin.get("/admin/schedules").json()["items"][1]["lastTicks"]) > before,
                 timeout=30,
                 what="a tick after resume",
             )
