@@ -7,6 +7,7 @@ downtime of the catch-up test, which *is* the scenario: time passing while nothi
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from datetime import datetime
@@ -126,7 +127,7 @@ def test_overlap_skip_never_runs_two_at_once_and_records_skips(tmp_path: Path, d
     starts = {f[1]: float(f[2]) for f in lines if f[0] == "start"}
     finished = {f[1]: float(f[2]) for f in lines if f[0] == "end"}
     spans = sorted((starts[k], finished.get(k, float("inf"))) for k in starts)
-    for (_, end), (next_start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (next_start, _) in itertools.pairwise(spans):
         assert next_start >= end, spans  # never two at once
     records, _ = stored(db_url, "slow")
     outcomes = [r.outcome for r in records]

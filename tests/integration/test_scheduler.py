@@ -28,7 +28,7 @@ T = 1_700_000_000  # a multiple of 10 and of 60
 
 class Report(BaseModel):
     kind: str
-    scheduledFor: str  # noqa: N815 (the payload's own field name)
+    scheduledFor: str  # the payload's own field name
 
 
 async def report(event: Event, ctx: Any) -> None: ...

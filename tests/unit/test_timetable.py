@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import pytest
@@ -156,7 +157,7 @@ def test_frequent_expressions_keep_real_time_through_both_transitions() -> None:
         "01:30+0100", "03:00+0200", "03:30+0200", "04:00+0200",
     ]  # fmt: skip
     autumn = walk(half_hourly, at(BERLIN, 2025, 10, 26, 2), at(BERLIN, 2025, 10, 26, 3))
-    gaps = {b.timestamp() - a.timestamp() for a, b in zip(autumn, autumn[1:], strict=False)}
+    gaps = {b.timestamp() - a.timestamp() for a, b in itertools.pairwise(autumn)}
     assert len(autumn) == 4 and gaps == {1800}  # 2 h of real time: 02:xx twice
 
 
