@@ -125,6 +125,11 @@ def test_a_job_is_accepted_runs_and_shows_its_result(
     assert detail["headers"]["authorization"] == "[redacted]"
     assert [s["name"] for s in detail["runs"][0]["steps"]] == ["render", "deliver"]
     assert body["jobId"] in [item["id"] for item in listed["items"]]
+    with server.admin() as admin:
+        page = admin.get(f"/admin/ui/events/{body['jobId']}").text
+        rows = admin.get("/admin/", params={"source": "jobs"}).text
+    assert "<dt>Job</dt>" in page and "<dt>Job id</dt>" in page and "Provider event id" not in page
+    assert f"/admin/ui/events/{body['jobId']}" in rows and '<option value="jobs">' in rows
 
 
 def test_a_job_without_a_model_takes_any_json_value(api: httpx.Client) -> None:
@@ -308,6 +313,8 @@ def test_twenty_concurrent_requests_with_one_key_make_one_job(
     assert len(detail["runs"]) == 1
     assert sum(1 for item in everything["items"] if item["eventId"] == f"echo/{key}") == 1
     assert effects(server).count(f"echo {job_id}") == 1  # the side effect ran once
+    with server.admin() as admin:
+        assert f'<dd class="mono wrap">{key}</dd>' in admin.get(f"/admin/ui/events/{job_id}").text
     # the same request later still answers with the job, and runs nothing
     later = api.post("/jobs/echo", json=payload, headers={"Idempotency-Key": f'"{key}"'})
     assert later.status_code == 202 and later.json() == {"jobId": job_id, "status": "succeeded"}
