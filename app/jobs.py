@@ -105,7 +105,7 @@ def parse_idempotency_key(value: str) -> str:
         raise ValueError("Idempotency-Key is empty")
     if len(value) > MAX_KEY_CHARS:
         raise ValueError(f"Idempotency-Key is longer than {MAX_KEY_CHARS} characters")
-    if not all(" " <= char <= "~" for char in value):
+    if not (value.isascii() and value.isprintable()):
         raise ValueError("Idempotency-Key must be printable ASCII")
     return value
 
@@ -186,15 +186,16 @@ class Jobs:
         stored_headers = redact_headers(headers or {}, frozenset())
         if self._redact is not None:
             stored_headers = {k: self._redact(v) for k, v in stored_headers.items()}
+        job_id = new_id("job")
         job = NewJob(
-            id=new_id("job"),
+            id=job_id,
             name=name,
             payload=body,
             created_at=now,
             run_at=run_at if run_at is not None else now + delay_seconds,
             runs=[
                 NewRun(
-                    new_id("run"),
+                    "run_" + job_id.removeprefix("job_"),  # unique as the job id; no syscall
                     spec.name,
                     spec.max_attempts or self._settings.pipeline.max_attempts,
                 )
