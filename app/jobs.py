@@ -5,10 +5,12 @@ values it needs; this module validates them, stores the job durably with its run
 answers with an ``Enqueued`` or raises ``JobRejected`` (a 4xx the client must fix).
 
 A job is an event of the reserved source ``jobs`` (see ``hookline.store.jobs``). Its payload
-is stored as posted; its **fingerprint** — compared when an Idempotency-Key is used again —
-is the SHA-256 of the payload as *canonical* JSON (keys sorted, no whitespace), so a client
-that re-serialises the same object on a retry (another key order, other spacing) is still
-sending "the same request", while any change of a value is a different one.
+is stored as posted. Two requests with one Idempotency-Key are "the same request" when their
+payloads are the same JSON value: a client that re-serialises the same object on a retry
+(another key order, other spacing) is not refused, while any change of a value is. The
+fingerprint the store compares is the SHA-256 of the raw bytes (cheap, and what nearly every
+retry sends); only when those differ are both payloads compared as canonical JSON (keys
+sorted, no whitespace), and an equal pair is retried under the stored fingerprint.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import orjson
@@ -32,6 +34,7 @@ from hookline.store.base import (
     ACTIVE_RUN_STATUSES,
     RUN_STATUSES,
     EnqueueOutcome,
+    EnqueueResult,
     EventStatus,
     JobRecord,
     NewJob,
@@ -118,9 +121,15 @@ def canonical_json(data: Any) -> bytes:
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def fingerprint(data: Any) -> str:
-    """What makes two requests with one Idempotency-Key "the same": their canonical JSON."""
-    return hashlib.sha256(canonical_json(data)).hexdigest()
+_INVALID = object()
+
+
+def _json_value(body: bytes) -> Any:
+    """The body's JSON value, or ``_INVALID``."""
+    if body.strip() == b"null":
+        return None
+    data = parse_data(body)
+    return _INVALID if data is None else data
 
 
 _NOT_JSON = "the body is not JSON (send the payload as JSON, e.g. {})"
@@ -151,13 +160,11 @@ class Jobs:
         store: Store,
         registry: Registry,
         clock: Callable[[], float] = time.time,
-        redact: Callable[[str], str] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._registry = registry
         self._clock = clock
-        self._redact = redact
 
     def handler(self, name: str) -> HandlerSpec | None:
         return self._registry.job(name)
@@ -177,15 +184,9 @@ class Jobs:
         if spec is None:
             raise JobRejected(404, "unknown_job", f"no job named {name!r} is configured")
         _validated(spec, body)
-        data: Any = None
-        if spec.payload is None or idempotency_key is not None:
-            data = parse_data(body) if body.strip() else None
-            if data is None and body.strip() != b"null":
-                raise JobRejected(400, "invalid_json", _NOT_JSON)
+        if spec.payload is None and _json_value(body) is _INVALID:
+            raise JobRejected(400, "invalid_json", _NOT_JSON)
         now = self._clock()
-        stored_headers = redact_headers(headers or {}, frozenset())
-        if self._redact is not None:
-            stored_headers = {k: self._redact(v) for k, v in stored_headers.items()}
         job_id = new_id("job")
         job = NewJob(
             id=job_id,
@@ -201,10 +202,13 @@ class Jobs:
                 )
             ],
             idempotency_key=idempotency_key,
-            fingerprint=fingerprint(data) if idempotency_key is not None else None,
-            headers=stored_headers,
+            fingerprint=hashlib.sha256(body).hexdigest() if idempotency_key is not None else None,
+            # credentials by name (Authorization...); the dashboard redacts secret values
+            headers=redact_headers(headers or {}, frozenset()),
         )
         result = await self._store.enqueue_job(job)
+        if result.outcome == "key_reused":
+            result = await self._same_value_retry(job, result)
         if result.outcome == "key_reused":
             raise JobRejected(
                 422,
@@ -212,6 +216,18 @@ class Jobs:
                 f"this Idempotency-Key was used for job {result.job_id} with another payload",
             )
         return Enqueued(result.job_id, result.status, result.outcome)
+
+    async def _same_value_retry(self, job: NewJob, refused: EnqueueResult) -> EnqueueResult:
+        """Other bytes under a used key: the same request still if it is the same JSON
+        value; then enqueue again under the stored payload's fingerprint."""
+        stored = await self._store.get_event(refused.job_id)
+        if stored is None:  # pruned meanwhile: the key is free again
+            return await self._store.enqueue_job(job)
+        mine, theirs = _json_value(job.payload), _json_value(stored.body)
+        if mine is _INVALID or theirs is _INVALID or canonical_json(mine) != canonical_json(theirs):
+            return refused
+        same = replace(job, fingerprint=hashlib.sha256(stored.body).hexdigest())
+        return await self._store.enqueue_job(same)
 
     async def enqueue_data(
         self,

@@ -165,7 +165,7 @@ def create_app(
     )
     admin.state.store = store
     admin.state.settings = settings
-    admin.state.redact = redact = Redactor(settings.secret_values())  # no secret shown
+    admin.state.redact = Redactor(settings.secret_values())  # the dashboard shows no secret
     admin.state.registry = registry
     admin.state.sessions = sessions = Sessions(settings.admin.token)
     session_ok, unauthorized = dashboard.guard_hooks(sessions)
@@ -192,7 +192,7 @@ def create_app(
     rest.state.registry = registry
     ingestor = Ingestor(settings, store, registry)
     gateway = JobsGateway(
-        Jobs(settings, store, registry, redact=redact),
+        Jobs(settings, store, registry),
         settings.api.keys,
         settings.server.max_body_bytes,
         metrics,
