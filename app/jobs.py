@@ -253,7 +253,9 @@ class Jobs:
         record = await self.get(job_id)
         run = record.runs[-1] if record.runs else None
         if run is None or run.status not in ACTIVE_RUN_STATUSES:
-            raise JobRejected(409, "job_finished", f"the job is {job_status(record)} already")
+            raise JobRejected(
+                409, "job_finished", f"the job has already finished ({job_status(record)})"
+            )
         cancelled = await self._store.cancel_run(run.id, self._clock())
         if cancelled is None or cancelled.status != "cancelled":  # it finished meanwhile
             return await self._finished(job_id)
@@ -261,7 +263,9 @@ class Jobs:
 
     async def _finished(self, job_id: str) -> JobRecord:
         record = await self.get(job_id)
-        raise JobRejected(409, "job_finished", f"the job is {job_status(record)} already")
+        raise JobRejected(
+            409, "job_finished", f"the job has already finished ({job_status(record)})"
+        )
 
 
 def job_status(record: JobRecord) -> RunStatus:

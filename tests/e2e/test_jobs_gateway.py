@@ -271,7 +271,10 @@ def test_a_finished_job_cannot_be_cancelled(api: httpx.Client) -> None:
     wait_job(api, job_id, "succeeded")
     response = api.post(f"/jobs/{job_id}/cancel")
     assert response.status_code == 409
-    assert response.json() == {"error": "job_finished", "detail": "the job is succeeded already"}
+    assert response.json() == {
+        "error": "job_finished",
+        "detail": "the job has already finished (succeeded)",
+    }
 
 
 # -- idempotency --------------------------------------------------------------------------------
