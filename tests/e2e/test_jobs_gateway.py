@@ -161,7 +161,7 @@ def test_hookline_delay_sets_run_at(api: httpx.Client) -> None:
         ({"Idempotency-Key": '""'}, b"{}", 400, "invalid_header"),
         ({"Hookline-Delay": "soon"}, b"{}", 400, "invalid_header"),
         ({"Hookline-Delay": "-5"}, b"{}", 400, "invalid_header"),
-        ({"Hookline-Delay": "400d"}, b"{}", 400, "invalid_header"),
+        ({"Hookline-Delay": "1000d"}, b"{}", 400, "invalid_header"),
         ({}, b"x" * (MAX_BODY + 1), 413, "payload_too_large"),
     ],
     ids=[
