@@ -10,6 +10,7 @@ import json
 import secrets
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -394,3 +395,49 @@ def test_the_openapi_document_validates_and_has_each_jobs_payload_schema(
     assert {"getJob", "cancelJob"} <= {
         op["operationId"] for item in paths.values() for op in item.values()
     }
+
+
+# -- durability and configuration ----------------------------------------------------------------
+
+
+def test_every_accepted_job_survives_kill_9(tmp_path: Path, db_url: str) -> None:
+    """A 202 is sent after the commit (same fsync rule as webhooks): kill -9 right after the
+    last one, restart, and every accepted job is there with its run."""
+    config = base_config(db_url, handlers=["tests.e2e.job_handlers"])  # no worker: all queued
+    server = HooklineProcess(tmp_path, config).start()
+    try:
+        with httpx.Client(base_url=server.url, headers=AUTH, timeout=15) as client:
+
+            def post(n: int) -> str:
+                headers = {"Idempotency-Key": f"k-{n}"} if n % 2 else {}
+                response = client.post("/jobs/echo", json={"n": n}, headers=headers)
+                assert response.status_code == 202, response.text
+                job_id: str = response.json()["jobId"]
+                return job_id
+
+            with ThreadPoolExecutor(16) as pool:
+                accepted = list(pool.map(post, range(200)))
+        server.kill9()
+        server.start()
+        with httpx.Client(base_url=server.url, headers=AUTH, timeout=15) as client:
+            for n, job_id in enumerate(accepted):
+                job = client.get(f"/jobs/{job_id}").json()
+                assert job["status"] == "queued", (n, job)
+    finally:
+        server.stop()
+
+
+def test_without_api_keys_the_gateway_refuses_everything(tmp_path: Path, sqlite_url: str) -> None:
+    config = base_config(sqlite_url, handlers=["tests.e2e.job_handlers"], api_keys=[])
+    server = HooklineProcess(tmp_path, config).start()
+    try:
+        for credentials in ("", "Bearer", f"Bearer {API_KEY}", f"Bearer {ADMIN_TOKEN}"):
+            headers = {"Authorization": credentials} if credentials else {}
+            response = httpx.post(f"{server.url}/jobs/echo", json={}, headers=headers)
+            assert response.status_code == 401
+            assert response.json() == {
+                "error": "unauthorized",
+                "detail": "no API key is configured",
+            }
+    finally:
+        server.stop()
