@@ -16,7 +16,6 @@ from rich.console import Console
 
 from hookline.cli_events import ConfigOption, with_store
 from hookline.jobs import Enqueued, JobRejected, Jobs, parse_delay, parse_idempotency_key
-from hookline.redaction import Redactor
 from hookline.store import Store
 from hookline.store.base import JobRecord
 from hookline.web import jobs_openapi
@@ -58,7 +57,7 @@ def enqueue(
     registry = registry_from(settings)
 
     async def work(store: Store) -> Enqueued:
-        jobs = Jobs(settings, store, registry, redact=Redactor(settings.secret_values()))
+        jobs = Jobs(settings, store, registry)
         return await jobs.enqueue(
             name, payload.encode(), idempotency_key=key, delay_seconds=seconds
         )

@@ -18,7 +18,6 @@ from hookline.cli_events import ConfigOption, with_store
 from hookline.errors import ConfigError
 from hookline.jobs import JobRejected, Jobs
 from hookline.pipeline import Registry
-from hookline.redaction import Redactor
 from hookline.schedules import Schedules, ScheduleView, UnknownSchedule, check_schedules
 from hookline.store import Store
 
@@ -55,7 +54,7 @@ def _run(config: str | None, name: str | None, work: str, load_handlers: bool = 
         raise _fail(f"no schedule named {name!r} is configured (schedules: {configured})", 1)
 
     async def go(store: Store) -> object:
-        jobs = Jobs(settings, store, registry, redact=Redactor(settings.secret_values()))
+        jobs = Jobs(settings, store, registry)
         schedules = Schedules(settings, store, jobs)
         if work == "list":
             return await schedules.views()

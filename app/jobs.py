@@ -5,10 +5,12 @@ values it needs; this module validates them, stores the job durably with its run
 answers with an ``Enqueued`` or raises ``JobRejected`` (a 4xx the client must fix).
 
 A job is an event of the reserved source ``jobs`` (see ``hookline.store.jobs``). Its payload
-is stored as posted; its **fingerprint** — compared when an Idempotency-Key is used again —
-is the SHA-256 of the payload as *canonical* JSON (keys sorted, no whitespace), so a client
-that re-serialises the same object on a retry (another key order, other spacing) is still
-sending "the same request", while any change of a value is a different one.
+is stored as posted. Two requests with one Idempotency-Key are "the same request" when their
+payloads are the same JSON value: a client that re-serialises the same object on a retry
+(another key order, other spacing) is not refused, while any change of a value is. The
+fingerprint the store compares is the SHA-256 of the raw bytes (cheap, and what nearly every
+retry sends); only when those differ are both payloads compared as canonical JSON (keys
+sorted, no whitespace), and an equal pair is retried under the stored fingerprint.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import orjson
@@ -42,8 +44,10 @@ from hookline.store.base import (
 )
 
 MAX_KEY_CHARS = 255
-MAX_DELAY_SECONDS = 366 * 86_400
-_DELAY = re.compile(r"([0-9]{1,10})([smhd]?)")
+# ``Hookline-Delay``: the digits allowed per unit bound it (under four years) in a way an
+# OpenAPI pattern can state exactly
+DELAY_PATTERN = r"[0-9]{1,8}s?|[0-9]{1,6}m|[0-9]{1,4}h|[0-9]{1,3}d"
+_DELAY = re.compile(f"(?:{DELAY_PATTERN})")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
@@ -74,13 +78,14 @@ class Enqueued:
 
 def parse_delay(value: str) -> float:
     """``Hookline-Delay``: ``30`` or ``30s``, ``5m``, ``2h``, ``1d`` → seconds."""
-    match = _DELAY.fullmatch(value.strip())
-    if match is None:
-        raise ValueError("Hookline-Delay must be a whole number of s, m, h or d (e.g. 30s, 5m)")
-    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds > MAX_DELAY_SECONDS:
-        raise ValueError("Hookline-Delay is at most 366d")
-    return float(seconds)
+    text = value.strip()
+    if _DELAY.fullmatch(text) is None:
+        raise ValueError(
+            "Hookline-Delay must be a whole number of s, m, h or d (e.g. 30s, 5m; "
+            "at most 8 digits of seconds, 6 of minutes, 4 of hours, 3 of days)"
+        )
+    unit = text[-1] if text[-1] in _UNIT_SECONDS else ""
+    return float(int(text.rstrip("smhd")) * _UNIT_SECONDS[unit])
 
 
 def parse_idempotency_key(value: str) -> str:
@@ -106,7 +111,7 @@ def parse_idempotency_key(value: str) -> str:
         raise ValueError("Idempotency-Key is empty")
     if len(value) > MAX_KEY_CHARS:
         raise ValueError(f"Idempotency-Key is longer than {MAX_KEY_CHARS} characters")
-    if not all(" " <= char <= "~" for char in value):
+    if not (value.isascii() and value.isprintable()):
         raise ValueError("Idempotency-Key must be printable ASCII")
     return value
 
@@ -119,9 +124,15 @@ def canonical_json(data: Any) -> bytes:
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def fingerprint(data: Any) -> str:
-    """What makes two requests with one Idempotency-Key "the same": their canonical JSON."""
-    return hashlib.sha256(canonical_json(data)).hexdigest()
+_INVALID = object()
+
+
+def _json_value(body: bytes) -> Any:
+    """The body's JSON value, or ``_INVALID``."""
+    if body.strip() == b"null":
+        return None
+    data = parse_data(body)
+    return _INVALID if data is None else data
 
 
 _NOT_JSON = "the body is not JSON (send the payload as JSON, e.g. {})"
@@ -152,13 +163,11 @@ class Jobs:
         store: Store,
         registry: Registry,
         clock: Callable[[], float] = time.time,
-        redact: Callable[[str], str] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._registry = registry
         self._clock = clock
-        self._redact = redact
 
     def handler(self, name: str) -> HandlerSpec | None:
         return self._registry.job(name)
@@ -183,6 +192,8 @@ class Jobs:
             run_at=run_at,
         )
         result = await self._store.enqueue_job(job)
+        if result.outcome == "key_reused":
+            result = await self._same_value_retry(job, result)
         return self.answer(result)
 
     def build(
@@ -197,38 +208,34 @@ class Jobs:
         now: float | None = None,
         concurrency_key: str | None = None,
     ) -> NewJob:
-        """Validate a job and make the ``NewJob`` to store (``enqueue``; schedules store it
-        together with a tick). Its run gets ``concurrency_key``: runs with one key take turns."""
+        """Validate a job and make the ``NewJob`` to store (``enqueue``; a schedule stores
+        it together with its tick). Runs with one ``concurrency_key`` take turns."""
         spec = self._registry.job(name)
         if spec is None:
             raise JobRejected(404, "unknown_job", f"no job named {name!r} is configured")
         _validated(spec, body)
-        data: Any = None
-        if spec.payload is None or idempotency_key is not None:
-            data = parse_data(body) if body.strip() else None
-            if data is None and body.strip() != b"null":
-                raise JobRejected(400, "invalid_json", _NOT_JSON)
+        if spec.payload is None and _json_value(body) is _INVALID:
+            raise JobRejected(400, "invalid_json", _NOT_JSON)
         now = self._clock() if now is None else now
-        stored_headers = redact_headers(headers or {}, frozenset())
-        if self._redact is not None:
-            stored_headers = {k: self._redact(v) for k, v in stored_headers.items()}
+        job_id = new_id("job")
         return NewJob(
-            id=new_id("job"),
+            id=job_id,
             name=name,
             payload=body,
             created_at=now,
             run_at=run_at if run_at is not None else now + delay_seconds,
             runs=[
                 NewRun(
-                    new_id("run"),
+                    "run_" + job_id.removeprefix("job_"),  # unique as the job id; no syscall
                     spec.name,
                     spec.max_attempts or self._settings.pipeline.max_attempts,
                     concurrency_key,
                 )
             ],
             idempotency_key=idempotency_key,
-            fingerprint=fingerprint(data) if idempotency_key is not None else None,
-            headers=stored_headers,
+            fingerprint=hashlib.sha256(body).hexdigest() if idempotency_key is not None else None,
+            # credentials by name (Authorization...); the dashboard redacts secret values
+            headers=redact_headers(headers or {}, frozenset()),
         )
 
     @staticmethod
@@ -241,6 +248,18 @@ class Jobs:
                 f"this Idempotency-Key was used for job {result.job_id} with another payload",
             )
         return Enqueued(result.job_id, result.status, result.outcome)
+
+    async def _same_value_retry(self, job: NewJob, refused: EnqueueResult) -> EnqueueResult:
+        """Other bytes under a used key: the same request still if it is the same JSON
+        value; then enqueue again under the stored payload's fingerprint."""
+        stored = await self._store.get_event(refused.job_id)
+        if stored is None:  # pruned meanwhile: the key is free again
+            return await self._store.enqueue_job(job)
+        mine, theirs = _json_value(job.payload), _json_value(stored.body)
+        if mine is _INVALID or theirs is _INVALID or canonical_json(mine) != canonical_json(theirs):
+            return refused
+        same = replace(job, fingerprint=hashlib.sha256(stored.body).hexdigest())
+        return await self._store.enqueue_job(same)
 
     async def enqueue_data(
         self,
@@ -266,7 +285,9 @@ class Jobs:
         record = await self.get(job_id)
         run = record.runs[-1] if record.runs else None
         if run is None or run.status not in ACTIVE_RUN_STATUSES:
-            raise JobRejected(409, "job_finished", f"the job is {job_status(record)} already")
+            raise JobRejected(
+                409, "job_finished", f"the job has already finished ({job_status(record)})"
+            )
         cancelled = await self._store.cancel_run(run.id, self._clock())
         if cancelled is None or cancelled.status != "cancelled":  # it finished meanwhile
             return await self._finished(job_id)
@@ -274,7 +295,9 @@ class Jobs:
 
     async def _finished(self, job_id: str) -> JobRecord:
         record = await self.get(job_id)
-        raise JobRejected(409, "job_finished", f"the job is {job_status(record)} already")
+        raise JobRejected(
+            409, "job_finished", f"the job has already finished ({job_status(record)})"
+        )
 
 
 def job_status(record: JobRecord) -> RunStatus:

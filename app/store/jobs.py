@@ -53,30 +53,39 @@ def _run_params(run: NewRun, job_id: str, generation: int, at: float, now: float
 def enqueue(job: NewJob) -> Program[EnqueueResult]:
     provider_event_id = key_of(job.name, job.idempotency_key) if job.idempotency_key else job.id
     status: EventStatus = "queued" if job.runs else "unhandled"
-    event = {
-        "id": job.id,
-        "source": JOB_SOURCE,
-        "provider_event_id": provider_event_id,
-        "type": job.name,
-        "status": status,
-        "received_at": job.created_at,
-        "headers": orjson.dumps(job.headers).decode(),
-        "body": job.payload,
+    runs = [
+        {"id": r.id, "handler": r.handler, "max_attempts": r.max_attempts,
+         "concurrency_key": r.concurrency_key}
+        for r in job.runs
+    ]  # fmt: skip
+    fields = {
+        "key": job.idempotency_key,
+        "fingerprint": job.fingerprint,
+        "run_at": job.run_at,
+        "runs": runs,
     }
+    # One statement stores the event, its jobs row and its runs (SQLite: from `intake`, by
+    # trigger; PostgreSQL: a data-modifying WITH): one statement per job for the writer.
+    insert = Sql(
+        "job_insert",
+        {
+            "id": job.id,
+            "source": JOB_SOURCE,
+            "provider_event_id": provider_event_id,
+            "type": job.name,
+            "status": status,
+            "received_at": job.created_at,
+            "headers": orjson.dumps(job.headers).decode(),
+            "body": job.payload,
+            "intake": orjson.dumps(fields).decode(),
+            "idempotency_key": job.idempotency_key,
+            "fingerprint": job.fingerprint,
+            "run_at": job.run_at,
+            "runs": orjson.dumps(runs).decode(),
+        },
+    )
     for _ in range(_MAX_TRIES):
-        if (yield Sql("job_insert_event", event)):
-            yield Sql(
-                "job_insert",
-                {
-                    "id": job.id,
-                    "name": job.name,
-                    "idempotency_key": job.idempotency_key,
-                    "fingerprint": job.fingerprint,
-                    "run_at": job.run_at,
-                },
-            )
-            for run in job.runs:
-                yield _run_params(run, job.id, 0, job.run_at, job.created_at)
+        if (yield insert):
             if job.runs:
                 yield Sql("job_notify")
             return EnqueueResult(job.id, "created", status, tuple(r.id for r in job.runs))

@@ -161,8 +161,7 @@ def create_app(
     with ``run_scheduler`` it runs the scheduler of ``[[schedules]]`` meanwhile."""
     metrics = metrics or Metrics()
 
-    redact = Redactor(settings.secret_values())  # no secret shown
-    jobs = Jobs(settings, store, registry, redact=redact)
+    jobs = Jobs(settings, store, registry)
     schedules = Schedules(settings, store, jobs)
 
     @contextlib.asynccontextmanager
@@ -197,7 +196,7 @@ def create_app(
     )
     admin.state.store = store
     admin.state.settings = settings
-    admin.state.redact = redact
+    admin.state.redact = Redactor(settings.secret_values())  # the dashboard shows no secret
     admin.state.registry = registry
     admin.state.schedules = schedules
     admin.state.sessions = sessions = Sessions(settings.admin.token)

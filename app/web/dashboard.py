@@ -276,7 +276,8 @@ async def _list_context(request: Request, failed: bool) -> tuple[dict[str, Any],
         "failed_view": failed,
         "filters": filters,
         "statuses": EVENT_STATUSES,
-        "sources": [s.name for s in request.app.state.settings.sources],
+        "sources": [s.name for s in request.app.state.settings.sources]
+        + (["jobs"] if request.app.state.registry.jobs else []),  # jobs: source "jobs"
         "events": page,
         "next_url": next_url,
         "first_url": first_url,

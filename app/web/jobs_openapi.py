@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from hookline import __version__
-from hookline.jobs import MAX_KEY_CHARS
+from hookline.jobs import DELAY_PATTERN, MAX_KEY_CHARS
 from hookline.pipeline import Registry
 from hookline.web.jobs_shapes import Error, InvalidPayload, Job, JobAccepted
 
@@ -55,8 +55,9 @@ _HEADERS: list[Schema] = [
         "name": "Hookline-Delay",
         "in": "header",
         "required": False,
-        "description": "Do not run before this delay: `30` (seconds), `30s`, `5m`, `2h`, `1d`.",
-        "schema": {"type": "string", "pattern": "^[0-9]{1,10}[smhd]?$"},
+        "description": "Do not run before this delay: `30` (seconds), `30s`, `5m`, `2h`, `1d` "
+        "(at most 8 digits of seconds, 6 of minutes, 4 of hours, 3 of days).",
+        "schema": {"type": "string", "pattern": f"^(?:{DELAY_PATTERN})$"},
     },
 ]
 
@@ -72,7 +73,7 @@ def _enqueue(job: str, payload: Schema, has_model: bool) -> Schema:
     }
     unprocessable = (
         {
-            "oneOf": [
+            "anyOf": [
                 {"$ref": _REF.format(model="InvalidPayload")},
                 {"$ref": _REF.format(model="Error")},
             ]

@@ -276,16 +276,29 @@ WHERE id > %(after)s AND ended_at IS NOT NULL ORDER BY id LIMIT %(limit)s;
 
 -- Jobs (app/store/jobs.py runs these on either dialect). ------------------------------------
 
--- name: job_insert_event
-INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body)
-VALUES (%(id)s, %(source)s, %(provider_event_id)s, %(type)s, %(status)s, %(received_at)s,
-        %(headers)s, %(body)s)
-ON CONFLICT (source, provider_event_id) DO NOTHING
-RETURNING id;
-
 -- name: job_insert
-INSERT INTO jobs (id, name, idempotency_key, fingerprint, run_at)
-VALUES (%(id)s, %(name)s, %(idempotency_key)s, %(fingerprint)s, %(run_at)s);
+-- The job's event, its jobs row and its runs in one statement (the runs come as JSON, like
+-- SQLite's trigger takes them). Nothing at all when the key is taken (no row returned).
+-- Foreign keys are checked at the end of the statement, when the event exists.
+WITH event AS (
+    INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body)
+    VALUES (%(id)s, %(source)s, %(provider_event_id)s, %(type)s, %(status)s, %(received_at)s,
+            %(headers)s, %(body)s)
+    ON CONFLICT (source, provider_event_id) DO NOTHING
+    RETURNING id, type
+), job AS (
+    INSERT INTO jobs (id, name, idempotency_key, fingerprint, run_at)
+    SELECT id, type, %(idempotency_key)s, %(fingerprint)s, %(run_at)s FROM event
+), run AS (
+    INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
+                      available_at, concurrency_key, created_at, updated_at)
+    SELECT r.id, event.id, r.handler, 0, 'queued', 0, r.max_attempts, %(run_at)s,
+           r.concurrency_key, %(received_at)s, %(received_at)s
+    FROM event,
+         jsonb_to_recordset(%(runs)s::jsonb)
+             AS r (id text, handler text, max_attempts integer, concurrency_key text)
+)
+SELECT id FROM event;
 
 -- name: job_insert_run
 INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,

@@ -109,15 +109,15 @@ WHERE id > ? AND ended_at IS NOT NULL ORDER BY id LIMIT ?;
 
 -- Jobs (app/store/jobs.py runs these on either dialect; named parameters). ----------------
 
--- name: job_insert_event
-INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body)
-VALUES (:id, :source, :provider_event_id, :type, :status, :received_at, :headers, :body)
+-- name: job_insert
+-- The job's event; trigger job_intake (0003_jobs.sql) adds its jobs row and runs from
+-- `intake`. Nothing at all when the key is taken (no row returned).
+INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body,
+                    intake)
+VALUES (:id, :source, :provider_event_id, :type, :status, :received_at, :headers, :body,
+        :intake)
 ON CONFLICT (source, provider_event_id) DO NOTHING
 RETURNING id;
-
--- name: job_insert
-INSERT INTO jobs (id, name, idempotency_key, fingerprint, run_at)
-VALUES (:id, :name, :idempotency_key, :fingerprint, :run_at);
 
 -- name: job_insert_run
 INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,

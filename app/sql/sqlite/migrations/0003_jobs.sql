@@ -14,3 +14,25 @@ CREATE TABLE jobs (
     fingerprint     TEXT,                    -- SHA-256 of the canonical JSON payload
     run_at          REAL NOT NULL            -- not run before (request time + Hookline-Delay)
 );
+
+-- One statement stores a job (job_insert): the event row carries its job's fields and runs
+-- as JSON in `intake`, and this trigger puts them into `jobs` and `runs`. All of it runs
+-- inside that statement's sqlite3_step(), with the GIL released: the group-commit writer
+-- pays one statement per job, as per webhook, not three. `intake` is kept (~200 bytes):
+-- clearing it would rewrite the whole event row, body included, in the same transaction.
+ALTER TABLE events ADD COLUMN intake TEXT;
+
+CREATE TRIGGER job_intake AFTER INSERT ON events WHEN NEW.intake IS NOT NULL
+BEGIN
+    INSERT INTO jobs (id, name, idempotency_key, fingerprint, run_at)
+    VALUES (NEW.id, NEW.type, json_extract(NEW.intake, '$.key'),
+            json_extract(NEW.intake, '$.fingerprint'), json_extract(NEW.intake, '$.run_at'));
+    INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
+                      available_at, concurrency_key, created_at, updated_at)
+    SELECT json_extract(r.value, '$.id'), NEW.id, json_extract(r.value, '$.handler'), 0,
+           'queued', 0, json_extract(r.value, '$.max_attempts'),
+           json_extract(NEW.intake, '$.run_at'), json_extract(r.value, '$.concurrency_key'),
+           NEW.received_at, NEW.received_at
+    FROM json_each(NEW.intake, '$.runs') AS r
+    ORDER BY r.key;
+END;
