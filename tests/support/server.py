@@ -122,10 +122,17 @@ type_header = "X-Shopify-Topic"
 {schedules_toml}"""
 
 
-def demo_config(db_url: str, port: int, *, handlers: bool = False, workers: int = 0) -> str:
+def demo_config(
+    db_url: str, port: int, *, handlers: bool = False, workers: int = 0, schedules: bool = False
+) -> str:
     """``hookline.example.toml`` itself (its secrets signed ``fixtures/``), changed only
-    where a test must: the database, the port, and whether its example handlers run."""
+    where a test must: the database, the port, whether its example handlers run, and
+    whether its ``[[schedules]]`` tick (they need the handlers; off, no job is enqueued
+    behind a test's back)."""
     text = (ROOT / "hookline.example.toml").read_text("utf-8")
+    if not schedules:
+        text, count = re.subn(r"^\[\[schedules\]\]\n(?:[^\[\n].*\n|\n)*", "", text, flags=re.M)
+        assert count >= 1, "hookline.example.toml no longer has [[schedules]]"
     changes = [
         (r'^url = "sqlite:[^"]*"$', f'url = "{db_url}"'),
         (r"^port = \d+$", f"port = {port}"),
@@ -139,6 +146,7 @@ def demo_config(db_url: str, port: int, *, handlers: bool = False, workers: int 
     parsed = tomllib.loads(text)
     assert parsed["storage"]["url"] == db_url and parsed["server"]["port"] == port
     assert parsed["pipeline"]["workers"] == workers
+    assert bool(parsed.get("schedules")) == schedules
     return text
 
 
