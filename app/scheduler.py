@@ -65,11 +65,14 @@ class Scheduler:
     async def _tick_forever(self, schedule: ScheduleConfig) -> None:
         times = schedule.times()
         cursor: float | None = None
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 now = await self._clock()
+                read_at = loop.time()
                 cursor = await self.advance(schedule, times, cursor, now)
-                delay = times.next_after(cursor) - now
+                # ``now`` is as old as the pass that recorded ticks: sleep only what is left
+                delay = times.next_after(cursor) - now - (loop.time() - read_at)
             except (StoreError, sqlite3.Error, OSError) as exc:
                 log.warning(
                     "schedule tick failed; retrying",

@@ -42,13 +42,14 @@ def ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def latencies(server: HooklineProcess, since: float) -> list[float]:
+def latencies(server: HooklineProcess, since: float, until: float) -> list[float]:
+    """Tick → stored, for the ticks in [since, until] this process recorded."""
     found = []
     for line in server.logs().splitlines():
         if line.startswith("{") and '"schedule tick"' in line:
             entry = json.loads(line)
             tick = ts(entry["tickAt"])
-            if entry["outcome"] == "fired" and tick >= since:
+            if entry["outcome"] == "fired" and since <= tick <= until:
                 found.append(ts(entry["ts"]) - tick)
     return found
 
@@ -98,7 +99,7 @@ def run(db_url: str, args: argparse.Namespace, workdir: Path) -> dict[str, float
             thread.join()
         for server in servers:
             server.stop()
-    samples = sorted(x for s in servers for x in latencies(s, start) if x <= end)
+    samples = sorted(x for s in servers for x in latencies(s, start, end))
     expected = len(range(math.ceil(start), math.floor(end) + 1)) * args.schedules
     quantiles = statistics.quantiles(samples, n=100, method="inclusive")
     return {
