@@ -79,6 +79,9 @@ class Scheduler:
                     extra={"schedule": schedule.name, "error": str(exc)},
                 )
                 delay = RETRY_SECONDS
+            except Exception:  # a bug must not stop every schedule: log it, keep ticking
+                log.exception("schedule tick failed", extra={"schedule": schedule.name})
+                delay = RETRY_SECONDS
             await asyncio.sleep(max(0.0, delay))
 
     async def advance(

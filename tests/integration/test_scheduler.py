@@ -259,3 +259,28 @@ def test_schedules_are_checked_against_the_loaded_jobs() -> None:
         check_schedules(settings_with(job="nope"), REGISTRY)
     with pytest.raises(ConfigError, match=r"schedules\[0\]\.payload: does not match Report"):
         check_schedules(settings_with(payload={"kind": 3}), REGISTRY)
+
+
+async def test_a_schedule_that_fails_does_not_stop_the_others(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job gone from the handlers (check_schedules would refuse it at start) fails its own
+    ticks, logged; the other schedules keep ticking."""
+    entries = [
+        {"name": "good", "job": "report", "every": "1s", "payload": {"kind": "daily"}},
+        {"name": "bad", "job": "gone", "every": "1s"},
+    ]
+    settings = parse_settings({"schedules": entries}, {})
+    schedules = Schedules(settings, store, Jobs(settings, store, REGISTRY))
+    running = asyncio.create_task(Scheduler(schedules, store).run())
+    try:
+        while len((await store.schedule_state("good")).last_ticks) < 2:
+            assert not running.done()
+            await asyncio.sleep(0.05)
+    finally:
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+    assert (await store.schedule_state("bad")).last_ticks == []
+    failures = [r for r in caplog.records if r.getMessage() == "schedule tick failed"]
+    assert failures and all(getattr(r, "schedule", "") == "bad" for r in failures)
