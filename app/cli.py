@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
@@ -12,11 +13,15 @@ import typer
 
 from hookline import __version__
 from hookline.cli_events import events_app, prune
+from hookline.cli_jobs import jobs_app
 from hookline.cli_replay import replay
+from hookline.cli_schedules import schedules_app
 from hookline.config import Settings, load_settings, resolve_config_path
 from hookline.errors import ConfigError, StartupError
 from hookline.logs import configure_logging
 from hookline.pipeline import Registry, load_handlers
+from hookline.redaction import SHORT, Redactor, short_secret_names
+from hookline.schedules import check_schedules
 from hookline.sources import build_sources
 from hookline.store import open_store
 
@@ -105,6 +110,21 @@ def main_options(
     """Verified, durable webhook ingestion and a continuation pipeline."""
 
 
+def start_logging(settings: Settings) -> None:
+    """JSON log lines with every configured secret value redacted."""
+    configure_logging(redact=Redactor(settings.secret_values()))
+    short = [f"secrets.{name}" for name in short_secret_names(settings.secrets)]
+    if settings.admin.token and len(settings.admin.token) < SHORT:
+        short.append("admin.token")
+    short += [f"api.keys[{i}]" for i, key in enumerate(settings.api.keys) if len(key) < SHORT]
+    if short:
+        logging.getLogger("hookline").warning(
+            f"secrets shorter than {SHORT} characters are redacted only where they stand "
+            "alone; use long random values",
+            extra={"keys": short},
+        )
+
+
 @cli.command()
 def serve(
     config: ConfigOption = None,
@@ -124,7 +144,11 @@ def serve(
 
     settings = settings_from(config)
     registry = registry_from(settings)
-    configure_logging()
+    try:
+        check_schedules(settings, registry)  # each names a loaded job, with a valid payload
+    except ConfigError as exc:
+        raise fail(f"invalid config: {exc}") from None
+    start_logging(settings)
     run_server(
         settings,
         registry,
@@ -143,7 +167,7 @@ def worker(config: ConfigOption = None) -> None:
 
     settings = settings_from(config)
     registry = registry_from(settings)
-    configure_logging()
+    start_logging(settings)
     supervisor = os.environ.get(SUPERVISOR_ENV, "")
     run_worker_process(settings, registry, int(supervisor) if supervisor.isdigit() else None)
 
@@ -167,6 +191,8 @@ def migrate(config: ConfigOption = None) -> None:
 
 cli.command()(replay)
 cli.add_typer(events_app, name="events")
+cli.add_typer(jobs_app, name="jobs")
+cli.add_typer(schedules_app, name="schedules")
 cli.command()(prune)
 
 

@@ -15,12 +15,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hookline import timetable
 from hookline.errors import ConfigError
 
 DEFAULT_CONFIG = "hookline.toml"
 PROVIDERS = ("stripe", "github", "slack", "hmac", "standard")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+RESERVED_SOURCE = "jobs"  # the source of every job's event (hookline.store.base.JOB_SOURCE)
 
 
 class _Model(BaseModel):
@@ -56,7 +59,17 @@ class AdminConfig(_Model):
 
 
 class ApiConfig(_Model):
+    # Bearer keys of the jobs gateway; several = rotation. None configured: every
+    # gateway request is refused (401), never opened to anyone.
     keys: list[str] = Field(default_factory=list)
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        for index, key in enumerate(value):
+            if not key.strip():
+                raise ValueError(f"api.keys[{index}]: is empty")
+        return value
 
 
 class PipelineConfig(_Model):
@@ -146,14 +159,78 @@ class SourceConfig(_Model):
 
 
 class ScheduleConfig(_Model):
+    """One ``[[schedules]]`` entry: enqueue ``job`` with ``payload`` at each tick."""
+
     name: str
-    cron: str
     job: str
+    cron: str | None = None  # 5 fields, or 6 with seconds first; on the wall clock of timezone
+    every: str | None = None  # "30s" | "5m" | "2h" | "1d", aligned to the Unix epoch
+    timezone: str = "UTC"  # IANA name; for cron only
     payload: dict[str, Any] = Field(default_factory=dict)
-    timezone: str = "UTC"
+    catch_up: Literal["skip", "latest", "all"] = "skip"  # ticks missed while nothing ran
+    catch_up_window: str = "1d"  # how far back catch-up (and missed records) reach
+    overlap: Literal["skip", "queue", "allow"] = "skip"  # a tick while a run is active
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _SOURCE_NAME.match(value):
+            raise ValueError("must be 1-64 letters, digits, '_', '-' or '.'")
+        return value
+
+    @field_validator("catch_up", mode="before")
+    @classmethod
+    def _catch_up(cls, value: Any) -> Any:
+        return _one_of(str(value), ("skip", "latest", "all"))
+
+    @field_validator("overlap", mode="before")
+    @classmethod
+    def _overlap(cls, value: Any) -> Any:
+        return _one_of(str(value), ("skip", "queue", "allow"))
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        timetable.zone(value)
+        return value
+
+    @field_validator("every", "catch_up_window")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            timetable.parse_duration(value)
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            timetable.Cron(value, timetable.zone("UTC"))  # the zone does not change validity
+        return value
+
+    @model_validator(mode="after")
+    def _cron_or_every(self) -> ScheduleConfig:
+        if (self.cron is None) == (self.every is None):
+            given = "both are set" if self.cron is not None else "neither is set"
+            raise ValueError(f"set exactly one of cron or every ({given})")
+        return self
+
+    def times(self) -> timetable.Timetable:
+        """When this schedule ticks."""
+        if self.every is not None:
+            return timetable.Every(timetable.parse_duration(self.every))
+        assert self.cron is not None
+        return timetable.Cron(self.cron, timetable.zone(self.timezone))
+
+    @property
+    def catch_up_seconds(self) -> int:
+        return timetable.parse_duration(self.catch_up_window)
 
 
 class Settings(_Model):
+    # values handlers read as ctx.secrets["name"]; ``{ file = "..." }`` entries are read
+    # by ``parse_settings`` (trailing newline stripped), so only strings reach the model
+    secrets: dict[str, str] = Field(default_factory=dict)
     server: ServerConfig = Field(default_factory=ServerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     admin: AdminConfig = Field(default_factory=AdminConfig)
@@ -162,21 +239,59 @@ class Settings(_Model):
     sources: list[SourceConfig] = Field(default_factory=list)
     schedules: list[ScheduleConfig] = Field(default_factory=list)
 
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, secret in value.items():
+            if not _SECRET_NAME.match(name):
+                raise ValueError(f"secrets.{name}: a name is 1-64 letters, digits, '_', '-', '.'")
+            if not secret:
+                raise ValueError(f"secrets.{name}: the value is empty")
+        return value
+
     @model_validator(mode="after")
     def _unique_sources(self) -> Settings:
         seen: set[str] = set()
         for index, source in enumerate(self.sources):
+            if source.name == RESERVED_SOURCE:
+                raise ValueError(
+                    f"sources[{index}].name: {RESERVED_SOURCE!r} is reserved for the jobs gateway"
+                )
             if source.name in seen:
                 raise ValueError(f"sources[{index}].name: duplicate source name {source.name!r}")
             seen.add(source.name)
         return self
 
+    @model_validator(mode="after")
+    def _unique_schedules(self) -> Settings:
+        seen: set[str] = set()
+        for index, schedule in enumerate(self.schedules):
+            if schedule.name in seen:
+                raise ValueError(
+                    f"schedules[{index}].name: duplicate schedule name {schedule.name!r}"
+                )
+            seen.add(schedule.name)
+        return self
+
+    def schedule(self, name: str) -> ScheduleConfig | None:
+        return next((s for s in self.schedules if s.name == name), None)
+
+    @model_validator(mode="after")
+    def _admin_token_is_no_api_key(self) -> Settings:
+        # One credential must not open both the admin API and the gateway.
+        if self.admin.token and self.admin.token in self.api.keys:
+            index = self.api.keys.index(self.admin.token)
+            raise ValueError(f"api.keys[{index}]: must differ from admin.token")
+        return self
+
     def source(self, name: str) -> SourceConfig | None:
         return next((s for s in self.sources if s.name == name), None)
 
-    def secrets(self) -> list[str]:
-        """Every configured secret, so logs and outputs can be checked against them."""
-        found = [self.admin.token, *self.api.keys, self.pipeline.notify_secret]
+    def secret_values(self) -> list[str]:
+        """Every configured secret value: ``[secrets]``, source secrets, API keys, the
+        admin token and the notify secret. Redacted wherever hookline writes text."""
+        found = [*self.secrets.values(), self.admin.token, *self.api.keys]
+        found.append(self.pipeline.notify_secret)
         for source in self.sources:
             found.extend(source.secrets)
         return [s for s in found if s]
@@ -216,7 +331,7 @@ def _first_error(exc: ValidationError) -> str:
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
     if error["type"] == "extra_forbidden":
         message = "unknown key"
-    if message.startswith(("sources[", "<root>")):  # already located by a model validator
+    if message.startswith(("sources[", "schedules[", "<root>", "secrets.", "api.keys[")):
         return message
     return f"{_location(loc)}: {message}"
 
@@ -244,9 +359,36 @@ def _name_the_source(message: str, data: Mapping[str, Any]) -> str:
     return source_label(index, name) + message[match.end() :]
 
 
-def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+def read_secret_files(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """``[secrets]`` entries ``{ file = "..." }`` → the file's text, trailing newline stripped.
+
+    Read once, at start; a relative path is relative to the config file's folder.
+    """
+    table = data.get("secrets")
+    if not isinstance(table, dict):
+        return data  # absent, or the model reports the wrong type
+    resolved: dict[str, Any] = {}
+    for name, value in table.items():
+        if isinstance(value, dict):
+            if set(value) != {"file"} or not isinstance(value["file"], str):
+                raise ConfigError(f'secrets.{name}: use a string or {{ file = "<path>" }}')
+            path = base_dir / value["file"]
+            try:
+                value = path.read_text("utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise ConfigError(f"secrets.{name}: cannot read {path} ({reason})") from None
+        resolved[name] = value
+    return {**data, "secrets": resolved}
+
+
+def parse_settings(
+    data: Mapping[str, Any], env: Mapping[str, str], base_dir: Path | None = None
+) -> Settings:
     try:
-        return Settings.model_validate(interpolate(dict(data), env))
+        interpolated = interpolate(dict(data), env)
+        resolved = read_secret_files(interpolated, base_dir or Path.cwd())
+        return Settings.model_validate(resolved)
     except ValidationError as exc:
         raise ConfigError(_name_the_source(_first_error(exc), data)) from None
     except ConfigError as exc:  # a missing ${VAR}
@@ -268,4 +410,4 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return parse_settings(data, env)
+    return parse_settings(data, env, path.parent)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hookline.errors import NonDeterminismError, PipelineError
+from hookline.redaction import Secrets
 from hookline.store.base import StepOutcome, StepRecord, Store
 
 T = TypeVar("T")
@@ -76,8 +77,13 @@ class Context:
         store: Store,
         notifier: Notifier | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        secrets: Secrets | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self._scope = scope
+        self._secrets = secrets if secrets is not None else Secrets()
+        self._redact = redact
         self._store = store
         self._notifier = notifier
         self._clock = clock
@@ -92,6 +98,11 @@ class Context:
     @property
     def run_id(self) -> str:
         return self._scope.run_id
+
+    @property
+    def secrets(self) -> Secrets:
+        """The ``[secrets]`` values by name: ``ctx.secrets["resend_api_key"]``."""
+        return self._secrets
 
     @property
     def attempt(self) -> int:
@@ -190,6 +201,8 @@ class Context:
         if exc is not None:
             error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
             tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
+            if self._redact is not None:  # no configured secret is ever stored
+                error, tb = self._redact(error), self._redact(tb)
         await self._store.record_step(
             StepOutcome(
                 run_id=s.run_id,

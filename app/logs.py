@@ -15,6 +15,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -24,9 +25,13 @@ _SKIPPED = _STANDARD | {"color_message"}
 
 
 class JsonFormatter(logging.Formatter):
-    def __init__(self) -> None:
+    """``redact`` (``hookline.redaction.Redactor``) is applied to each whole line, so a
+    secret in a message, a field or a traceback never reaches the log."""
+
+    def __init__(self, redact: Callable[[str], str] | None = None) -> None:
         super().__init__()
         self._second: tuple[int, str] = (-1, "")  # one tuple: replaced atomically
+        self._redact = redact
 
     def _timestamp(self, record: logging.LogRecord) -> str:
         second, text = self._second
@@ -49,14 +54,15 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         try:
-            return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+            line = orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
         except TypeError:  # orjson.JSONEncodeError: e.g. an int beyond 64 bits
-            return json.dumps(entry, default=str)
+            line = json.dumps(entry, default=str)
+        return self._redact(line) if self._redact is not None else line
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str = "INFO", redact: Callable[[str], str] | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(redact))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -13,12 +13,14 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from hookline.config import PipelineConfig
 from hookline.context import Context, Notifier, RunScope, Suspend
 from hookline.errors import NonRetryableError, PipelineError
 from hookline.pipeline import Event, Registry, parse_data
+from hookline.redaction import Secrets
 from hookline.retry import backoff_delay
 from hookline.store.base import ClaimedRun, RunOutcome, Store
 
@@ -41,14 +43,25 @@ class Runner:
         config: PipelineConfig,
         notifier: Notifier | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        secrets: Secrets | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
         self._config = config
         self._notifier = notifier
         self._clock = clock
+        self._secrets = secrets
+        self._redact = redact
 
     async def execute(self, claimed: ClaimedRun) -> RunOutcome:
+        outcome = await self._execute(claimed)
+        if outcome.error is not None and self._redact is not None:
+            return replace(outcome, error=self._redact(outcome.error))  # never store a secret
+        return outcome
+
+    async def _execute(self, claimed: ClaimedRun) -> RunOutcome:
         run, summary = claimed.run, claimed.event
         spec = self._registry.get(run.handler)
         if spec is None:
@@ -69,7 +82,14 @@ class Runner:
             step_timeout=spec.step_timeout,
             memo={s.name: s for s in steps},
         )
-        ctx = Context(scope, self._store, self._notifier, self._clock)
+        ctx = Context(
+            scope,
+            self._store,
+            self._notifier,
+            self._clock,
+            secrets=self._secrets,
+            redact=self._redact,
+        )
         if run.attempts > run.max_attempts:  # reclaimed after crashes until the budget ran out
             return RunOutcome(
                 run.id,

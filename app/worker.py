@@ -28,7 +28,7 @@ from hookline.errors import StoreError
 from hookline.ids import new_id
 from hookline.notify import Notifier
 from hookline.pipeline import Registry
-from hookline.providers import REDACTED
+from hookline.redaction import Redactor, Secrets
 from hookline.runner import Runner
 from hookline.store import open_store
 from hookline.store.base import ClaimedRun, RunOutcome, Store
@@ -51,7 +51,7 @@ class Worker:
     ) -> None:
         self.id = new_id("wrk")
         self._config = settings.pipeline
-        self._secrets = sorted(settings.secrets(), key=len, reverse=True)
+        self._redact = Redactor(settings.secret_values())
         self._store = store
         self._runner = runner
         self._clock = clock
@@ -159,10 +159,8 @@ class Worker:
 
     def _first_line(self, error: str | None) -> str:
         """The error's first line, short, with any configured secret replaced."""
-        line = (error or "").strip().split("\n", 1)[0][:MAX_LOGGED_ERROR_CHARS]
-        for secret in self._secrets:
-            line = line.replace(secret, REDACTED)
-        return line
+        line = (error or "").strip().split("\n", 1)[0]
+        return self._redact(line)[:MAX_LOGGED_ERROR_CHARS]
 
     async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
         interval = max(0.05, self._config.lease_seconds / 3)
@@ -255,7 +253,14 @@ async def serve_worker(
                 if (p.notify_url and p.notify_secret)
                 else None
             )
-            runner = Runner(store, registry, p, notifier)
+            runner = Runner(
+                store,
+                registry,
+                p,
+                notifier,
+                secrets=Secrets(settings.secrets),
+                redact=Redactor(settings.secret_values()),
+            )
             watchdog = (
                 asyncio.create_task(watch_supervisor(supervisor_pid, stop))
                 if supervisor_pid is not None

@@ -397,7 +397,14 @@ def _acked_ids(lines: list[bytes], id_field: str) -> set[str]:
 
 
 def run_wrk(
-    target: Target, prefix: Path, threads: int, connections: int, seconds: float, cpu: bool = False
+    target: Target,
+    prefix: Path,
+    threads: int,
+    connections: int,
+    seconds: float,
+    cpu: bool = False,
+    script: Path = BENCH / "wrk_presigned.lua",
+    script_args: tuple[str, ...] = (PATH,),
 ) -> Phase:
     args = [
         "wrk",
@@ -407,11 +414,11 @@ def run_wrk(
         "--timeout",
         "10s",
         "-s",
-        str(BENCH / "wrk_presigned.lua"),
+        str(script),
         f"http://{HOST}:{target.port}",
         "--",
         str(prefix),
-        PATH,
+        *script_args,
     ]
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     with CpuSampler(target.pid) as sampler:

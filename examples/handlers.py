@@ -8,11 +8,14 @@ demo runs with nothing else installed; swap in your real API calls.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from hookline import Context, Event, NonRetryableError, handler
 
@@ -123,3 +126,49 @@ async def review_pull_request(event: Event, ctx: Context) -> dict[str, Any]:
         f"Thanks! {stats['files']} files changed (+{stats['additions']}/-{stats['deletions']}).",
     )
     return {"pr": pr["number"], "label": size}
+
+
+# -- A job your app enqueues: POST /jobs/generate-report ----------------------------------------
+
+
+class ReportRequest(BaseModel):
+    """The payload of ``generate-report``; the gateway answers 422 when a request breaks it."""
+
+    model_config = ConfigDict(extra="ignore")  # e.g. a schedule's "scheduledFor"
+
+    kind: Literal["daily", "weekly", "custom"] = "custom"
+    report_id: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[\w.-]+$")
+    email: str | None = Field(None, max_length=320, description="Where to send the link")
+
+
+def render_pdf(report_id: str, kind: str, *, api_key: str) -> dict[str, Any]:
+    """Your PDF service's API call (authenticated with a secret from [secrets])."""
+    body = f"%PDF-1.7 demo {kind} report {report_id}\n".encode()
+    folder = OUTBOX / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{report_id}.pdf").write_bytes(body)
+    # The demo records only *that* a key was used, never the key itself.
+    signed_with = hashlib.sha256(api_key.encode()).hexdigest()[:8]
+    return {"file": f"reports/{report_id}.pdf", "bytes": len(body), "key": signed_with}
+
+
+def publish_report(report_id: str, pdf: dict[str, Any], email: str | None) -> dict[str, Any]:
+    """Your storage upload and e-mail; returns where the report now lives."""
+    url = f"https://reports.example.com/{report_id}.pdf"
+    _write("reports", {"report": report_id, "url": url, "bytes": pdf["bytes"], "to": email})
+    return {"url": url}
+
+
+@handler(job="generate-report", payload=ReportRequest)
+async def generate_report(event: Event, ctx: Context) -> dict[str, Any]:
+    req = ReportRequest.model_validate(event.data)
+    report_id = req.report_id or f"{req.kind}-{event.id}"
+    pdf = await ctx.step("render", render_pdf, report_id, req.kind, api_key=ctx.secrets["pdf_api"])
+    published = await ctx.step("publish", publish_report, report_id, pdf, req.email)
+    if ctx.notify_enabled:  # [pipeline] notify_url: tell the app, signed per Standard Webhooks
+        await ctx.step(
+            "notify-app",
+            ctx.notify,
+            {"type": "report.ready", "reportId": report_id, "url": published["url"]},
+        )
+    return {"reportId": report_id, "url": published["url"]}

@@ -15,6 +15,16 @@ EventStatus = Literal[
     "queued", "running", "retrying", "succeeded", "failed", "cancelled", "unhandled"
 ]
 RedeliveryMode = Literal["resume", "fresh"]
+#: what ``Store.enqueue_job`` did: stored a new job; found the job of this idempotency key
+#: (same payload) and left it alone; found it failed and resumed it; or found the key used
+#: with another payload (nothing changed)
+EnqueueOutcome = Literal["created", "replayed", "resumed", "key_reused"]
+JOB_SOURCE = "jobs"  # the reserved source of every job's event
+#: what became of a schedule's tick: a job was enqueued on time; none, because the
+#: schedule's previous job was still active (overlap = "skip"); none, because nothing ran
+#: at the time; a job enqueued late, after a downtime (catch_up = "latest" | "all")
+TickOutcome = Literal["fired", "skipped_overlap", "missed", "caught_up"]
+TICK_OUTCOMES: tuple[str, ...] = ("fired", "skipped_overlap", "missed", "caught_up")
 
 RUN_STATUSES: tuple[str, ...] = (
     "queued",
@@ -46,6 +56,80 @@ class NewEvent:
     headers: dict[str, str]
     body: bytes
     runs: Sequence[NewRun] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to store: an event of source ``jobs`` with its runs, in one transaction.
+
+    ``idempotency_key`` is per job ``name``: a second job with the same name and key is not
+    stored; instead the first is replayed (same ``fingerprint``), resumed (same fingerprint,
+    and every latest run of it ``failed``) or refused (another fingerprint).
+    """
+
+    id: str  # the job id, which is also its event id
+    name: str  # the job name: the event's type
+    payload: bytes  # the JSON as posted: the event's body (``Event.data`` parses it)
+    created_at: float
+    run_at: float  # its runs are not claimed before this time
+    runs: Sequence[NewRun]
+    idempotency_key: str | None = None
+    fingerprint: str | None = None  # of the canonical payload (see ``hookline.jobs``)
+    headers: dict[str, str] = field(default_factory=dict)  # stored like a webhook's, redacted
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    job_id: str  # the new job, or the one that already holds the key
+    outcome: EnqueueOutcome
+    status: EventStatus  # the job's status after the call
+    run_ids: tuple[str, ...] = ()  # the runs this call created
+
+
+@dataclass(frozen=True, slots=True)
+class NewTick:
+    """One tick of a schedule to record, with the job to enqueue for it (none: ``missed``).
+
+    With ``skip_if_active`` (overlap = "skip") the tick is recorded ``skipped_overlap``
+    instead, and nothing enqueued, while the schedule's last job is still active.
+    """
+
+    tick_at: int  # Unix seconds (ticks are whole seconds)
+    outcome: Literal["fired", "caught_up", "missed"]
+    job: NewJob | None = None
+    skip_if_active: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    tick_at: int
+    #: as recorded; "taken": another process recorded this tick first (nothing done);
+    #: "paused": the schedule is paused (nothing recorded)
+    outcome: TickOutcome | Literal["taken", "paused"]
+    job_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TickRecord:
+    tick_at: int
+    outcome: TickOutcome
+    job_id: str | None
+    recorded_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """What the store knows of a schedule (a schedule never recorded: all defaults)."""
+
+    name: str
+    paused: bool = False
+    resumed_at: float | None = None  # when it was last resumed (catch-up starts after it)
+    last_job_id: str | None = None  # the newest job it enqueued (a tick or a trigger)
+    last_ticks: list[TickRecord] = field(default_factory=list)  # newest first
+
+    @property
+    def last_tick_at(self) -> int | None:
+        return self.last_ticks[0].tick_at if self.last_ticks else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +193,16 @@ class EventRecord:
     summary: EventSummary
     headers: dict[str, str]
     body: bytes
+    runs: list[RunRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job: its event's summary, what the request asked for, and its runs (no steps)."""
+
+    summary: EventSummary  # summary.type is the job name
+    run_at: float
+    idempotency_key: str | None
     runs: list[RunRecord] = field(default_factory=list)
 
 
@@ -187,6 +281,38 @@ class Store(Protocol):
 
     # ingestion
     async def ingest(self, event: NewEvent, resume_failed: bool) -> IngestResult: ...
+
+    # jobs
+    async def enqueue_job(self, job: NewJob) -> EnqueueResult:
+        """Store a job with its runs, durably; or replay, resume or refuse per its key."""
+        ...
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        """The job with this id (None: no job; an event of another source is no job)."""
+        ...
+
+    # schedules
+    async def now(self) -> float:
+        """The store's clock (Unix seconds): PostgreSQL's, so every process sharing the
+        database agrees on which ticks are due; SQLite's is this machine's."""
+        ...
+
+    async def record_ticks(
+        self, schedule: str, ticks: Sequence[NewTick], now: float
+    ) -> list[TickResult]:
+        """Record ticks (in order) and enqueue their jobs, in one transaction. A tick some
+        process recorded already is left alone ("taken"): exactly one job per tick."""
+        ...
+
+    async def trigger_schedule(self, schedule: str, job: NewJob) -> EnqueueResult:
+        """Enqueue a schedule's job now (paused or not), as its newest job."""
+        ...
+
+    async def set_schedule_paused(self, schedule: str, paused: bool, now: float) -> None: ...
+
+    async def schedule_state(self, schedule: str, ticks: int = 10) -> ScheduleState:
+        """The schedule's stored state and its newest ``ticks`` tick records."""
+        ...
 
     # reading
     async def list_events(

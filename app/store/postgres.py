@@ -37,24 +37,32 @@ from psycopg_pool import AsyncConnectionPool
 from hookline.errors import RedeliveryInProgress, SchemaError, StoreError
 from hookline.ids import new_id
 from hookline.sql import migrations, queries
-from hookline.store import records
+from hookline.store import jobs, records, schedules
 from hookline.store.base import (
     ACTIVE_RUN_STATUSES,
     ClaimedRun,
+    EnqueueResult,
     EventFilter,
     EventRecord,
     EventSummary,
     IngestResult,
+    JobRecord,
     NewEvent,
+    NewJob,
+    NewTick,
     RedeliveryMode,
     RunOutcome,
     RunRecord,
+    ScheduleState,
     StepOutcome,
     StepRecord,
     StepTiming,
+    TickResult,
 )
+from hookline.store.program import Row, run_async, statements
 
 Q = queries("postgres")
+STATEMENTS = statements("postgres")
 CHANNEL = "hookline_runs"
 _LOCK_SPACE_MIGRATE = 0x686F6F6B  # 'hook': advisory lock (space, 0) while migrating
 _LOCK_SPACE_KEYS = _LOCK_SPACE_MIGRATE + 1  # (space, hashtext(handler, key)) while claiming
@@ -102,6 +110,16 @@ async def _configure(conn: Conn) -> None:
     row = await _one(conn, "synchronous_commit")
     if row is not None and row[0] == "off":
         await conn.execute(Q["synchronous_commit_on"])
+
+
+def _executor(conn: Conn) -> Callable[[str, Params], Awaitable[list[Row]]]:
+    """``execute(sql, params) -> rows`` on one connection, for ``program.run_async``."""
+
+    async def execute(sql: str, params: Params) -> list[Row]:
+        cur = await conn.execute(sql, params)
+        return list(await cur.fetchall()) if cur.description is not None else []
+
+    return execute
 
 
 async def _refresh(conn: Conn, event_ids: Sequence[str]) -> None:
@@ -322,6 +340,60 @@ class PostgresStore:
                 return IngestResult(existing, duplicate=True, resumed_run_ids=tuple(resumed))
 
         return await self._run(op)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def enqueue_job(self, job: NewJob) -> EnqueueResult:
+        async def op(conn: Conn) -> EnqueueResult:
+            return await run_async(jobs.enqueue(job), _executor(conn), STATEMENTS)
+
+        return await self._run(op)
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        async def op(conn: Conn) -> JobRecord | None:
+            return await run_async(jobs.get(job_id), _executor(conn), STATEMENTS)
+
+        return await self._run(op, transaction=False)
+
+    # -- schedules --------------------------------------------------------------------------
+
+    async def now(self) -> float:
+        async def op(conn: Conn) -> float:
+            row = await _one(conn, "clock")
+            assert row is not None
+            return float(row[0])
+
+        return await self._run(op, transaction=False)
+
+    async def record_ticks(
+        self, schedule: str, ticks: Sequence[NewTick], now: float
+    ) -> list[TickResult]:
+        async def op(conn: Conn) -> list[TickResult]:
+            return await run_async(
+                schedules.record(schedule, ticks, now), _executor(conn), STATEMENTS
+            )
+
+        return await self._run(op)
+
+    async def trigger_schedule(self, schedule: str, job: NewJob) -> EnqueueResult:
+        async def op(conn: Conn) -> EnqueueResult:
+            return await run_async(schedules.trigger(schedule, job), _executor(conn), STATEMENTS)
+
+        return await self._run(op)
+
+    async def set_schedule_paused(self, schedule: str, paused: bool, now: float) -> None:
+        async def op(conn: Conn) -> None:
+            await run_async(
+                schedules.set_paused(schedule, paused, now), _executor(conn), STATEMENTS
+            )
+
+        await self._run(op)
+
+    async def schedule_state(self, schedule: str, ticks: int = 10) -> ScheduleState:
+        async def op(conn: Conn) -> ScheduleState:
+            return await run_async(schedules.state(schedule, ticks), _executor(conn), STATEMENTS)
+
+        return await self._run(op, transaction=False)
 
     # -- reading ----------------------------------------------------------------------------
 

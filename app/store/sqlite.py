@@ -12,7 +12,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,25 +22,33 @@ import orjson
 from hookline.errors import RedeliveryInProgress, SchemaError, StoreError
 from hookline.ids import new_id
 from hookline.sql import migrations, queries
-from hookline.store import records
+from hookline.store import jobs, records, schedules
 from hookline.store.base import (
     ACTIVE_RUN_STATUSES,
     ClaimedRun,
+    EnqueueResult,
     EventFilter,
     EventRecord,
     EventSummary,
     IngestResult,
+    JobRecord,
     NewEvent,
+    NewJob,
+    NewTick,
     RedeliveryMode,
     RunOutcome,
     RunRecord,
+    ScheduleState,
     StepOutcome,
     StepRecord,
     StepTiming,
+    TickResult,
 )
 from hookline.store.group_commit import GroupCommitWriter, OpRows
+from hookline.store.program import run_async, run_sync, statements
 
 Q = queries("sqlite")
+STATEMENTS = statements("sqlite")
 log = logging.getLogger("hookline.store")
 
 
@@ -185,7 +193,7 @@ class SQLiteStore:
             extra={"write_batches": self._writer.batches, "write_ops": self._writer.ops},
         )
 
-    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    async def _all(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
         """Execute and fetch in one call on the reader thread: a statement never stays
         open across an ``await``, so every read sees everything committed before it."""
         return list(await self._db.execute_fetchall(sql, params))
@@ -262,6 +270,45 @@ class SQLiteStore:
             return IngestResult(existing, duplicate=True, resumed_run_ids=tuple(resumed))
 
         return await self._writer.run(op)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def enqueue_job(self, job: NewJob) -> EnqueueResult:
+        def op(conn: sqlite3.Connection) -> EnqueueResult:
+            return run_sync(jobs.enqueue(job), conn, STATEMENTS)
+
+        return await self._writer.run(op)
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        return await run_async(jobs.get(job_id), self._all, STATEMENTS)
+
+    # -- schedules --------------------------------------------------------------------------
+
+    async def now(self) -> float:
+        return time.time()
+
+    async def record_ticks(
+        self, schedule: str, ticks: Sequence[NewTick], now: float
+    ) -> list[TickResult]:
+        def op(conn: sqlite3.Connection) -> list[TickResult]:
+            return run_sync(schedules.record(schedule, ticks, now), conn, STATEMENTS)
+
+        return await self._writer.run(op)
+
+    async def trigger_schedule(self, schedule: str, job: NewJob) -> EnqueueResult:
+        def op(conn: sqlite3.Connection) -> EnqueueResult:
+            return run_sync(schedules.trigger(schedule, job), conn, STATEMENTS)
+
+        return await self._writer.run(op)
+
+    async def set_schedule_paused(self, schedule: str, paused: bool, now: float) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            run_sync(schedules.set_paused(schedule, paused, now), conn, STATEMENTS)
+
+        await self._writer.run(op)
+
+    async def schedule_state(self, schedule: str, ticks: int = 10) -> ScheduleState:
+        return await run_async(schedules.state(schedule, ticks), self._all, STATEMENTS)
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 import time
@@ -22,12 +24,26 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hookline.config import Settings
 from hookline.errors import StoreError
 from hookline.ingest import Ingestor
+from hookline.jobs import Jobs
 from hookline.metrics import Metrics
 from hookline.pipeline import Registry
+from hookline.redaction import Redactor
+from hookline.scheduler import Scheduler
+from hookline.schedules import Schedules
 from hookline.store.base import Store
-from hookline.web import admin_api, dashboard, openapi, ops
+from hookline.web import (
+    admin_api,
+    admin_schedules,
+    dashboard,
+    dashboard_schedules,
+    jobs_openapi,
+    openapi,
+    ops,
+)
 from hookline.web.admin_api import BadRequest
 from hookline.web.auth import AdminGuard
+from hookline.web.jobs import PREFIX as JOBS_PREFIX
+from hookline.web.jobs import JobsGateway
 from hookline.web.responses import error
 from hookline.web.session import Sessions
 from hookline.web.webhooks import PREFIX, WebhookEndpoint
@@ -113,16 +129,20 @@ class RequestLog:
 
 
 class HooklineApp:
-    """Routes ``/webhooks/*`` straight to the ingest endpoint, the rest to Starlette."""
+    """Routes ``/webhooks/*`` and ``/jobs/*`` straight to their endpoints (each logs its own
+    line), the rest to Starlette."""
 
-    def __init__(self, webhooks: WebhookEndpoint, rest: Starlette) -> None:
+    def __init__(self, webhooks: WebhookEndpoint, rest: Starlette, jobs: JobsGateway) -> None:
         self.webhooks = webhooks
+        self.jobs = jobs
         self.rest = rest
         self.logged_rest = RequestLog(rest)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PREFIX):
             await self.webhooks(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith(JOBS_PREFIX):
+            await self.jobs(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self.rest(scope, receive, send)
         else:
@@ -135,27 +155,50 @@ def create_app(
     registry: Registry,
     metrics: Metrics | None = None,
     own_store: bool = True,
+    run_scheduler: bool = True,
 ) -> HooklineApp:
-    """Build the app. With ``own_store`` its lifespan opens, migrates and closes the store."""
+    """Build the app. With ``own_store`` its lifespan opens, migrates and closes the store;
+    with ``run_scheduler`` it runs the scheduler of ``[[schedules]]`` meanwhile."""
     metrics = metrics or Metrics()
+
+    jobs = Jobs(settings, store, registry)
+    schedules = Schedules(settings, store, jobs)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if own_store:
             await store.open()
             await store.migrate()
+        ticking: asyncio.Task[None] | None = None
+        if run_scheduler and settings.schedules:
+            # After the migrations; every serve process ticks (the store keeps one job per
+            # tick), so losing any one process loses no tick.
+            ticking = asyncio.create_task(Scheduler(schedules, store).run(), name="scheduler")
         try:
             yield
         finally:
+            if ticking is not None:
+                ticking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticking  # bounded: cancellation ends every wait in it
             if own_store:
                 await store.close()  # flushes the group-commit writer
 
     admin = Starlette(
-        routes=[*admin_api.routes, *openapi.routes, *dashboard.routes],
+        routes=[
+            *admin_api.routes,
+            *admin_schedules.routes,
+            *openapi.routes,
+            *dashboard.routes,
+            *dashboard_schedules.routes,
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     admin.state.store = store
     admin.state.settings = settings
+    admin.state.redact = Redactor(settings.secret_values())  # the dashboard shows no secret
+    admin.state.registry = registry
+    admin.state.schedules = schedules
     admin.state.sessions = sessions = Sessions(settings.admin.token)
     session_ok, unauthorized = dashboard.guard_hooks(sessions)
     guard = AdminGuard(
@@ -180,4 +223,12 @@ def create_app(
     rest.state.settings = settings
     rest.state.registry = registry
     ingestor = Ingestor(settings, store, registry)
-    return HooklineApp(WebhookEndpoint(ingestor, metrics, settings.server.max_body_bytes), rest)
+    gateway = JobsGateway(
+        jobs,
+        settings.api.keys,
+        settings.server.max_body_bytes,
+        metrics,
+        functools.cache(lambda: jobs_openapi.document(registry)),  # built once, on first use
+    )
+    webhooks = WebhookEndpoint(ingestor, metrics, settings.server.max_body_bytes)
+    return HooklineApp(webhooks, rest, gateway)

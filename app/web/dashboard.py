@@ -280,7 +280,8 @@ async def _list_context(request: Request, failed: bool) -> tuple[dict[str, Any],
         "failed_view": failed,
         "filters": filters,
         "statuses": EVENT_STATUSES,
-        "sources": [s.name for s in request.app.state.settings.sources],
+        "sources": [s.name for s in request.app.state.settings.sources]
+        + (["jobs"] if request.app.state.registry.jobs else []),  # jobs: source "jobs"
         "events": page,
         "next_url": next_url,
         "first_url": first_url,
@@ -355,6 +356,7 @@ async def _event_or_404(request: Request) -> EventRecord | Response:
 def _event_context(request: Request, record: EventRecord) -> dict[str, Any]:
     event_id = record.summary.id
     return {
+        "redact": request.app.state.redact,
         "event": record.summary,
         "runs": timeline(record.runs),
         "live_url": f"{PREFIX}/ui/events/{event_id}/live",
@@ -368,11 +370,12 @@ async def event_page(request: Request) -> Response:
         return record
     payload, kind = _payload_text(record)
     done = request.query_params.get("done", "")
+    redact = request.app.state.redact
     return html(
         "event.html",
         **_event_context(request, record),
-        headers=sorted(record.headers.items()),
-        payload=payload,
+        headers=sorted((name, redact(value)) for name, value in record.headers.items()),
+        payload=redact(payload),
         payload_kind=kind,
         done=done if done in ("resume", "fresh", "cancelled") else "",
     )

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hookline.store.base import EVENT_STATUSES, RUN_STATUSES
+from hookline.store.base import EVENT_STATUSES, RUN_STATUSES, TICK_OUTCOMES
 from hookline.web.admin_api import MAX_LIMIT
 from hookline.web.responses import JSON
 
@@ -194,6 +194,58 @@ SCHEMAS: dict[str, Schema] = {
         },
         "A `fresh` redelivery was refused (nothing created) while runs of the event are active.",
     ),
+    "ScheduleTick": _obj(
+        {
+            "tickAt": _TIME,
+            "outcome": {
+                "type": "string",
+                "enum": list(TICK_OUTCOMES),
+                "description": (
+                    "`fired`: its job was enqueued; `skipped_overlap`: the previous run was "
+                    "still active (overlap `skip`); `missed`: nothing ran at the time; "
+                    "`caught_up`: its job was enqueued after a downtime."
+                ),
+            },
+            "jobId": _nullable({"type": "string", "description": "The job enqueued for it."}),
+        }
+    ),
+    "Schedule": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "job": {"type": "string", "description": "The job enqueued at each tick."},
+            "cron": {"type": "string", "description": "5 fields, or 6 with seconds first."},
+            "every": {"type": "string", "description": "e.g. `30s`, aligned to the epoch."},
+            "timezone": {"type": "string", "description": "IANA name; cron's wall clock."},
+            "catchUp": {"type": "string", "enum": ["skip", "latest", "all"]},
+            "overlap": {"type": "string", "enum": ["skip", "queue", "allow"]},
+            "paused": {"type": "boolean"},
+            "nextTickAt": _nullable({**_TIME, "description": "null while paused."}),
+            "lastTicks": {
+                "type": "array",
+                "items": _ref("ScheduleTick"),
+                "description": "The newest ticks, newest first.",
+            },
+        },
+        "required": [
+            "name",
+            "job",
+            "timezone",
+            "catchUp",
+            "overlap",
+            "paused",
+            "nextTickAt",
+            "lastTicks",
+        ],
+        "oneOf": [{"required": ["cron"]}, {"required": ["every"]}],
+        "additionalProperties": False,
+        "description": "A configured schedule: `cron` or `every`, its state, its last ticks.",
+    },
+    "ScheduleList": _obj({"items": {"type": "array", "items": _ref("Schedule")}}),
+    "Triggered": _obj(
+        {"jobId": {"type": "string", "description": "The job enqueued now."}},
+        "The schedule's job was enqueued, with `scheduledFor` = now.",
+    ),
 }
 
 
@@ -223,6 +275,15 @@ def _path_param(name: str, description: str) -> Schema:
         "schema": _ID,
         "description": description,
     }
+
+
+_NAME_PARAM: Schema = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
+    "description": "The schedule's name (`[[schedules]] name`).",
+}
 
 
 def _query(name: str, schema: Schema, description: str) -> Schema:
@@ -337,6 +398,50 @@ PATHS: dict[str, Schema] = {
             },
         }
     },
+    "/admin/schedules": {
+        "get": {
+            "operationId": "listSchedules",
+            "summary": "Every configured schedule with its state and last ticks",
+            "responses": {"200": _ok("The schedules.", "ScheduleList"), "401": _401},
+        }
+    },
+    **{
+        f"/admin/schedules/{{name}}/{action}": {
+            "post": {
+                "operationId": f"{action}Schedule",
+                "summary": summary,
+                "parameters": [_NAME_PARAM],
+                "responses": {
+                    status: _ok(answer, schema),
+                    "401": _401,
+                    "404": _404,
+                },
+            }
+        }
+        for action, summary, status, answer, schema in (
+            (
+                "pause",
+                "Stop a schedule ticking (kept across restarts)",
+                "200",
+                "The schedule, paused.",
+                "Schedule",
+            ),
+            (
+                "resume",
+                "Let a paused schedule tick again (paused ticks are not caught up)",
+                "200",
+                "The schedule, ticking.",
+                "Schedule",
+            ),
+            (
+                "trigger",
+                "Enqueue the schedule's job now, paused or not",
+                "202",
+                "The job is queued.",
+                "Triggered",
+            ),
+        )
+    },
     "/admin/openapi.json": {
         "get": {
             "operationId": "openapi",
@@ -360,7 +465,8 @@ def document() -> dict[str, Any]:
             "title": "hookline admin API",
             "version": "1",
             "description": (
-                "Inspect stored webhook events and their runs; redeliver and cancel. "
+                "Inspect stored webhook events and their runs; redeliver and cancel; "
+                "list, pause, resume and trigger schedules. "
                 "Every call needs the admin token as a Bearer token. JSON field names are "
                 "camelCase; times are ISO-8601 UTC."
             ),

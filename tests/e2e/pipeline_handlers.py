@@ -136,3 +136,10 @@ async def nondeterministic(event: Event, ctx: Context) -> None:
     # The step name depends on the attempt: a replay finds another name at position 0.
     await ctx.step(f"step-{ctx.attempt}", effect, "nd", event.provider_event_id)
     raise RuntimeError("force a retry")
+
+
+@handler("stripe", "test.stacked_a")  # decorators stack: one function, two registrations
+@handler("stripe", "test.stacked_b")
+async def stacked(event: Event, ctx: Context) -> str:
+    await ctx.step("record", effect, f"stacked {event.type}", event.provider_event_id)
+    return event.type

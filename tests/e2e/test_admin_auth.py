@@ -228,7 +228,8 @@ def test_every_dashboard_form_needs_the_session_csrf_token(
     templates = [
         p for m, p in ROUTES if m == "POST" and p.startswith(("/admin/ui/", "/admin/logout"))
     ]
-    assert len(templates) == 4  # redeliver, cancel, bulk redeliver, logout
+    # redeliver, cancel, bulk redeliver, logout; a schedule's pause, resume and trigger
+    assert len(templates) == 7
     forms = [fill(template, *ids) for template in templates]
     with httpx.Client(base_url=server.url) as other, httpx.Client(base_url=server.url) as client:
         foreign_token = login(other)

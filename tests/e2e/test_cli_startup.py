@@ -87,6 +87,34 @@ encoding = "base32"
         ['sources[0] (name "acme"): ', "base64"],
     ),
     "unknown-key": ("[server]\nprot = 8400\n", ["server.prot: unknown key"]),
+    "missing-secret-file": (
+        '[secrets]\nopenai = { file = "no-such-secret-file" }\n',
+        ["secrets.openai: cannot read", "no-such-secret-file", "No such file"],
+    ),
+    "jobs-is-no-source-name": (
+        '[[sources]]\nname = "jobs"\nprovider = "stripe"\nsecrets = ["whsec_x"]\n',
+        ['sources[0] (name "jobs").name: \'jobs\' is reserved'],
+    ),
+    "schedule-bad-cron": (
+        '[[schedules]]\nname = "n"\njob = "j"\ncron = "0 25 * * *"\n',
+        ["schedules[0].cron: '0 25 * * *': bad hour"],
+    ),
+    "schedule-unknown-timezone": (
+        '[[schedules]]\nname = "n"\njob = "j"\ncron = "0 3 * * *"\ntimezone = "Europe/Atlantis"\n',
+        ["schedules[0].timezone: unknown time zone 'Europe/Atlantis'"],
+    ),
+    "schedule-cron-and-every": (
+        '[[schedules]]\nname = "n"\njob = "j"\ncron = "0 3 * * *"\nevery = "1h"\n',
+        ["schedules[0]: set exactly one of cron or every (both are set)"],
+    ),
+    "schedule-neither-cron-nor-every": (
+        '[[schedules]]\nname = "n"\njob = "j"\n',
+        ["schedules[0]: set exactly one of cron or every (neither is set)"],
+    ),
+    "admin-token-as-api-key": (
+        '[admin]\ntoken = "tok-1234567"\n[api]\nkeys = ["tok-1234567"]\n',
+        ["api.keys[0]: must differ from admin.token"],
+    ),
 }
 
 
@@ -96,16 +124,41 @@ def test_invalid_config_exits_2_naming_the_key(tmp_path: Path, case: str) -> Non
     write_config(tmp_path, body)
     result = hookline(tmp_path, "migrate", "--config", "hookline.toml")
     message = assert_refused(result, "invalid config", *expected)
-    assert "not*base64" not in message  # a secret is never echoed
+    assert "not*base64" not in message and "tok-1234567" not in message  # never echoed
     assert not (tmp_path / "hookline.db").exists()  # nothing created
 
 
-@pytest.mark.parametrize("case", ["bad-encoding", "standard-secret-not-base64"])
+@pytest.mark.parametrize(
+    "case", ["bad-encoding", "standard-secret-not-base64", "schedule-unknown-timezone"]
+)
 def test_serve_with_invalid_config_starts_nothing(tmp_path: Path, case: str) -> None:
     body, expected = INVALID[case]
     write_config(tmp_path, body)
     result = hookline(tmp_path, "serve", "--port", str(free_port()))
     assert_refused(result, "invalid config", *expected)
+    assert not (tmp_path / "hookline.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ('job = "nope"\nevery = "1h"', "schedules[0].job: no job named 'nope' is loaded"),
+        (
+            'job = "report"\nevery = "1h"\npayload = { pages = 0 }',
+            "schedules[0].payload: does not match ReportRequest",
+        ),
+    ],
+)
+def test_serve_refuses_a_schedule_of_no_loaded_job_or_a_bad_payload(
+    tmp_path: Path, schedule: str, expected: str
+) -> None:
+    write_config(
+        tmp_path,
+        '[pipeline]\nhandlers = "tests.e2e.job_handlers"\n'
+        f'[[schedules]]\nname = "nightly"\n{schedule}\n',
+    )
+    result = hookline(tmp_path, "serve", "--port", str(free_port()))
+    assert_refused(result, "invalid config", expected)
     assert not (tmp_path / "hookline.db").exists()
 
 

@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Dialog, Locator, Page, expect
 
 from tests.support.browser import chromium, screenshot
+from tests.support.cli import hookline
 from tests.support.clients import post_stripe, wait_status
 from tests.support.server import ADMIN_TOKEN, HooklineProcess, base_config
 
@@ -30,10 +31,26 @@ def browser() -> Iterator[Browser]:
         yield browser
 
 
+SCHEDULES = [
+    {"name": "nightly", "job": "tick", "cron": "30 2 * * *", "timezone": "Europe/Berlin",
+     "payload": {"schedule": "nightly"}},
+    {"name": "every-second", "job": "tick", "every": "1s", "payload": {"schedule": "every-second"}},
+]  # fmt: skip
+
+
 @pytest.fixture
 def pipeline_server(tmp_path: Path, sqlite_url: str) -> Iterator[HooklineProcess]:
-    config = base_config(sqlite_url, handlers=["tests.e2e.pipeline_handlers"], workers=2)
+    config = base_config(
+        sqlite_url,
+        handlers=["tests.e2e.pipeline_handlers", "tests.e2e.schedule_handlers"],
+        workers=2,
+        schedules=SCHEDULES,
+    )
     proc = HooklineProcess(tmp_path, config, env={"HOOKLINE_TEST_DIR": str(tmp_path)})
+    # paused before the start, so it ticks only once the test resumes it
+    for command in (["migrate"], ["schedules", "pause", "every-second"]):
+        result = hookline(*command, "--config", proc.config_path)
+        assert result.returncode == 0, result.stderr
     proc.start()
     yield proc
     proc.stop()
@@ -167,10 +184,44 @@ def test_dashboard_login_filter_traceback_redeliver_live_logout_csrf(
     with server.admin() as admin:
         wait_status(admin, other, "succeeded")
 
+    # Schedules: pause, resume and trigger from the page; ticks appear without a reload.
+    page.click("nav.nav a:has-text('Schedules')")
+    expect(page).to_have_url(f"{server.url}/admin/ui/schedules")
+    nightly = page.locator("tr[data-schedule='nightly']")
+    every = page.locator("tr[data-schedule='every-second']")
+    expect(nightly).to_contain_text("30 2 * * *")
+    expect(nightly).to_contain_text("Europe/Berlin")
+    expect(nightly.locator(".badge").first).to_have_text("active")
+    expect(every.locator(".badge").first).to_have_text("paused")
+    expect(every).to_contain_text("No tick yet.")
+    every.locator("button:has-text('Resume')").click()
+    expect(page.locator(".flash.ok")).to_have_text("every-second is resumed.")
+    page.evaluate("window.__sameDocument = true")
+    expect(every.locator(".badge.t-fired").first).to_be_visible()  # the live region polls
+    assert page.evaluate("window.__sameDocument") is True
+    screenshot(page, "schedules")
+    every.locator("button:has-text('Pause')").click()
+    expect(page.locator(".flash.ok")).to_have_text("every-second is paused.")
+    nightly.locator("button:has-text('Trigger now')").click()
+    assert dialogs[-1] == "Run tick now?"
+    flash = page.locator(".flash.ok")
+    expect(flash).to_contain_text("Triggered nightly: job job_")
+    flash.locator("a").click()
+    expect(page.locator("[data-event-status]")).to_have_text("succeeded")
+    forged = page.request.post(f"{server.url}/admin/ui/schedules/nightly/pause", form={})
+    assert forged.status == 403
+    with server.admin() as admin:
+        states = {i["name"]: i["paused"] for i in admin.get("/admin/schedules").json()["items"]}
+    assert states == {"nightly": False, "every-second": True}
+
     # Phone width: the list and the event page stay within the screen.
     phone = context.new_page()
     phone.set_viewport_size({"width": 390, "height": 844})
-    for url, name in [("/admin/", "events-phone"), (f"/admin/ui/events/{broken}", "event-phone")]:
+    for url, name in [
+        ("/admin/", "events-phone"),
+        (f"/admin/ui/events/{broken}", "event-phone"),
+        ("/admin/ui/schedules", "schedules-phone"),
+    ]:
         phone.goto(server.url + url)
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{url} is {width}px wide at phone width"

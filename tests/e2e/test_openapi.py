@@ -87,8 +87,18 @@ def live(
         yield from _serve(url, workdir)
 
 
+# A schedule that stays quiet during the test (midnight of Feb 29): the documented 200s of
+# the schedule routes are checked on it; triggering it enqueues a job, which runs.
+SCHEDULE = {"name": "leap-day", "job": "tick", "cron": "0 0 29 2 *"}
+
+
 def _serve(url: str, workdir: Path) -> Iterator[Live]:
-    config = base_config(url, handlers=["tests.e2e.pipeline_handlers"], workers=1)
+    config = base_config(
+        url,
+        handlers=["tests.e2e.pipeline_handlers", "tests.e2e.schedule_handlers"],
+        workers=1,
+        schedules=[SCHEDULE],
+    )
     server = HooklineProcess(workdir, config, env={"HOOKLINE_TEST_DIR": str(workdir)}).start()
     try:
         ok = post_stripe(server, "evt_openapi_ok", "test.two_steps")["id"]
@@ -162,9 +172,9 @@ def test_list_filters_and_cursor_pages(live: Live) -> None:
 def test_every_admin_json_route_is_documented() -> None:
     from starlette.routing import Route
 
-    from hookline.web import admin_api
+    from hookline.web import admin_api, admin_schedules
 
-    routes = [*admin_api.routes, *openapi.routes]
+    routes = [*admin_api.routes, *admin_schedules.routes, *openapi.routes]
     served = {
         (method, "/admin" + route.path)
         for route in routes
@@ -186,9 +196,12 @@ def test_fuzzed_requests_conform(
     if mode is GenerationMode.POSITIVE:
         # A valid cursor is, by definition, one the API returned (the document says so).
         strategy = strategy.map(lambda case: _real_cursor(case, live.cursor))
-        # Sometimes aim at stored ids, so the documented 200 bodies are checked too.
+        # Sometimes aim at stored ids (the configured schedule), so the documented 200
+        # bodies are checked too.
         ids = live.run_ids if "run_id" in path else live.event_ids
         name = "run_id" if "run_id" in path else "event_id"
+        if "{name}" in path:
+            ids, name = [SCHEDULE["name"]], "name"
         if "{" in path:
             strategy = st.one_of(
                 strategy,
@@ -226,3 +239,7 @@ def test_stored_resources_match_the_document(admin_schema: Any, live: Live) -> N
         run.Case(path_parameters={"run_id": run_id}).call_and_validate(headers=AUTH)
     listing = admin_schema["/admin/events"]["GET"]
     listing.Case(query={"limit": 1, "cursor": live.cursor}).call_and_validate(headers=AUTH)
+    admin_schema["/admin/schedules"]["GET"].Case().call_and_validate(headers=AUTH)
+    for action in ("pause", "resume", "trigger"):
+        operation = admin_schema[f"/admin/schedules/{{name}}/{action}"]["POST"]
+        operation.Case(path_parameters={"name": SCHEDULE["name"]}).call_and_validate(headers=AUTH)

@@ -48,8 +48,13 @@ def base_config(
     workers: int = 0,
     pipeline: dict[str, Any] | None = None,
     max_body_bytes: int = 1_048_576,
+    secrets: dict[str, str] | None = None,
+    api_keys: list[str] | None = None,
+    schedules: list[dict[str, Any]] | None = None,
 ) -> str:
-    """A test config with one source per provider; ``pipeline`` adds/overrides keys."""
+    """A test config with one source per provider; ``pipeline`` adds/overrides keys,
+    ``secrets`` is the ``[secrets]`` table, ``api_keys`` replaces ``[api] keys``,
+    ``schedules`` are ``[[schedules]]`` tables."""
     pipe: dict[str, Any] = {
         "handlers": handlers or [],
         "workers": workers,
@@ -68,9 +73,17 @@ def base_config(
             return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if isinstance(v, list):
             return "[" + ", ".join(toml_value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
         return str(v)
 
     pipeline_toml = "\n".join(f"{k} = {toml_value(v)}" for k, v in pipe.items())
+    secrets_toml = "\n".join(f"{k} = {toml_value(v)}" for k, v in (secrets or {}).items())
+    keys_toml = toml_value([API_KEY] if api_keys is None else api_keys)
+    schedules_toml = "".join(
+        "\n[[schedules]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in entry.items())
+        for entry in schedules or []
+    )
     return f"""
 [server]
 host = "127.0.0.1"
@@ -84,7 +97,10 @@ url = "{db_url}"
 token = "{ADMIN_TOKEN}"
 
 [api]
-keys = ["{API_KEY}"]
+keys = {keys_toml}
+
+[secrets]
+{secrets_toml}
 
 [pipeline]
 {pipeline_toml}
@@ -117,13 +133,20 @@ type_header = "X-Shopify-Topic"
 name = "slack"
 provider = "slack"
 secrets = ["{SLACK_SECRET}"]
-"""
+{schedules_toml}"""
 
 
-def demo_config(db_url: str, port: int, *, handlers: bool = False, workers: int = 0) -> str:
+def demo_config(
+    db_url: str, port: int, *, handlers: bool = False, workers: int = 0, schedules: bool = False
+) -> str:
     """``hookline.example.toml`` itself (its secrets signed ``fixtures/``), changed only
-    where a test must: the database, the port, and whether its example handlers run."""
+    where a test must: the database, the port, whether its example handlers run, and
+    whether its ``[[schedules]]`` tick (they need the handlers; off, no job is enqueued
+    behind a test's back)."""
     text = (ROOT / "hookline.example.toml").read_text("utf-8")
+    if not schedules:
+        text, count = re.subn(r"^\[\[schedules\]\]\n(?:[^\[\n].*\n|\n)*", "", text, flags=re.M)
+        assert count >= 1, "hookline.example.toml no longer has [[schedules]]"
     changes = [
         (r'^url = "sqlite:[^"]*"$', f'url = "{db_url}"'),
         (r"^port = \d+$", f"port = {port}"),
@@ -137,6 +160,7 @@ def demo_config(db_url: str, port: int, *, handlers: bool = False, workers: int 
     parsed = tomllib.loads(text)
     assert parsed["storage"]["url"] == db_url and parsed["server"]["port"] == port
     assert parsed["pipeline"]["workers"] == workers
+    assert bool(parsed.get("schedules")) == schedules
     return text
 
 

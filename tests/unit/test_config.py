@@ -25,6 +25,7 @@ SHOPIFY = {
     "secrets": ["shh"],
     "signature_header": "X-Shopify-Hmac-Sha256",
 }
+NIGHTLY = {"name": "nightly", "job": "report", "cron": "0 3 * * *"}
 
 
 def error_of(data: dict[str, Any], env: dict[str, str] | None = None) -> str:
@@ -137,8 +138,10 @@ def test_source_lookup_and_all_secrets() -> None:
     )
     assert settings.source("shopify") is settings.sources[1]
     assert settings.source("nope") is None
-    assert sorted(settings.secrets()) == sorted(["adm", "k1", "k2", "whsec_n", "s1", "s2", "shh"])
-    assert parse_settings({}, {}).secrets() == []  # unset values are not "secrets"
+    assert sorted(settings.secret_values()) == sorted(
+        ["adm", "k1", "k2", "whsec_n", "s1", "s2", "shh"]
+    )
+    assert parse_settings({}, {}).secret_values() == []  # unset values are not "secrets"
 
 
 def test_settings_are_immutable() -> None:
@@ -219,7 +222,33 @@ def test_settings_are_immutable() -> None:
         ({"pipeline": {"concurrency": 0}}, "pipeline.concurrency: "),
         ({"pipeline": {"lease_seconds": 0}}, "pipeline.lease_seconds: "),
         ({"pipeline": {"handlers": 5}}, "pipeline.handlers: "),
-        ({"schedules": [{"name": "n", "job": "j"}]}, "schedules[0].cron: Field required"),
+        (
+            {"schedules": [{"name": "n", "job": "j"}]},
+            "schedules[0]: set exactly one of cron or every (neither is set)",
+        ),
+        (
+            {"schedules": [{**NIGHTLY, "every": "1h"}]},
+            "schedules[0]: set exactly one of cron or every (both are set)",
+        ),
+        ({"schedules": [{**NIGHTLY, "cron": "0 3 * *"}]}, "schedules[0].cron: '0 3 * *' has 4"),
+        ({"schedules": [{**NIGHTLY, "cron": "0 25 * * *"}]}, "schedules[0].cron: '0 25 * * *':"),
+        ({"schedules": [{**NIGHTLY, "cron": "0 0 31 2 *"}]}, "schedules[0].cron: "),
+        (
+            {"schedules": [{**NIGHTLY, "timezone": "Europe/Bärlin"}]},
+            "schedules[0].timezone: unknown time zone 'Europe/Bärlin'",
+        ),
+        (
+            {"schedules": [NIGHTLY, {**NIGHTLY, "cron": None, "every": "90"}]},
+            "schedules[1].every: '90' is not a duration",
+        ),
+        ({"schedules": [{**NIGHTLY, "catch_up": "some"}]}, "schedules[0].catch_up: must be one"),
+        ({"schedules": [{**NIGHTLY, "catch_up_window": "1y"}]}, "schedules[0].catch_up_window"),
+        ({"schedules": [{**NIGHTLY, "overlap": "wait"}]}, "schedules[0].overlap: must be one of"),
+        ({"schedules": [{**NIGHTLY, "name": "a/b"}]}, "schedules[0].name: must be 1-64"),
+        ({"schedules": [{**NIGHTLY, "job": None}]}, "schedules[0].job: "),
+        ({"schedules": [{**NIGHTLY, "payload": [1]}]}, "schedules[0].payload: "),
+        ({"schedules": [{**NIGHTLY, "tz": "UTC"}]}, "schedules[0].tz: unknown key"),
+        ({"schedules": [NIGHTLY, NIGHTLY]}, "schedules[1].name: duplicate schedule name"),
         ({"admin": {"token": 5}}, "admin.token: "),
     ],
 )
@@ -235,6 +264,16 @@ def test_source_errors_name_the_source_only_when_it_has_a_name() -> None:
     assert error_of({"sources": [nameless]}) == "sources[0].name: Field required"
     odd = {**STRIPE, "name": 'say "hi"', "tolerance_seconds": -1}
     assert error_of({"sources": [odd]}).startswith('sources[0] (name "say \\"hi\\"").name: ')
+
+
+def test_schedule_defaults_and_times() -> None:
+    every, nightly = parse_settings(
+        {"schedules": [{"name": "tick", "job": "j", "every": "30s"}, NIGHTLY]}, {}
+    ).schedules
+    assert (nightly.timezone, nightly.catch_up, nightly.overlap) == ("UTC", "skip", "skip")
+    assert nightly.catch_up_seconds == 86_400 and nightly.payload == {}
+    assert every.times().next_after(61) == 90
+    assert nightly.times().next_after(0) == 3 * 3600
 
 
 def test_config_error_is_a_hookline_error() -> None:
@@ -296,3 +335,55 @@ def test_config_path_flag_beats_env_beats_default() -> None:
     assert resolve_config_path(None, env) == Path("/etc/hookline/env.toml")
     assert resolve_config_path(None, {}) == Path(DEFAULT_CONFIG) == Path("hookline.toml")
     assert resolve_config_path(None, {"HOOKLINE_CONFIG": ""}) == Path("hookline.toml")
+
+
+def test_secrets_from_env_and_files(tmp_path: Path) -> None:
+    (tmp_path / "openai").write_text("sk-from-file\n")
+    (tmp_path / "crlf").write_bytes(b"windows-secret\r\n")
+    config = tmp_path / "hookline.toml"
+    config.write_text(
+        '[secrets]\nresend = "${RESEND_KEY}"\nopenai = { file = "openai" }\n'
+        f'abs = {{ file = "{tmp_path / "crlf"}" }}\n'
+    )
+    settings = load_settings(config, {"RESEND_KEY": "re_123"})
+    assert settings.secrets == {
+        "resend": "re_123",
+        "openai": "sk-from-file",
+        "abs": "windows-secret",
+    }
+    assert {"re_123", "sk-from-file", "windows-secret"} <= set(settings.secret_values())
+
+
+@pytest.mark.parametrize(
+    ("secrets", "message"),
+    [
+        (
+            {"openai": {"file": "/nonexistent/openai"}},
+            "secrets.openai: cannot read /nonexistent/openai",
+        ),
+        ({"openai": {"path": "x"}}, 'secrets.openai: use a string or { file = "<path>" }'),
+        ({"empty": ""}, "secrets.empty: the value is empty"),
+        ({"bad name": "x"}, "secrets.bad name: a name is"),
+        ({"n": 5}, "secrets.n: Input should be a valid string"),
+    ],
+)
+def test_bad_secrets_name_the_key(secrets: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"secrets": secrets}, {})
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_missing_secret_variable_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"secrets.resend: environment variable RESEND_KEY"):
+        parse_settings({"secrets": {"resend": "${RESEND_KEY}"}}, {})
+
+
+def test_api_keys_and_the_jobs_source_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"api.keys\[1\]: is empty"):
+        parse_settings({"api": {"keys": ["k", " "]}}, {})
+    with pytest.raises(ConfigError, match=r"api.keys\[0\]: must differ from admin.token"):
+        parse_settings({"admin": {"token": "same"}, "api": {"keys": ["same"]}}, {})
+    reserved = r"sources\[0\] \(name \"jobs\"\)\.name: 'jobs' is reserved"
+    with pytest.raises(ConfigError, match=reserved):
+        parse_settings({"sources": [{**STRIPE, "name": "jobs"}]}, {})
+    assert parse_settings({"api": {"keys": []}}, {}).api.keys == []

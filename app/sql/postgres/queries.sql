@@ -273,3 +273,113 @@ SELECT coalesce(max(id), 0) FROM step_attempts;
 -- name: step_durations_after
 SELECT id, outcome, ended_at - started_at FROM step_attempts
 WHERE id > %(after)s AND ended_at IS NOT NULL ORDER BY id LIMIT %(limit)s;
+
+-- Jobs (app/store/jobs.py runs these on either dialect). ------------------------------------
+
+-- name: job_insert
+-- The job's event; nothing at all when its key is taken (no row returned).
+INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body,
+                    job)
+VALUES (%(id)s, %(source)s, %(provider_event_id)s, %(type)s, %(status)s, %(received_at)s,
+        %(headers)s, %(body)s, %(job)s)
+ON CONFLICT (source, provider_event_id) DO NOTHING
+RETURNING id;
+
+-- name: job_insert_run
+INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
+                  available_at, concurrency_key, created_at, updated_at)
+VALUES (%(id)s, %(event_id)s, %(handler)s, %(generation)s, 'queued', 0, %(max_attempts)s,
+        %(available_at)s, %(concurrency_key)s, %(now)s, %(now)s);
+
+-- name: job_notify
+SELECT pg_notify('hookline_runs', '');
+
+-- name: job_lock_by_key
+-- The row lock makes a second request with this key wait, so two cannot both resume a job.
+-- READ COMMITTED: a request that lost the insert race sees the winner's committed row here.
+SELECT e.id, e.status, e.job
+FROM events e
+WHERE e.source = 'jobs' AND e.provider_event_id = %(provider_event_id)s
+FOR NO KEY UPDATE;
+
+-- name: job_latest_runs
+SELECT id, handler, generation, status, max_attempts, concurrency_key
+FROM (SELECT DISTINCT ON (handler) id, handler, generation, status, max_attempts,
+                                   concurrency_key, seq
+      FROM runs WHERE event_id = %(event_id)s
+      ORDER BY handler, seq DESC) AS latest
+ORDER BY seq;
+
+-- name: job_refresh_status
+-- The caller holds the event's row lock (job_lock_by_key).
+UPDATE events e SET status = coalesce((
+    SELECT CASE
+        WHEN bool_or(latest.status = 'running') THEN 'running'
+        WHEN bool_or(latest.status = 'retrying') THEN 'retrying'
+        WHEN bool_or(latest.status = 'queued') THEN 'queued'
+        WHEN bool_or(latest.status = 'failed') THEN 'failed'
+        WHEN bool_or(latest.status = 'cancelled') THEN 'cancelled'
+        WHEN count(*) > 0 THEN 'succeeded'
+    END
+    FROM (SELECT DISTINCT ON (r.handler) r.status FROM runs r
+          WHERE r.event_id = e.id ORDER BY r.handler, r.seq DESC) AS latest
+), 'unhandled')
+WHERE e.id = %(id)s;
+
+-- name: job_by_id
+SELECT e.id, e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.job
+FROM events e
+WHERE e.id = %(id)s AND e.source = 'jobs';
+
+-- name: job_runs
+SELECT id, event_id, handler, generation, status, attempts, max_attempts, available_at,
+       created_at, updated_at, result, error, concurrency_key
+FROM runs WHERE event_id = %(event_id)s ORDER BY seq;
+
+-- Schedules (app/store/schedules.py runs these on either dialect; named parameters). ------
+
+-- name: schedule_ensure
+INSERT INTO schedule_state (name, paused, updated_at) VALUES (%(name)s, false, %(now)s)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: schedule_lock
+-- Every write of one schedule (its ticks, triggers, pause) takes this row lock first: they
+-- take turns, so two processes cannot both see "no active job" and both enqueue one.
+SELECT paused, resumed_at, last_job_id FROM schedule_state WHERE name = %(name)s FOR UPDATE;
+
+-- name: schedule_set_paused
+UPDATE schedule_state SET paused = %(paused)s, resumed_at = %(resumed_at)s, updated_at = %(now)s
+WHERE name = %(name)s;
+
+-- name: schedule_set_last_job
+UPDATE schedule_state SET last_job_id = %(job_id)s, updated_at = %(now)s WHERE name = %(name)s;
+
+-- name: schedule_job_status
+SELECT status FROM events WHERE id = %(id)s;
+
+-- name: tick_insert
+INSERT INTO schedule_ticks (schedule, tick_at, outcome, job_id, recorded_at)
+VALUES (%(schedule)s, %(tick_at)s, %(outcome)s, %(job_id)s, %(now)s)
+ON CONFLICT (schedule, tick_at) DO NOTHING
+RETURNING tick_at;
+
+-- name: tick_set_job
+UPDATE schedule_ticks SET job_id = %(job_id)s
+WHERE schedule = %(schedule)s AND tick_at = %(tick_at)s;
+
+-- name: ticks_prune
+-- Keep the newest `keep` ticks of the schedule.
+DELETE FROM schedule_ticks
+WHERE schedule = %(schedule)s
+  AND tick_at < (SELECT tick_at FROM schedule_ticks WHERE schedule = %(schedule)s
+                 ORDER BY tick_at DESC LIMIT 1 OFFSET %(keep)s - 1);
+
+-- name: schedule_state
+SELECT paused, resumed_at, last_job_id FROM schedule_state WHERE name = %(name)s;
+
+-- name: ticks_newest
+SELECT tick_at, outcome, job_id, recorded_at FROM schedule_ticks
+WHERE schedule = %(name)s ORDER BY tick_at DESC LIMIT %(limit)s;
+
+-- name: clock
+SELECT extract(epoch FROM clock_timestamp())::float8;

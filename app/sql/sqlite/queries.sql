@@ -106,3 +106,94 @@ SELECT coalesce(max(id), 0) FROM step_attempts;
 -- name: step_durations_after
 SELECT id, outcome, ended_at - started_at FROM step_attempts
 WHERE id > ? AND ended_at IS NOT NULL ORDER BY id LIMIT ?;
+
+-- Jobs (app/store/jobs.py runs these on either dialect; named parameters). ----------------
+
+-- name: job_insert
+-- The job's event; nothing at all when its key is taken (no row returned).
+INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body,
+                    job)
+VALUES (:id, :source, :provider_event_id, :type, :status, :received_at, :headers, :body, :job)
+ON CONFLICT (source, provider_event_id) DO NOTHING
+RETURNING id;
+
+-- name: job_insert_run
+INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
+                  available_at, concurrency_key, created_at, updated_at)
+VALUES (:id, :event_id, :handler, :generation, 'queued', 0, :max_attempts, :available_at,
+        :concurrency_key, :now, :now);
+
+-- name: job_notify
+-- Nothing to do: SQLite workers poll.
+
+-- name: job_lock_by_key
+-- No lock needed: the group-commit writer holds the database's write lock.
+SELECT e.id, e.status, e.job
+FROM events e
+WHERE e.source = 'jobs' AND e.provider_event_id = :provider_event_id;
+
+-- name: job_latest_runs
+SELECT r.id, r.handler, r.generation, r.status, r.max_attempts, r.concurrency_key
+FROM runs r
+WHERE r.event_id = :event_id
+  AND r.seq = (SELECT max(r2.seq) FROM runs r2 WHERE r2.event_id = r.event_id
+                                                AND r2.handler = r.handler)
+ORDER BY r.seq;
+
+-- name: job_refresh_status
+UPDATE events
+SET status = coalesce((SELECT status FROM event_status WHERE event_id = :id), 'unhandled')
+WHERE id = :id;
+
+-- name: job_by_id
+SELECT e.id, e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.job
+FROM events e
+WHERE e.id = :id AND e.source = 'jobs';
+
+-- name: job_runs
+SELECT id, event_id, handler, generation, status, attempts, max_attempts, available_at,
+       created_at, updated_at, result, error, concurrency_key
+FROM runs WHERE event_id = :event_id ORDER BY seq;
+
+-- Schedules (app/store/schedules.py runs these on either dialect; named parameters). ------
+
+-- name: schedule_ensure
+INSERT INTO schedule_state (name, paused, updated_at) VALUES (:name, 0, :now)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: schedule_lock
+-- No lock needed: the group-commit writer holds the database's write lock.
+SELECT paused, resumed_at, last_job_id FROM schedule_state WHERE name = :name;
+
+-- name: schedule_set_paused
+UPDATE schedule_state SET paused = :paused, resumed_at = :resumed_at, updated_at = :now
+WHERE name = :name;
+
+-- name: schedule_set_last_job
+UPDATE schedule_state SET last_job_id = :job_id, updated_at = :now WHERE name = :name;
+
+-- name: schedule_job_status
+SELECT status FROM events WHERE id = :id;
+
+-- name: tick_insert
+INSERT INTO schedule_ticks (schedule, tick_at, outcome, job_id, recorded_at)
+VALUES (:schedule, :tick_at, :outcome, :job_id, :now)
+ON CONFLICT (schedule, tick_at) DO NOTHING
+RETURNING tick_at;
+
+-- name: tick_set_job
+UPDATE schedule_ticks SET job_id = :job_id WHERE schedule = :schedule AND tick_at = :tick_at;
+
+-- name: ticks_prune
+-- Keep the newest `keep` ticks of the schedule.
+DELETE FROM schedule_ticks
+WHERE schedule = :schedule
+  AND tick_at < (SELECT tick_at FROM schedule_ticks WHERE schedule = :schedule
+                 ORDER BY tick_at DESC LIMIT 1 OFFSET :keep - 1);
+
+-- name: schedule_state
+SELECT paused, resumed_at, last_job_id FROM schedule_state WHERE name = :name;
+
+-- name: ticks_newest
+SELECT tick_at, outcome, job_id, recorded_at FROM schedule_ticks
+WHERE schedule = :name ORDER BY tick_at DESC LIMIT :limit;

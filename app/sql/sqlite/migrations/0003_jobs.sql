@@ -1,0 +1,13 @@
+-- hookline schema v3 (SQLite): jobs posted to the gateway (and enqueued by schedules).
+--
+-- A job IS an event (source 'jobs', type = the job name, body = the posted JSON), so it
+-- runs through the same runs, steps, worker, admin API and dashboard. Its idempotency key
+-- is the event's provider_event_id ("<job name>/<key>", or the job id without a key): the
+-- events table's UNIQUE (source, provider_event_id) makes concurrent requests with one key
+-- store exactly one job, and pruning the job frees its key.
+--
+-- `job` holds what a job has beyond an event, as JSON (NULL for a webhook):
+-- {"key": <Idempotency-Key or null>, "fingerprint": <of the payload>, "runAt": <unix time>}.
+-- A column of the event rather than a table of its own: storing a job stays two statements
+-- (the event, its run) like a webhook with one handler, and the writer pays per statement.
+ALTER TABLE events ADD COLUMN job TEXT;

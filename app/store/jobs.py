@@ -1,0 +1,131 @@
+"""The job operations of the store, written once for both dialects (see ``program``).
+
+``enqueue`` stores a job as an event of source ``jobs`` (its ``job`` column holding the key,
+fingerprint and run time as JSON) plus its runs, in the caller's one transaction. Its
+idempotency key becomes the event's provider event id (``"<job name>/<key>"``; a job
+without a key uses its own id), so the events table's
+``UNIQUE (source, provider_event_id)`` decides a race between requests with one key:
+exactly one insert wins, on SQLite (one writer) and on PostgreSQL (the losers wait for the
+winner's commit, then see its row) alike, and a loser has nothing to undo.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from hookline.errors import StoreError
+from hookline.ids import new_id
+from hookline.store import records
+from hookline.store.base import (
+    JOB_SOURCE,
+    EnqueueResult,
+    EventStatus,
+    EventSummary,
+    JobRecord,
+    NewJob,
+    NewRun,
+)
+from hookline.store.program import Program, Sql
+
+_MAX_TRIES = 3
+
+
+def key_of(name: str, idempotency_key: str) -> str:
+    """The provider event id of a keyed job (job names have no '/': unambiguous)."""
+    return f"{name}/{idempotency_key}"
+
+
+def _run_params(run: NewRun, job_id: str, generation: int, at: float, now: float) -> Sql:
+    return Sql(
+        "job_insert_run",
+        {
+            "id": run.id,
+            "event_id": job_id,
+            "handler": run.handler,
+            "generation": generation,
+            "max_attempts": run.max_attempts,
+            "available_at": at,
+            "concurrency_key": run.concurrency_key,
+            "now": now,
+        },
+    )
+
+
+def _job_fields(job: NewJob) -> str:
+    """The event's ``job`` column: what a job has beyond an event."""
+    fields = {"key": job.idempotency_key, "fingerprint": job.fingerprint, "runAt": job.run_at}
+    return orjson.dumps(fields).decode()
+
+
+def _fingerprint(job_column: str | None) -> str | None:
+    fingerprint: str | None = orjson.loads(job_column).get("fingerprint") if job_column else None
+    return fingerprint
+
+
+def enqueue(job: NewJob) -> Program[EnqueueResult]:
+    provider_event_id = key_of(job.name, job.idempotency_key) if job.idempotency_key else job.id
+    status: EventStatus = "queued" if job.runs else "unhandled"
+    insert = Sql(
+        "job_insert",
+        {
+            "id": job.id,
+            "source": JOB_SOURCE,
+            "provider_event_id": provider_event_id,
+            "type": job.name,
+            "status": status,
+            "received_at": job.created_at,
+            "headers": orjson.dumps(job.headers).decode(),
+            "body": job.payload,
+            "job": _job_fields(job),
+        },
+    )
+    for _ in range(_MAX_TRIES):
+        if (yield insert):
+            for run in job.runs:
+                yield _run_params(run, job.id, 0, job.run_at, job.created_at)
+            if job.runs:
+                yield Sql("job_notify")
+            return EnqueueResult(job.id, "created", status, tuple(r.id for r in job.runs))
+        # The key is taken. PostgreSQL: lock the job's event, so two requests cannot both
+        # resume it (SQLite: the writer holds the file's write lock already).
+        found = yield Sql("job_lock_by_key", {"provider_event_id": provider_event_id})
+        if not found:
+            continue  # pruned between our insert and this read: insert again
+        existing, status, job_column = found[0]
+        if _fingerprint(job_column) != job.fingerprint:
+            return EnqueueResult(existing, "key_reused", status)
+        if status != "failed":
+            return EnqueueResult(existing, "replayed", status)
+        return (yield from _resume(existing, job.created_at))
+    raise StoreError(f"job {job.name!r}: its key kept vanishing while it was stored")
+
+
+def _resume(job_id: str, now: float) -> Program[EnqueueResult]:
+    """New runs, same generation (succeeded steps are reused), if every latest run failed:
+    what a provider's resend of a failed event does."""
+    latest = yield Sql("job_latest_runs", {"event_id": job_id})
+    if not latest or any(row[3] != "failed" for row in latest):
+        return EnqueueResult(job_id, "replayed", "failed")
+    run_ids = []
+    for _run_id, handler, generation, _status, max_attempts, key in latest:
+        run = NewRun(new_id("run"), handler, max_attempts, key)
+        yield _run_params(run, job_id, generation, now, now)
+        run_ids.append(run.id)
+    yield Sql("job_refresh_status", {"id": job_id})
+    yield Sql("job_notify")
+    return EnqueueResult(job_id, "resumed", "queued", tuple(run_ids))
+
+
+def get(job_id: str) -> Program[JobRecord | None]:
+    found = yield Sql("job_by_id", {"id": job_id})
+    if not found:
+        return None
+    row = found[0]
+    fields = orjson.loads(row[7]) if row[7] else {}
+    runs = yield Sql("job_runs", {"event_id": job_id})
+    return JobRecord(
+        summary=EventSummary(*row[:7]),
+        run_at=float(fields.get("runAt") or row[5]),
+        idempotency_key=fields.get("key"),
+        runs=[records.run_from_row(r) for r in runs],
+    )

@@ -1,0 +1,179 @@
+"""``GET /jobs/openapi.json``: an OpenAPI 3.1 document of the configured jobs.
+
+Built from pydantic models (``jobs_shapes``, and each job's ``payload=`` model) with
+``models_json_schema``, so the schemas are what the gateway validates and answers. One
+path per job (``POST /jobs/{name}``) with its payload's schema; a job without a model takes
+any JSON value, and its schema says so (``{}``, which ``openapi-typescript`` reads as
+``unknown``). The output is deterministic — jobs sorted by name, fixed operation ids
+(``enqueue`` + the job name in PascalCase, ``getJob``, ``cancelJob``) — so generated types
+only change when a job or a model does.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from hookline import __version__
+from hookline.jobs import DELAY_PATTERN, MAX_KEY_CHARS
+from hookline.pipeline import Registry
+from hookline.web.jobs_shapes import Error, InvalidPayload, Job, JobAccepted
+
+Schema = dict[str, Any]
+_REF = "#/components/schemas/{model}"
+
+
+def operation_id(job: str) -> str:
+    """``generate-report`` → ``enqueueGenerateReport``."""
+    return "enqueue" + "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_.]", job))
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> Schema:
+    return _json({"$ref": _REF.format(model="Error")}, description)
+
+
+_UNAUTHORIZED = _error("Missing or wrong API key (`Authorization: Bearer <key>`).")
+_HEADERS: list[Schema] = [
+    {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": "Per job name: the same key and payload answer with the original job "
+        "(header `Idempotent-Replayed: true`), also under concurrency; another payload is 422 "
+        "`idempotency_key_reused`; a `failed` job is resumed. At most "
+        f'{MAX_KEY_CHARS} printable ASCII characters; a quoted string (`"abc"`) is accepted.',
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS + 2},
+    },
+    {
+        "name": "Hookline-Delay",
+        "in": "header",
+        "required": False,
+        "description": "Do not run before this delay: `30` (seconds), `30s`, `5m`, `2h`, `1d` "
+        "(at most 8 digits of seconds, 6 of minutes, 4 of hours, 3 of days).",
+        "schema": {"type": "string", "pattern": f"^(?:{DELAY_PATTERN})$"},
+    },
+]
+
+
+def _enqueue(job: str, payload: Schema, has_model: bool) -> Schema:
+    accepted = _json({"$ref": _REF.format(model="JobAccepted")}, "The job is stored durably.")
+    accepted["headers"] = {
+        "Location": {"schema": {"type": "string"}, "description": "`/jobs/{jobId}`"},
+        "Idempotent-Replayed": {
+            "schema": {"type": "string", "enum": ["true"]},
+            "description": "Present when the Idempotency-Key named an existing job.",
+        },
+    }
+    unprocessable = (
+        {
+            "anyOf": [
+                {"$ref": _REF.format(model="InvalidPayload")},
+                {"$ref": _REF.format(model="Error")},
+            ]
+        }
+        if has_model
+        else {"$ref": _REF.format(model="Error")}
+    )
+    return {
+        "operationId": operation_id(job),
+        "summary": f"Enqueue the job {job}",
+        "parameters": _HEADERS,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": payload}}},
+        "responses": {
+            "202": accepted,
+            "400": _error("`invalid_json`: the body is not JSON; `invalid_header`."),
+            "401": _UNAUTHORIZED,
+            "413": _error("`payload_too_large`: the body is over `[server] max_body_bytes`."),
+            "422": _json(
+                unprocessable,
+                "`invalid_payload` (with pydantic's `errors`), or `idempotency_key_reused`.",
+            ),
+            "503": _error("`store_unavailable`: try again (see `Retry-After`)."),
+        },
+    }
+
+
+_JOB_ID: Schema = {
+    "name": "jobId",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1},
+}
+
+
+def document(registry: Registry) -> Schema:
+    specs = registry.jobs  # sorted by name
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (JobAccepted, "serialization"),
+        (Job, "serialization"),
+        (Error, "serialization"),
+        (InvalidPayload, "serialization"),
+    ]
+    models += [(spec.payload, "validation") for spec in specs if spec.payload is not None]
+    refs, top = models_json_schema(models, ref_template=_REF, by_alias=True)
+    paths: Schema = {}
+    for spec in specs:
+        assert spec.job is not None
+        payload: Schema = (
+            dict(refs[(spec.payload, "validation")])
+            if spec.payload is not None
+            else {"description": "Any JSON value (this job has no payload model)."}
+        )
+        paths[f"/jobs/{spec.job}"] = {"post": _enqueue(spec.job, payload, spec.payload is not None)}
+    paths["/jobs/{jobId}"] = {
+        "get": {
+            "operationId": "getJob",
+            "summary": "A job and its status",
+            "parameters": [_JOB_ID],
+            "responses": {
+                "200": _json({"$ref": _REF.format(model="Job")}, "The job."),
+                "401": _UNAUTHORIZED,
+                "404": _error("`not_found`: no job with this id."),
+            },
+        }
+    }
+    paths["/jobs/{jobId}/cancel"] = {
+        "post": {
+            "operationId": "cancelJob",
+            "summary": "Cancel a job that has not finished",
+            "parameters": [_JOB_ID],
+            "responses": {
+                "202": _json({"$ref": _REF.format(model="JobAccepted")}, "Cancelled."),
+                "401": _UNAUTHORIZED,
+                "404": _error("`not_found`: no job with this id."),
+                "409": _error("`job_finished`: the job has finished already."),
+            },
+        }
+    }
+    paths["/jobs/openapi.json"] = {
+        "get": {
+            "operationId": "getOpenApi",
+            "summary": "This document",
+            "responses": {
+                "200": _json({"type": "object"}, "The OpenAPI document."),
+                "401": _UNAUTHORIZED,
+            },
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hookline jobs gateway",
+            "version": __version__,
+            "description": "Enqueue the configured jobs and follow them. Every request needs "
+            "`Authorization: Bearer <key>` with a key of `[api] keys`.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": dict(sorted(top.get("$defs", {}).items())),
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"apiKey": []}],
+    }

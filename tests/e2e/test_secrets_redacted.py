@@ -1,0 +1,68 @@
+"""A ``[secrets]`` value in a step's exception never leaves hookline (SPEC §3, Secrets).
+
+The ``leak`` job logs the secret through ``ctx.logger`` and then fails a step with an
+exception whose message holds it. Everything hookline writes — the jobs gateway's and the
+admin API's answers, the dashboard's page, the server and worker logs, and the database
+file itself — is searched for the value; ``[redacted]`` must stand in its place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.support.clients import wait_for
+from tests.support.server import API_KEY, HooklineProcess, base_config
+
+SECRET = "tok_live_9f8e7d6c5b4a39281706"
+
+
+def test_a_secret_in_a_step_exception_is_redacted_everywhere(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    config = base_config(
+        sqlite_url,
+        handlers=["tests.e2e.job_handlers"],
+        workers=1,
+        secrets={"api_token": SECRET},
+    )
+    server = HooklineProcess(tmp_path, config, env={"HOOKLINE_TEST_DIR": str(tmp_path)})
+    server.start()
+    outputs: list[tuple[str, str]] = []
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
+        ) as api:
+            job_id = api.post("/jobs/leak", json={}).json()["jobId"]
+            job = wait_for(
+                lambda: (j := api.get(f"/jobs/{job_id}").json())["status"] == "failed" and j,
+                what="the leak job to fail",
+            )
+            outputs.append(("GET /jobs/{id}", api.get(f"/jobs/{job_id}").text))
+        with server.admin() as admin:
+            event = admin.get(f"/admin/events/{job_id}")
+            run_id = event.json()["runs"][0]["id"]
+            outputs += [
+                ("admin event", event.text),
+                ("admin run", admin.get(f"/admin/runs/{run_id}").text),
+                ("dashboard page", admin.get(f"/admin/ui/events/{job_id}").text),
+                ("dashboard live", admin.get(f"/admin/ui/events/{job_id}/live").text),
+            ]
+    finally:
+        assert server.terminate() == 0
+    outputs.append(("logs", server.logs()))
+    for path in tmp_path.glob("hookline.db*"):  # the database file, its WAL
+        outputs.append((path.name, path.read_bytes().decode("latin-1")))
+
+    leaked = [where for where, text in outputs if SECRET in text]
+    assert not leaked, f"the secret value appears in: {leaked}"
+
+    assert job["error"] == "PermissionError: the API refused token [redacted]: revoked"
+    run = event.json()["runs"][0]
+    (attempt,) = run["steps"][0]["attempts"]
+    assert attempt["error"] == "PermissionError: the API refused token [redacted]: revoked"
+    assert "[redacted]" in attempt["traceback"] and "[redacted]" in run["error"]
+    page = dict(outputs)["dashboard page"]
+    assert "the API refused token [redacted]: revoked" in page
+    assert "calling the API with [redacted]" in dict(outputs)["logs"]
