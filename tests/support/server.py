@@ -114,15 +114,27 @@ type_header = "X-Shopify-Topic"
 """
 
 
-def demo_config(db_url: str, port: int, *, handlers: bool = False, workers: int = 0) -> str:
+def demo_config(
+    db_url: str,
+    port: int,
+    *,
+    handlers: bool = False,
+    workers: int = 0,
+    notify_url: str | None = None,
+) -> str:
     """``hookline.example.toml`` itself (its secrets signed ``fixtures/``), changed only
-    where a test must: the database, the port, and whether its example handlers run."""
+    where a test must: the database, the port, whether its example handlers run, and where
+    ``ctx.notify`` goes (nowhere unless ``notify_url`` is given: the demo's target is the
+    Next.js example on :3000, which a test does not run)."""
     text = (ROOT / "hookline.example.toml").read_text("utf-8")
     changes = [
         (r'^url = "sqlite:[^"]*"$', f'url = "{db_url}"'),
         (r"^port = \d+$", f"port = {port}"),
         (r"^workers = \d+$", f"workers = {workers}"),
+        (r"^notify_url = .*$", f'notify_url = "{notify_url}"' if notify_url else ""),
     ]
+    if not notify_url:
+        changes.append((r"^notify_secret = .*$", ""))
     if not handlers:
         changes.append((r"^handlers = .*$", "handlers = []"))
     for pattern, replacement in changes:
@@ -131,6 +143,7 @@ def demo_config(db_url: str, port: int, *, handlers: bool = False, workers: int 
     parsed = tomllib.loads(text)
     assert parsed["storage"]["url"] == db_url and parsed["server"]["port"] == port
     assert parsed["pipeline"]["workers"] == workers
+    assert parsed["pipeline"].get("notify_url") == notify_url
     return text
 
 
