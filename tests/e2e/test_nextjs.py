@@ -38,7 +38,7 @@ from tests.support.server import HooklineProcess, demo_config
 pytestmark = pytest.mark.nextjs
 
 DEMO_ADMIN = {"Authorization": "Bearer demo-admin-token"}
-RENDER_SECONDS = "2"  # the job's render step: the page must answer long before it is done
+RENDER_SECONDS = "3"  # the job's render step: the page must answer long before it is done
 
 
 @dataclass
