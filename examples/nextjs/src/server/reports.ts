@@ -68,7 +68,11 @@ function hookline(): HooklineClient {
   const { url, apiKey } = hooklineSettings();
   const identity = `${url}\n${apiKey}`;
   if (client === null || clientFor !== identity) {
-    client = createHooklineClient({ baseUrl: url, apiKey });
+    client = createHooklineClient({
+      baseUrl: url,
+      apiKey,
+      onRetry: (notice) => console.warn(JSON.stringify({ msg: "hookline call retried", ...notice })),
+    });
     clientFor = identity;
   }
   return client;
