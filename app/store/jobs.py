@@ -1,8 +1,9 @@
 """The job operations of the store, written once for both dialects (see ``program``).
 
-``enqueue`` stores a job as an event of source ``jobs`` plus its ``jobs`` row and runs, in
-the caller's one transaction. Its idempotency key becomes the event's provider event id
-(``"<job name>/<key>"``; a job without a key uses its own id), so the events table's
+``enqueue`` stores a job as an event of source ``jobs`` (its ``job`` column holding the key,
+fingerprint and run time as JSON) plus its runs, in the caller's one transaction. Its
+idempotency key becomes the event's provider event id (``"<job name>/<key>"``; a job
+without a key uses its own id), so the events table's
 ``UNIQUE (source, provider_event_id)`` decides a race between requests with one key:
 exactly one insert wins, on SQLite (one writer) and on PostgreSQL (the losers wait for the
 winner's commit, then see its row) alike, and a loser has nothing to undo.
@@ -50,22 +51,20 @@ def _run_params(run: NewRun, job_id: str, generation: int, at: float, now: float
     )
 
 
+def _job_fields(job: NewJob) -> str:
+    """The event's ``job`` column: what a job has beyond an event."""
+    fields = {"key": job.idempotency_key, "fingerprint": job.fingerprint, "runAt": job.run_at}
+    return orjson.dumps(fields).decode()
+
+
+def _fingerprint(job_column: str | None) -> str | None:
+    fingerprint: str | None = orjson.loads(job_column).get("fingerprint") if job_column else None
+    return fingerprint
+
+
 def enqueue(job: NewJob) -> Program[EnqueueResult]:
     provider_event_id = key_of(job.name, job.idempotency_key) if job.idempotency_key else job.id
     status: EventStatus = "queued" if job.runs else "unhandled"
-    runs = [
-        {"id": r.id, "handler": r.handler, "max_attempts": r.max_attempts,
-         "concurrency_key": r.concurrency_key}
-        for r in job.runs
-    ]  # fmt: skip
-    fields = {
-        "key": job.idempotency_key,
-        "fingerprint": job.fingerprint,
-        "run_at": job.run_at,
-        "runs": runs,
-    }
-    # One statement stores the event, its jobs row and its runs (SQLite: from `intake`, by
-    # trigger; PostgreSQL: a data-modifying WITH): one statement per job for the writer.
     insert = Sql(
         "job_insert",
         {
@@ -77,15 +76,13 @@ def enqueue(job: NewJob) -> Program[EnqueueResult]:
             "received_at": job.created_at,
             "headers": orjson.dumps(job.headers).decode(),
             "body": job.payload,
-            "intake": orjson.dumps(fields).decode(),
-            "idempotency_key": job.idempotency_key,
-            "fingerprint": job.fingerprint,
-            "run_at": job.run_at,
-            "runs": orjson.dumps(runs).decode(),
+            "job": _job_fields(job),
         },
     )
     for _ in range(_MAX_TRIES):
         if (yield insert):
+            for run in job.runs:
+                yield _run_params(run, job.id, 0, job.run_at, job.created_at)
             if job.runs:
                 yield Sql("job_notify")
             return EnqueueResult(job.id, "created", status, tuple(r.id for r in job.runs))
@@ -94,8 +91,8 @@ def enqueue(job: NewJob) -> Program[EnqueueResult]:
         found = yield Sql("job_lock_by_key", {"provider_event_id": provider_event_id})
         if not found:
             continue  # pruned between our insert and this read: insert again
-        existing, status, fingerprint = found[0]
-        if fingerprint != job.fingerprint:
+        existing, status, job_column = found[0]
+        if _fingerprint(job_column) != job.fingerprint:
             return EnqueueResult(existing, "key_reused", status)
         if status != "failed":
             return EnqueueResult(existing, "replayed", status)
@@ -124,10 +121,11 @@ def get(job_id: str) -> Program[JobRecord | None]:
     if not found:
         return None
     row = found[0]
+    fields = orjson.loads(row[7]) if row[7] else {}
     runs = yield Sql("job_runs", {"event_id": job_id})
     return JobRecord(
         summary=EventSummary(*row[:7]),
-        run_at=row[7],
-        idempotency_key=row[8],
+        run_at=float(fields.get("runAt") or row[5]),
+        idempotency_key=fields.get("key"),
         runs=[records.run_from_row(r) for r in runs],
     )

@@ -25,6 +25,8 @@ from hookline.metrics import Metrics
 from hookline.web.jobs_shapes import JobAccepted, job_view
 from hookline.web.webhooks import _Disconnected, _read_body, _send_json, _TooLarge
 
+# The body is read, and the answer written, by the webhook endpoint's own helpers: one way
+# to enforce max_body_bytes (413 while reading) for both hot paths.
 log = logging.getLogger("hookline.jobs")
 PREFIX = "/jobs/"
 Scope = MutableMapping[str, Any]

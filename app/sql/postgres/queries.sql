@@ -277,28 +277,13 @@ WHERE id > %(after)s AND ended_at IS NOT NULL ORDER BY id LIMIT %(limit)s;
 -- Jobs (app/store/jobs.py runs these on either dialect). ------------------------------------
 
 -- name: job_insert
--- The job's event, its jobs row and its runs in one statement (the runs come as JSON, like
--- SQLite's trigger takes them). Nothing at all when the key is taken (no row returned).
--- Foreign keys are checked at the end of the statement, when the event exists.
-WITH event AS (
-    INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body)
-    VALUES (%(id)s, %(source)s, %(provider_event_id)s, %(type)s, %(status)s, %(received_at)s,
-            %(headers)s, %(body)s)
-    ON CONFLICT (source, provider_event_id) DO NOTHING
-    RETURNING id, type
-), job AS (
-    INSERT INTO jobs (id, name, idempotency_key, fingerprint, run_at)
-    SELECT id, type, %(idempotency_key)s, %(fingerprint)s, %(run_at)s FROM event
-), run AS (
-    INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
-                      available_at, concurrency_key, created_at, updated_at)
-    SELECT r.id, event.id, r.handler, 0, 'queued', 0, r.max_attempts, %(run_at)s,
-           r.concurrency_key, %(received_at)s, %(received_at)s
-    FROM event,
-         jsonb_to_recordset(%(runs)s::jsonb)
-             AS r (id text, handler text, max_attempts integer, concurrency_key text)
-)
-SELECT id FROM event;
+-- The job's event; nothing at all when its key is taken (no row returned).
+INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body,
+                    job)
+VALUES (%(id)s, %(source)s, %(provider_event_id)s, %(type)s, %(status)s, %(received_at)s,
+        %(headers)s, %(body)s, %(job)s)
+ON CONFLICT (source, provider_event_id) DO NOTHING
+RETURNING id;
 
 -- name: job_insert_run
 INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
@@ -312,10 +297,10 @@ SELECT pg_notify('hookline_runs', '');
 -- name: job_lock_by_key
 -- The row lock makes a second request with this key wait, so two cannot both resume a job.
 -- READ COMMITTED: a request that lost the insert race sees the winner's committed row here.
-SELECT e.id, e.status, j.fingerprint
-FROM events e LEFT JOIN jobs j ON j.id = e.id
+SELECT e.id, e.status, e.job
+FROM events e
 WHERE e.source = 'jobs' AND e.provider_event_id = %(provider_event_id)s
-FOR NO KEY UPDATE OF e;
+FOR NO KEY UPDATE;
 
 -- name: job_latest_runs
 SELECT id, handler, generation, status, max_attempts, concurrency_key
@@ -342,9 +327,8 @@ UPDATE events e SET status = coalesce((
 WHERE e.id = %(id)s;
 
 -- name: job_by_id
-SELECT e.id, e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq,
-       j.run_at, j.idempotency_key
-FROM events e JOIN jobs j ON j.id = e.id
+SELECT e.id, e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.job
+FROM events e
 WHERE e.id = %(id)s AND e.source = 'jobs';
 
 -- name: job_runs

@@ -110,12 +110,10 @@ WHERE id > ? AND ended_at IS NOT NULL ORDER BY id LIMIT ?;
 -- Jobs (app/store/jobs.py runs these on either dialect; named parameters). ----------------
 
 -- name: job_insert
--- The job's event; trigger job_intake (0003_jobs.sql) adds its jobs row and runs from
--- `intake`. Nothing at all when the key is taken (no row returned).
+-- The job's event; nothing at all when its key is taken (no row returned).
 INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body,
-                    intake)
-VALUES (:id, :source, :provider_event_id, :type, :status, :received_at, :headers, :body,
-        :intake)
+                    job)
+VALUES (:id, :source, :provider_event_id, :type, :status, :received_at, :headers, :body, :job)
 ON CONFLICT (source, provider_event_id) DO NOTHING
 RETURNING id;
 
@@ -130,8 +128,8 @@ VALUES (:id, :event_id, :handler, :generation, 'queued', 0, :max_attempts, :avai
 
 -- name: job_lock_by_key
 -- No lock needed: the group-commit writer holds the database's write lock.
-SELECT e.id, e.status, j.fingerprint
-FROM events e LEFT JOIN jobs j ON j.id = e.id
+SELECT e.id, e.status, e.job
+FROM events e
 WHERE e.source = 'jobs' AND e.provider_event_id = :provider_event_id;
 
 -- name: job_latest_runs
@@ -148,9 +146,8 @@ SET status = coalesce((SELECT status FROM event_status WHERE event_id = :id), 'u
 WHERE id = :id;
 
 -- name: job_by_id
-SELECT e.id, e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq,
-       j.run_at, j.idempotency_key
-FROM events e JOIN jobs j ON j.id = e.id
+SELECT e.id, e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.job
+FROM events e
 WHERE e.id = :id AND e.source = 'jobs';
 
 -- name: job_runs

@@ -5,13 +5,10 @@
 -- runs through the same runs, steps, worker, admin API and dashboard. Its idempotency key
 -- is the event's provider_event_id ("<job name>/<key>", or the job id without a key): the
 -- events table's UNIQUE (source, provider_event_id) makes concurrent requests with one key
--- store exactly one job, and pruning the job frees its key. This table holds what a job has
--- beyond an event.
-
-CREATE TABLE jobs (
-    id              TEXT PRIMARY KEY REFERENCES events (id) ON DELETE CASCADE,
-    name            TEXT NOT NULL,
-    idempotency_key TEXT,                    -- as the client sent it (unquoted)
-    fingerprint     TEXT,                    -- SHA-256 of the canonical JSON payload
-    run_at          DOUBLE PRECISION NOT NULL  -- not run before (request time + Hookline-Delay)
-);
+-- store exactly one job, and pruning the job frees its key.
+--
+-- `job` holds what a job has beyond an event, as JSON (NULL for a webhook):
+-- {"key": <Idempotency-Key or null>, "fingerprint": <of the payload>, "runAt": <unix time>}.
+-- A column of the event rather than a table of its own: storing a job stays two statements
+-- (the event, its run) like a webhook with one handler, and the writer pays per statement.
+ALTER TABLE events ADD COLUMN job TEXT;
