@@ -37,8 +37,6 @@ export type JobName = EnqueuePath extends `/jobs/${infer Name}` ? Name : never;
 export type JobPayload<Name extends JobName> =
   paths[`/jobs/${Name}`]["post"]["requestBody"]["content"]["application/json"];
 
-export const FINISHED: ReadonlySet<JobStatus> = new Set(["succeeded", "failed", "cancelled"]);
-
 export interface HooklineClientOptions {
   /** hookline's base URL, e.g. `http://127.0.0.1:8400`. */
   baseUrl: string;
