@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= hookline.toml
 
-.PHONY: run test lint typecheck fmt bench clean install install-dev browser
+.PHONY: run test lint typecheck fmt bench clean install install-dev browser nextjs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,18 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 	  || echo "warning: could not install chromium"; }
 
+# examples/nextjs: `npm ci` when package-lock.json changed since the last install here,
+# `next build` + `tsc --noEmit` when a source changed since the last build (a clean clone:
+# all three). Without node/npm it is skipped, except under CI=true, where that is an error.
+nextjs:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+	  node examples/nextjs/scripts/prepare.mjs; \
+	elif [ "$$CI" = "true" ]; then \
+	  echo "error: node and npm are required to build and test examples/nextjs (CI=true)" >&2; exit 1; \
+	else \
+	  echo "warning: node/npm not found: examples/nextjs is not built, its tests are skipped"; \
+	fi
+
 lint: install-dev
 	$(BIN)/ruff check app providers tests bench examples scripts
 	$(BIN)/ruff format --check app providers tests bench examples scripts
@@ -42,7 +54,7 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-test: install-dev browser lint typecheck
+test: install-dev browser nextjs lint typecheck
 	$(BIN)/pytest -q
 
 fmt: install-dev
@@ -54,3 +66,4 @@ bench: install-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info hookline.db*
+	rm -rf examples/nextjs/node_modules examples/nextjs/.next

@@ -128,13 +128,18 @@ def one_round(target: Hookline, load: Path, args: argparse.Namespace, jobs: bool
     extra = len(stored - phase.acked)
     f = phase.figures
     ok = missing == 0 and extra <= phase.unanswered and f["non_200"] == 0
+    cpu = f.get("server_cpu", {})
+    # Server CPU per accepted request: steadier than req/s when other programs share the
+    # machine (they slow every target, but barely change what one request costs).
+    us = cpu.get("total_cores", 0) / max(f["accepted_per_s"], 1) * 1e6
     print(
         f"   {target.name:<15} {f['accepted_per_s']:8.0f}/s  p50 {f['p50_us'] / 1000:6.2f} ms  "
         f"p99 {f['p99_us'] / 1000:6.2f} ms  errors {f['non_200'] + f['socket_errors']}  "
-        f"cpu {f.get('server_cpu', {}).get('total_cores', '?')}  stored ok: {ok}",
+        f"server cpu {cpu.get('total_cores', '?')} ({us:.0f} us/request; others on the "
+        f"machine {cpu.get('others_on_machine_cores', '?')})  stored ok: {ok}",
         flush=True,
     )
-    return {"figures": f, "missing": missing, "extra": extra, "ok": ok}
+    return {"figures": f, "missing": missing, "extra": extra, "ok": ok, "cpu_us_per_request": us}
 
 
 def main() -> int:
@@ -180,8 +185,13 @@ def main() -> int:
         label: statistics.median(r["figures"]["accepted_per_s"] for r in runs)
         for label, runs in rounds.items()
     }
+    cpu_us = {
+        label: statistics.median(r["cpu_us_per_request"] for r in runs)
+        for label, runs in rounds.items()
+    }
     results["rounds"] = rounds
     results["median_per_s"] = summary
+    results["median_cpu_us_per_request"] = cpu_us
     ratio = summary["jobs"] / summary["webhooks"]
     ratio_run = summary["jobs"] / summary["webhooks+run"]
     results["jobs_over_webhooks"] = round(ratio, 3)
@@ -189,6 +199,11 @@ def main() -> int:
     print("\nmedian accepted/s: " + ", ".join(f"{k} {v:,.0f}" for k, v in summary.items()))
     print(f"jobs / webhooks = {ratio:.2f}  (target >= 0.80: {'met' if ratio >= 0.8 else 'MISSED'})")
     print(f"jobs / webhooks with a run = {ratio_run:.2f}")
+    print(
+        "median server CPU per accepted request: "
+        + ", ".join(f"{k} {v:.0f} us" for k, v in cpu_us.items())
+        + f"  (webhooks / jobs = {cpu_us['webhooks'] / cpu_us['jobs']:.2f})"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"jobs-enqueue-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")

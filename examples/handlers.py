@@ -139,10 +139,18 @@ class ReportRequest(BaseModel):
     kind: Literal["daily", "weekly", "custom"] = "custom"
     report_id: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[\w.-]+$")
     email: str | None = Field(None, max_length=320, description="Where to send the link")
+    notify: bool = Field(
+        False, description="POST a signed callback to the app ([pipeline] notify_url) when done"
+    )
+
+
+# Rendering is the slow part, which is why it is a job: the demo takes this long (seconds).
+RENDER_SECONDS = float(os.environ.get("HOOKLINE_DEMO_RENDER_SECONDS", "2"))
 
 
 def render_pdf(report_id: str, kind: str, *, api_key: str) -> dict[str, Any]:
     """Your PDF service's API call (authenticated with a secret from [secrets])."""
+    time.sleep(RENDER_SECONDS)
     body = f"%PDF-1.7 demo {kind} report {report_id}\n".encode()
     folder = OUTBOX / "reports"
     folder.mkdir(parents=True, exist_ok=True)
@@ -165,10 +173,7 @@ async def generate_report(event: Event, ctx: Context) -> dict[str, Any]:
     report_id = req.report_id or f"{req.kind}-{event.id}"
     pdf = await ctx.step("render", render_pdf, report_id, req.kind, api_key=ctx.secrets["pdf_api"])
     published = await ctx.step("publish", publish_report, report_id, pdf, req.email)
-    if ctx.notify_enabled:  # [pipeline] notify_url: tell the app, signed per Standard Webhooks
-        await ctx.step(
-            "notify-app",
-            ctx.notify,
-            {"type": "report.ready", "reportId": report_id, "url": published["url"]},
-        )
+    if req.notify and ctx.notify_enabled:  # tell the app, signed per Standard Webhooks
+        ready = {"type": "report.ready", "jobId": event.id, "reportId": report_id}
+        await ctx.step("notify-app", ctx.notify, {**ready, "url": published["url"]})
     return {"reportId": report_id, "url": published["url"]}

@@ -52,8 +52,18 @@ def _run_params(run: NewRun, job_id: str, generation: int, at: float, now: float
 
 
 def _job_fields(job: NewJob) -> str:
-    """The event's ``job`` column: what a job has beyond an event."""
-    fields = {"key": job.idempotency_key, "fingerprint": job.fingerprint, "runAt": job.run_at}
+    """The event's ``job`` column: what a job has beyond an event, and its first run (which
+    ``job_insert`` stores with the event: SQLite by trigger, PostgreSQL in a ``WITH``)."""
+    run = job.runs[0] if job.runs else None
+    fields = {
+        "key": job.idempotency_key,
+        "fingerprint": job.fingerprint,
+        "runAt": job.run_at,
+        "run": None
+        if run is None
+        else {"id": run.id, "handler": run.handler, "maxAttempts": run.max_attempts,
+              "concurrencyKey": run.concurrency_key},
+    }  # fmt: skip
     return orjson.dumps(fields).decode()
 
 
@@ -77,11 +87,17 @@ def enqueue(job: NewJob) -> Program[EnqueueResult]:
             "headers": orjson.dumps(job.headers).decode(),
             "body": job.payload,
             "job": _job_fields(job),
+            # the first run's fields, for PostgreSQL's WITH (SQLite's trigger reads `job`)
+            "run_id": job.runs[0].id if job.runs else None,
+            "run_handler": job.runs[0].handler if job.runs else None,
+            "run_max_attempts": job.runs[0].max_attempts if job.runs else None,
+            "run_concurrency_key": job.runs[0].concurrency_key if job.runs else None,
+            "run_at": job.run_at,
         },
     )
     for _ in range(_MAX_TRIES):
-        if (yield insert):
-            for run in job.runs:
+        if (yield insert):  # the event and its first run
+            for run in job.runs[1:]:
                 yield _run_params(run, job.id, 0, job.run_at, job.created_at)
             if job.runs:
                 yield Sql("job_notify")

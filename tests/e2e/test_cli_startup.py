@@ -93,7 +93,7 @@ encoding = "base32"
     ),
     "jobs-is-no-source-name": (
         '[[sources]]\nname = "jobs"\nprovider = "stripe"\nsecrets = ["whsec_x"]\n',
-        ['sources[0] (name "jobs").name: \'jobs\' is reserved'],
+        ["sources[0] (name \"jobs\").name: 'jobs' is reserved"],
     ),
     "schedule-bad-cron": (
         '[[schedules]]\nname = "n"\njob = "j"\ncron = "0 25 * * *"\n',

@@ -137,12 +137,19 @@ secrets = ["{SLACK_SECRET}"]
 
 
 def demo_config(
-    db_url: str, port: int, *, handlers: bool = False, workers: int = 0, schedules: bool = False
+    db_url: str,
+    port: int,
+    *,
+    handlers: bool = False,
+    workers: int = 0,
+    schedules: bool = False,
+    notify_url: str | None = None,
 ) -> str:
     """``hookline.example.toml`` itself (its secrets signed ``fixtures/``), changed only
-    where a test must: the database, the port, whether its example handlers run, and
-    whether its ``[[schedules]]`` tick (they need the handlers; off, no job is enqueued
-    behind a test's back)."""
+    where a test must: the database, the port, whether its example handlers run, whether
+    its ``[[schedules]]`` tick (they need the handlers; off, no job is enqueued behind a
+    test's back), and where ``ctx.notify`` goes (nowhere unless ``notify_url`` is given: the
+    demo's target is the Next.js example on :3000, which a test does not run)."""
     text = (ROOT / "hookline.example.toml").read_text("utf-8")
     if not schedules:
         text, count = re.subn(r"^\[\[schedules\]\]\n(?:[^\[\n].*\n|\n)*", "", text, flags=re.M)
@@ -151,7 +158,10 @@ def demo_config(
         (r'^url = "sqlite:[^"]*"$', f'url = "{db_url}"'),
         (r"^port = \d+$", f"port = {port}"),
         (r"^workers = \d+$", f"workers = {workers}"),
+        (r"^notify_url = .*$", f'notify_url = "{notify_url}"' if notify_url else ""),
     ]
+    if not notify_url:
+        changes.append((r"^notify_secret = .*$", ""))
     if not handlers:
         changes.append((r"^handlers = .*$", "handlers = []"))
     for pattern, replacement in changes:
@@ -161,6 +171,7 @@ def demo_config(
     assert parsed["storage"]["url"] == db_url and parsed["server"]["port"] == port
     assert parsed["pipeline"]["workers"] == workers
     assert bool(parsed.get("schedules")) == schedules
+    assert parsed["pipeline"].get("notify_url") == notify_url
     return text
 
 

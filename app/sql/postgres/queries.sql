@@ -277,13 +277,26 @@ WHERE id > %(after)s AND ended_at IS NOT NULL ORDER BY id LIMIT %(limit)s;
 -- Jobs (app/store/jobs.py runs these on either dialect). ------------------------------------
 
 -- name: job_insert
--- The job's event; nothing at all when its key is taken (no row returned).
-INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body,
-                    job)
-VALUES (%(id)s, %(source)s, %(provider_event_id)s, %(type)s, %(status)s, %(received_at)s,
-        %(headers)s, %(body)s, %(job)s)
-ON CONFLICT (source, provider_event_id) DO NOTHING
-RETURNING id;
+-- The job's event and its first run in one statement (what SQLite's trigger job_first_run
+-- does); nothing at all when its key is taken (no row returned). The run's foreign key is
+-- checked at the end of the statement, when the event exists.
+WITH event AS (
+    INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body,
+                        job)
+    VALUES (%(id)s, %(source)s, %(provider_event_id)s, %(type)s, %(status)s, %(received_at)s,
+            %(headers)s, %(body)s, %(job)s)
+    ON CONFLICT (source, provider_event_id) DO NOTHING
+    RETURNING id, received_at
+), run AS (
+    INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
+                      available_at, concurrency_key, created_at, updated_at)
+    SELECT %(run_id)s::text, event.id, %(run_handler)s::text, 0, 'queued', 0,
+           %(run_max_attempts)s::integer, %(run_at)s::float8, %(run_concurrency_key)s::text,
+           event.received_at, event.received_at
+    FROM event
+    WHERE %(run_id)s::text IS NOT NULL
+)
+SELECT id FROM event;
 
 -- name: job_insert_run
 INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,

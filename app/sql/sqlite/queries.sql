@@ -110,7 +110,8 @@ WHERE id > ? AND ended_at IS NOT NULL ORDER BY id LIMIT ?;
 -- Jobs (app/store/jobs.py runs these on either dialect; named parameters). ----------------
 
 -- name: job_insert
--- The job's event; nothing at all when its key is taken (no row returned).
+-- The job's event, and its first run by trigger job_first_run (0003_jobs.sql); nothing at
+-- all when its key is taken (no row returned).
 INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body,
                     job)
 VALUES (:id, :source, :provider_event_id, :type, :status, :received_at, :headers, :body, :job)
