@@ -136,3 +136,19 @@ async def nondeterministic(event: Event, ctx: Context) -> None:
     # The step name depends on the attempt: a replay finds another name at position 0.
     await ctx.step(f"step-{ctx.attempt}", effect, "nd", event.provider_event_id)
     raise RuntimeError("force a retry")
+
+
+def slow_sync_step(event_id: str, seconds: float) -> str:
+    """A sync step (it runs in a thread, which nothing can interrupt) longer than a lease."""
+    append(f"a-start {event_id} {os.getpid()}")
+    time.sleep(seconds)
+    append(f"a-end {event_id} {os.getpid()}")
+    return "a"
+
+
+@handler("stripe", "test.fence")
+async def fence(event: Event, ctx: Context) -> str:
+    seconds = float(event.data["data"].get("seconds", 2.5))
+    await ctx.step("a", slow_sync_step, event.provider_event_id, seconds)
+    await ctx.step("b", effect, "b", event.provider_event_id)
+    return "done"
