@@ -104,7 +104,7 @@ def migrate(config: ConfigOption = None) -> None:
     settings = settings_from(config)
 
     async def go() -> int:
-        store = open_store(settings.storage.url)
+        store = open_store(settings.storage)
         await store.open()
         try:
             return await store.migrate()

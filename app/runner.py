@@ -1,9 +1,15 @@
 """Executes one claimed run: the handler with its memo, then the run's outcome.
 
-The runner never touches the lease; the worker does. It turns every way a
+The runner never renews the lease; the worker does. It turns every way a
 handler can end into a ``RunOutcome``: succeeded, retrying (with backoff),
-failed (attempts spent, ``NonRetryableError``, non-determinism), or parked by
-a durable sleep.
+failed (attempts spent, ``NonRetryableError``, non-determinism, a step result
+that is not JSON), or parked by a durable sleep — or into ``None`` when the claim
+is over (``LeaseLost``): nothing may be written then.
+
+The handler's clock is the store's, estimated from the time of the claim
+(``ClaimedRun.claimed_at``) plus the time elapsed since on this machine's
+monotonic clock: a durable sleep's wake time and step times are in the store's
+frame even when this machine's clock is wrong.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from hookline.config import PipelineConfig
-from hookline.context import Context, Notifier, RunScope, Suspend
+from hookline.context import Context, Lease, LeaseLost, Notifier, RunScope, Suspend
 from hookline.errors import NonRetryableError, PipelineError
 from hookline.pipeline import Event, Registry, parse_data
 from hookline.retry import backoff_delay
@@ -40,23 +46,36 @@ class Runner:
         registry: Registry,
         config: PipelineConfig,
         notifier: Notifier | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
+        observe_step: Callable[[str, float], None] | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
         self._config = config
         self._notifier = notifier
-        self._clock = clock
+        self._fixed_clock = clock  # tests; else the store's clock, estimated per claim
+        self._observe_step = observe_step
 
-    async def execute(self, claimed: ClaimedRun) -> RunOutcome:
+    def _clock_of(self, claimed: ClaimedRun) -> Callable[[], float]:
+        if self._fixed_clock is not None:
+            return self._fixed_clock
+        claimed_at, start = claimed.claimed_at, time.monotonic()
+        return lambda: claimed_at + (time.monotonic() - start)
+
+    async def execute(self, claimed: ClaimedRun, lease: Lease) -> RunOutcome | None:
+        """The run's outcome, or None if its claim ended meanwhile (write nothing)."""
+        try:
+            return await self._execute(claimed, lease)
+        except LeaseLost:
+            lease.lost = True
+            return None
+
+    async def _execute(self, claimed: ClaimedRun, lease: Lease) -> RunOutcome:
         run, summary = claimed.run, claimed.event
+        clock = self._clock_of(claimed)
         spec = self._registry.get(run.handler)
-        if spec is None:
-            return RunOutcome(
-                run.id,
-                "failed",
-                error=f"handler {run.handler!r} is not loaded in this worker ([pipeline] handlers)",
-            )
+        if spec is None:  # claims take only loaded handlers: hand it back untouched
+            return RunOutcome(run.id, "queued", refund_attempt=True)
         steps = await self._store.load_steps(
             run.event_id, run.handler, run.generation, attempts=True
         )
@@ -68,8 +87,9 @@ class Runner:
             attempt=run.attempts,
             step_timeout=spec.step_timeout,
             memo={s.name: s for s in steps},
+            lease=lease,
         )
-        ctx = Context(scope, self._store, self._notifier, self._clock)
+        ctx = Context(scope, self._store, self._notifier, clock, self._observe_step)
         if run.attempts > run.max_attempts:  # reclaimed after crashes until the budget ran out
             return RunOutcome(
                 run.id,
@@ -92,7 +112,8 @@ class Runner:
             result = await spec.fn(event, ctx)
         except Suspend as parked:
             # a durable sleep is not a failed attempt: give the attempt back
-            return RunOutcome(run.id, "queued", available_at=parked.until, refund_attempt=True)
+            delay = max(0.0, parked.until - clock())
+            return RunOutcome(run.id, "queued", delay=delay, refund_attempt=True)
         except (NonRetryableError, PipelineError) as exc:
             return RunOutcome(run.id, "failed", error=_error_text(exc, with_traceback=True))
         except Exception as exc:
@@ -112,4 +133,4 @@ class Runner:
         delay = backoff_delay(
             run.attempts, c.backoff_base_seconds, c.backoff_max_seconds, c.backoff_jitter
         )
-        return RunOutcome(run.id, "retrying", available_at=self._clock() + delay, error=error)
+        return RunOutcome(run.id, "retrying", delay=delay, error=error)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import time
 from datetime import datetime
 from typing import Any
 
@@ -151,7 +150,7 @@ async def get_event(request: Request) -> Response:
 
 async def redeliver_event(request: Request) -> Response:
     mode = parse_mode((await json_object(request)).get("mode"))
-    run_ids = await _store(request).redeliver(request.path_params["event_id"], mode, time.time())
+    run_ids = await _store(request).redeliver(request.path_params["event_id"], mode)
     if run_ids is None:
         return error(404, "not_found", "no event with this id")
     return JSON({"runIds": run_ids}, status_code=202)
@@ -163,7 +162,7 @@ async def redeliver_matching(request: Request) -> Response:
     if unknown:
         raise BadRequest(f"unknown filter field(s): {', '.join(sorted(unknown))}")
     mode = parse_mode(body.get("mode"))
-    count = await _store(request).redeliver_matching(event_filter(body), mode, time.time())
+    count = await _store(request).redeliver_matching(event_filter(body), mode)
     return JSON({"count": count}, status_code=202)
 
 
@@ -175,7 +174,7 @@ async def get_run(request: Request) -> Response:
 
 
 async def cancel_run(request: Request) -> Response:
-    run = await _store(request).cancel_run(request.path_params["run_id"], time.time())
+    run = await _store(request).cancel_run(request.path_params["run_id"])
     if run is None:
         return error(404, "not_found", "no run with this id")
     return JSON(shapes.run(run))

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -317,7 +316,7 @@ async def redeliver_failed(request: Request) -> Response:
     except BadRequest as exc:
         return message(400, "Bad request", exc.detail, _sessions(request).of(request))
     flt = EventFilter(source=flt.source, type_glob=flt.type_glob, status="failed")
-    count = await _store(request).redeliver_matching(flt, mode, time.time())
+    count = await _store(request).redeliver_matching(flt, mode)
     keep = {k: v for k in ("source", "type") if (v := form.get(k, "").strip())}
     query = urlencode({**keep, "redelivered": count})
     return RedirectResponse(f"{PREFIX}/ui/failed?{query}", status_code=303)
@@ -388,7 +387,7 @@ async def redeliver_event(request: Request) -> Response:
         mode = parse_mode(form.get("mode") or None)
     except BadRequest as exc:
         return message(400, "Bad request", exc.detail, session)
-    if await _store(request).redeliver(event_id, mode, time.time()) is None:
+    if await _store(request).redeliver(event_id, mode) is None:
         return message(404, "Not found", "No event with this id.", session)
     return RedirectResponse(f"{PREFIX}/ui/events/{event_id}?done={mode}", status_code=303)
 
@@ -398,7 +397,7 @@ async def cancel_run(request: Request) -> Response:
     if isinstance(checked, Response):
         return checked
     _, session = checked
-    run = await _store(request).cancel_run(request.path_params["run_id"], time.time())
+    run = await _store(request).cancel_run(request.path_params["run_id"])
     if run is None:
         return message(404, "Not found", "No run with this id.", session)
     return RedirectResponse(f"{PREFIX}/ui/events/{run.event_id}?done=cancelled", status_code=303)

@@ -267,3 +267,17 @@ def test_config_path_flag_beats_env_beats_default() -> None:
     assert resolve_config_path(None, env) == Path("/etc/hookline/env.toml")
     assert resolve_config_path(None, {}) == Path(DEFAULT_CONFIG) == Path("hookline.toml")
     assert resolve_config_path(None, {"HOOKLINE_CONFIG": ""}) == Path("hookline.toml")
+
+
+def test_storage_pool_size_and_statement_timeout() -> None:
+    url = "postgresql://hookline@db.internal/hookline"
+    defaults = parse_settings({"storage": {"url": url}}, {}).storage
+    assert (defaults.pool_size, defaults.statement_timeout_seconds) == (10, 30.0)
+    chosen = parse_settings(
+        {"storage": {"url": url, "pool_size": 40, "statement_timeout_seconds": 2.5}}, {}
+    ).storage
+    assert (chosen.pool_size, chosen.statement_timeout_seconds) == (40, 2.5)
+    assert "storage.pool_size" in error_of({"storage": {"url": url, "pool_size": 0}})
+    assert "storage.statement_timeout_seconds" in error_of(
+        {"storage": {"url": url, "statement_timeout_seconds": -1}}
+    )
