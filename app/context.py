@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from hookline.errors import NonDeterminismError, PipelineError
+from hookline.errors import NonDeterminismError, PipelineError, StoreError
 from hookline.store.base import Claim, StepOutcome, StepRecord, Store
 
 T = TypeVar("T")
@@ -38,6 +38,7 @@ _current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 MAX_ERROR_CHARS = 2_000
 MAX_TRACEBACK_CHARS = 20_000
+MAX_WRITE_TRIES = 30  # with backoff up to 2 s: about a minute, never past the lease
 log = logging.getLogger("hookline.context")
 
 
@@ -52,6 +53,27 @@ class LeaseLost(BaseException):
 class StepResultError(PipelineError):
     """A step returned something that is not JSON: a programming error. The run fails at
     once instead of calling the step (and repeating its side effect) again."""
+
+
+async def while_held(lease: Lease, write: Callable[[], Awaitable[T]], what: str) -> T:
+    """``write()``, retried after a store error (bounded, with backoff) for as long as the
+    claim may still be held: a blip of the store must not lose (or repeat) finished work.
+    The writes retried this way are idempotent under one claim."""
+    backoff = 0.05
+    for tries in range(1, MAX_WRITE_TRIES + 1):
+        try:
+            return await write()
+        except StoreError as exc:
+            left = lease.deadline - time.monotonic()
+            if lease.lost or left <= 0 or tries == MAX_WRITE_TRIES:
+                raise
+            log.warning(
+                f"writing {what} failed; retrying",
+                extra={"run_id": lease.claim.run_id, "error": str(exc), "try": tries},
+            )
+            await asyncio.sleep(min(backoff, left))
+            backoff = min(backoff * 2, 2.0)
+    raise AssertionError("unreachable")
 
 
 @dataclass(slots=True)
@@ -260,23 +282,24 @@ class Context:
             error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
             tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
         ended = self._clock()
-        written = await self._store.record_step(
-            self._lease().claim,
-            StepOutcome(
-                run_id=s.run_id,
-                event_id=s.event_id,
-                handler=s.handler,
-                generation=s.generation,
-                name=name,
-                position=position,
-                number=number,
-                started_at=started,
-                ended_at=ended,
-                succeeded=exc is None,
-                result_json=result_json,
-                error=error,
-                traceback=tb,
-            ),
+        lease = self._lease()
+        outcome = StepOutcome(
+            run_id=s.run_id,
+            event_id=s.event_id,
+            handler=s.handler,
+            generation=s.generation,
+            name=name,
+            position=position,
+            number=number,
+            started_at=started,
+            ended_at=ended,
+            succeeded=exc is None,
+            result_json=result_json,
+            error=error,
+            traceback=tb,
+        )
+        written = await while_held(
+            lease, lambda: self._store.record_step(lease.claim, outcome), "a step"
         )
         if written and self._observe_step is not None:
             self._observe_step("succeeded" if exc is None else "failed", max(0.0, ended - started))

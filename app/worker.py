@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import httpx
 
 from hookline.config import Settings
-from hookline.context import Lease
+from hookline.context import Lease, while_held
 from hookline.errors import StoreError
 from hookline.ids import new_id
 from hookline.metrics import observe_step
@@ -46,7 +46,6 @@ log = logging.getLogger("hookline.worker")
 MAX_CLAIM_BATCH = 64
 STORE_RETRY_SECONDS = 1.0
 MAX_IDLE_POLL_SECONDS = 1.0
-MAX_FINISH_TRIES = 30  # with backoff up to 2 s: ~ a minute, never past the lease
 MAX_LEASE_MARGIN_SECONDS = 5.0
 
 
@@ -227,26 +226,16 @@ class Worker:
     async def _finish(self, lease: Lease, outcome: RunOutcome) -> bool:
         """Write the outcome while the claim is held: a store error is retried (bounded,
         with backoff) rather than losing a run that succeeded."""
-        backoff = 0.05
-        for tries in range(1, MAX_FINISH_TRIES + 1):
-            try:
-                return await self._store.finish_run(lease.claim, outcome)
-            except StoreError as exc:
-                left = lease.deadline - time.monotonic()
-                if lease.lost or left <= 0 or tries == MAX_FINISH_TRIES:
-                    log.error(
-                        "could not write the run's outcome; the lease will expire and "
-                        "the run be reclaimed",
-                        extra={"run_id": lease.claim.run_id, "error": str(exc)},
-                    )
-                    return False
-                log.warning(
-                    "writing the run's outcome failed; retrying",
-                    extra={"run_id": lease.claim.run_id, "error": str(exc), "try": tries},
-                )
-                await asyncio.sleep(min(backoff, left))
-                backoff = min(backoff * 2, 2.0)
-        return False
+        try:
+            return await while_held(
+                lease, lambda: self._store.finish_run(lease.claim, outcome), "the run's outcome"
+            )
+        except StoreError as exc:
+            log.error(
+                "could not write the run's outcome; its lease will expire and the run be reclaimed",
+                extra={"run_id": lease.claim.run_id, "error": str(exc)},
+            )
+            return False
 
     async def _heartbeat_loop(self) -> None:
         c = self._config

@@ -803,3 +803,15 @@ async def test_a_cancelled_run_still_held_records_its_late_step(store: Store) ->
     assert await store.record_step(mine, step(mine.run_id, event.id, "charge", 1, ok=True))
     (charge,) = await store.load_steps(event.id, "fulfil", 0)
     assert charge.status == "succeeded"
+
+
+async def test_a_step_written_twice_under_one_claim_is_recorded_once(store: Store) -> None:
+    """A write retried after an error whose commit was not seen adds nothing."""
+    event = new_event()
+    await store.ingest(event, resume_failed=True)
+    mine = await claim_one(store)
+    charge = step(mine.run_id, event.id, "charge", 1, ok=True, result="ch_1")
+    assert await store.record_step(mine, charge)
+    assert await store.record_step(mine, charge)
+    (recorded,) = await store.load_steps(event.id, "fulfil", 0, attempts=True)
+    assert [a.outcome for a in recorded.attempts] == ["succeeded"]

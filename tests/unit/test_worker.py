@@ -154,3 +154,55 @@ async def test_a_store_error_when_finishing_does_not_lose_a_succeeded_run(db_url
         await store.close()
     assert run is not None and (run.status, run.attempts) == ("succeeded", 1), run
     assert calls == [1]
+
+
+async def test_a_store_error_when_recording_a_step_does_not_repeat_it(db_url: str) -> None:
+    """The step ran (its side effect happened), then the store blipped: the record is
+    retried while the claim is held, so the step is neither lost nor run again."""
+    base: Any = type(open_store(db_url))
+
+    class FlakyRecord(base):  # type: ignore[misc]
+        failures = 2
+
+        async def record_step(self, *args: Any, **kwargs: Any) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise StoreError("OperationalError: server closed the connection unexpectedly")
+            return await super().record_step(*args, **kwargs)
+
+    store = FlakyRecord(db_url)
+    await store.open()
+    await store.migrate()
+    calls: list[int] = []
+
+    async def charge() -> str:
+        calls.append(1)
+        return "ch_1"
+
+    async def handle(event: Event, ctx: Context) -> str:
+        result: str = await ctx.step("charge", charge)
+        return result
+
+    spec = HandlerSpec("t:handle", handle, "stripe", "*")
+    pipeline = PipelineConfig(lease_seconds=5.0, poll_interval_seconds=0.01)
+    registry = Registry([spec])
+    await store.ingest(
+        NewEvent("evt_1", "stripe", "p1", "t", time.time(), {}, b"{}",
+                 [NewRun("run_1", spec.name, 3)]),
+        resume_failed=True,
+    )  # fmt: skip
+    worker = Worker(Settings(pipeline=pipeline), registry, store, Runner(store, registry, pipeline))
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        deadline = time.monotonic() + 15
+        while (run := await store.get_run("run_1")) and run.status != "succeeded":
+            assert time.monotonic() < deadline, run
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+        await store.close()
+    assert calls == [1]
+    assert run is not None and run.attempts == 1
+    assert [a.outcome for a in run.steps[0].attempts] == ["succeeded"]

@@ -232,6 +232,11 @@ WITH held AS (
            %(name)s::text, %(number)s::int, %(started_at)s::float8, %(ended_at)s::float8,
            %(outcome)s::text, %(error)s::text, %(traceback)s::text
     FROM held
+    WHERE NOT EXISTS (  -- once: a write retried after a commit whose answer was lost
+        SELECT 1 FROM step_attempts
+        WHERE event_id = %(event_id)s AND handler = %(handler)s
+          AND generation = %(generation)s AND step_name = %(name)s
+          AND run_id = %(run_id)s AND number = %(number)s)
 ), memo AS (
     INSERT INTO steps (event_id, handler, generation, name, position, status, result,
                        updated_at)

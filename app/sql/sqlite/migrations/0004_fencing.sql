@@ -85,8 +85,8 @@ BEGIN
     SELECT RAISE(IGNORE);
 END;
 
--- step: one attempt of one step, written only under a claim still held; the memo row
--- never goes back from 'succeeded'.
+-- step: one attempt of one step, written only under a claim still held (and only once);
+-- the memo row never goes back from 'succeeded'.
 CREATE TRIGGER op_step BEFORE INSERT ON op_log WHEN NEW.kind = 'step'
 BEGIN
     INSERT INTO step_attempts (run_id, event_id, handler, generation, step_name, number,
@@ -95,7 +95,12 @@ BEGIN
            NEW.started_at, NEW.ended_at, NEW.status, NEW.error, NEW.traceback
     WHERE EXISTS (SELECT 1 FROM runs
                   WHERE id = NEW.run_id AND fence = NEW.fence AND lease_owner = NEW.worker
-                    AND status IN ('running', 'cancelled') AND lease_expires_at >= NEW.at);
+                    AND status IN ('running', 'cancelled') AND lease_expires_at >= NEW.at)
+      -- written once: a write retried after an error whose commit was not seen adds nothing
+      AND NOT EXISTS (SELECT 1 FROM step_attempts
+                      WHERE event_id = NEW.event_id AND handler = NEW.handler
+                        AND generation = NEW.generation AND step_name = NEW.name
+                        AND run_id = NEW.run_id AND number = NEW.number);
     INSERT INTO steps (event_id, handler, generation, name, position, status, result, updated_at)
     SELECT NEW.event_id, NEW.handler, NEW.generation, NEW.name, NEW.position, NEW.status,
            NEW.result, NEW.ended_at
