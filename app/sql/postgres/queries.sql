@@ -145,9 +145,11 @@ WHERE event_id = %(event_id)s AND handler = %(handler)s AND generation = %(gener
 ORDER BY id;
 
 -- name: any_due
-SELECT EXISTS (SELECT 1 FROM runs WHERE status IN ('queued', 'retrying')
-                                    AND available_at <= hookline_now()
-                                    AND handler = ANY(%(handlers)s::text[]))
+-- One index probe per handler (runs_due_handler), whatever other handlers have queued.
+SELECT EXISTS (SELECT 1 FROM unnest(%(handlers)s::text[]) AS h(name)
+               WHERE EXISTS (SELECT 1 FROM runs
+                             WHERE handler = h.name AND status IN ('queued', 'retrying')
+                               AND available_at <= hookline_now()))
     OR EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND lease_expires_at < hookline_now()
                                     AND handler = ANY(%(handlers)s::text[]));
 
@@ -162,25 +164,34 @@ FOR UPDATE SKIP LOCKED;
 -- name: claim_due
 -- Runs ready to start, of the handlers the worker has loaded. A run with a concurrency key
 -- waits while another run of its (handler, key) is running or an earlier one is unfinished.
-SELECT r.id, r.handler, r.concurrency_key FROM runs r
-WHERE r.status IN ('queued', 'retrying') AND r.available_at <= %(now)s
-  AND r.handler = ANY(%(handlers)s::text[])
-  AND (r.concurrency_key IS NULL OR NOT EXISTS (
-        SELECT 1 FROM runs p
-        WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
-          AND p.id <> r.id
-          AND (p.status = 'running'
-               OR (p.status IN ('queued', 'retrying') AND p.seq < r.seq)
-               -- a cancelled run still held by its worker holds its key too
-               OR (p.lease_owner IS NOT NULL AND p.lease_expires_at >= %(now)s))))
-  -- never beside a cancelled run of the same (event, handler) still held by its worker
-  AND NOT EXISTS (
-        SELECT 1 FROM runs o
-        WHERE o.event_id = r.event_id AND o.handler = r.handler AND o.id <> r.id
-          AND o.lease_owner IS NOT NULL AND o.lease_expires_at >= %(now)s)
-ORDER BY r.available_at, r.seq
-LIMIT %(limit)s
-FOR UPDATE OF r SKIP LOCKED;
+-- One index scan per handler (runs_due_handler), each stopping at its first %(limit)s
+-- claimable runs: a backlog of a handler this worker has not loaded (a rolling deploy) is
+-- never read. Rows of a handler that the outer LIMIT drops stay locked until commit.
+SELECT c.id, c.handler, c.concurrency_key
+FROM unnest(%(handlers)s::text[]) AS h(name)
+CROSS JOIN LATERAL (
+    SELECT r.id, r.handler, r.concurrency_key, r.available_at, r.seq FROM runs r
+    WHERE r.handler = h.name AND r.status IN ('queued', 'retrying')
+      AND r.available_at <= %(now)s
+      AND (r.concurrency_key IS NULL OR NOT EXISTS (
+            SELECT 1 FROM runs p
+            WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
+              AND p.id <> r.id
+              AND (p.status = 'running'
+                   OR (p.status IN ('queued', 'retrying') AND p.seq < r.seq)
+                   -- a cancelled run still held by its worker holds its key too
+                   OR (p.lease_owner IS NOT NULL AND p.lease_expires_at >= %(now)s))))
+      -- never beside a cancelled run of the same (event, handler) still held by its worker
+      AND NOT EXISTS (
+            SELECT 1 FROM runs o
+            WHERE o.event_id = r.event_id AND o.handler = r.handler AND o.id <> r.id
+              AND o.lease_owner IS NOT NULL AND o.lease_expires_at >= %(now)s)
+    ORDER BY r.available_at, r.seq
+    LIMIT %(limit)s
+    FOR UPDATE OF r SKIP LOCKED
+) AS c
+ORDER BY c.available_at, c.seq
+LIMIT %(limit)s;
 
 -- name: keyed_runs_still_free
 -- Re-checked (with a fresh snapshot) once the claimer holds the locks of the keys.

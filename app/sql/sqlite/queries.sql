@@ -52,9 +52,12 @@ FROM step_attempts
 WHERE event_id = ? AND handler = ? AND generation = ? ORDER BY id;
 
 -- name: any_due
--- ?1: now, ?2: JSON array of the worker's handlers
-SELECT EXISTS (SELECT 1 FROM runs WHERE status IN ('queued', 'retrying') AND available_at <= ?1
-                                    AND handler IN (SELECT value FROM json_each(?2)))
+-- ?1: now, ?2: JSON array of the worker's handlers. One probe of runs_due_handler per
+-- handler, whatever other handlers have queued.
+SELECT EXISTS (SELECT 1 FROM json_each(?2) h
+               WHERE EXISTS (SELECT 1 FROM runs
+                             WHERE handler = h.value AND status IN ('queued', 'retrying')
+                               AND available_at <= ?1))
     OR EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND lease_expires_at < ?1
                                     AND handler IN (SELECT value FROM json_each(?2)));
 

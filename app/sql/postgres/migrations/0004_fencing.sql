@@ -16,6 +16,10 @@ ALTER TABLE runs ADD COLUMN fence BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX runs_due_handler ON runs (handler, available_at)
 WHERE status IN ('queued', 'retrying');
 
+-- Runs whose worker still holds them (running, or cancelled and not yet let go): a claim
+-- checks each candidate against them. Without it that check read the whole runs table.
+CREATE INDEX runs_held ON runs (event_id, handler) WHERE lease_owner IS NOT NULL;
+
 -- A worker's counters (runs by outcome, step durations) for /metrics; the rows of stopped
 -- workers are kept so that the totals never go down (prune folds old ones into one row).
 ALTER TABLE workers ADD COLUMN stats TEXT NOT NULL DEFAULT '{}';

@@ -12,6 +12,10 @@ ALTER TABLE runs ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX runs_due_handler ON runs (handler, available_at)
 WHERE status IN ('queued', 'retrying');
 
+-- Runs whose worker still holds them (running, or cancelled and not yet let go): a claim
+-- checks each candidate against them. Without it that check read the whole runs table.
+CREATE INDEX runs_held ON runs (event_id, handler) WHERE lease_owner IS NOT NULL;
+
 ALTER TABLE op_log ADD COLUMN fence INTEGER;
 ALTER TABLE op_log ADD COLUMN handlers TEXT;  -- claim: JSON array of the worker's handlers
 ALTER TABLE op_log ADD COLUMN stats TEXT;     -- worker_up/worker_down: the worker's counters
