@@ -462,7 +462,8 @@ class PostgresStore:
             async def op(conn: Conn, params: Params = params) -> list[TupleRow]:
                 return await _all(conn, "heartbeat", params)
 
-            held.update({row[0]: row[1] for row in await self._run(op)})
+            # one statement: its own transaction (no BEGIN/COMMIT round trips)
+            held.update({row[0]: row[1] for row in await self._run(op, transaction=False)})
         return held
 
     async def record_step(self, claim: Claim, outcome: StepOutcome) -> bool:
@@ -489,7 +490,7 @@ class PostgresStore:
             row = await _one(conn, "record_step", params)
             return bool(row and row[0])
 
-        return await self._run(op)
+        return await self._run(op, transaction=False)  # one statement: its own transaction
 
     async def finish_run(self, claim: Claim, outcome: RunOutcome) -> bool:
         o = outcome
@@ -602,7 +603,7 @@ class PostgresStore:
         async def op(conn: Conn) -> None:
             await conn.execute(Q["upsert_worker"], params)
 
-        await self._run(op)
+        await self._run(op, transaction=False)
 
     async def worker_stopped(self, worker_id: str, stats: WorkerStats) -> None:
         async def op(conn: Conn) -> None:
