@@ -95,6 +95,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         await self._store.worker_heartbeat(self._info, self.stats)
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        deadlines = asyncio.create_task(self._deadline_loop(), name="lease-deadlines")
         log.info(
             "worker started",
             extra={"worker": self.id, "pid": os.getpid(), "handlers": len(self._handlers)},
@@ -103,9 +104,10 @@ class Worker:
             await self._claim_loop(stop)
             await self._drain()
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            for task in (heartbeat, deadlines):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             try:
                 await self._store.worker_stopped(self.id, self.stats)
             except StoreError as exc:
@@ -239,21 +241,15 @@ class Worker:
 
     async def _heartbeat_loop(self) -> None:
         c = self._config
-        next_beat = time.monotonic() + self._interval
         while True:
-            deadlines = [r.lease.deadline for r in self._running.values() if not r.stopping]
-            wake = min([next_beat, *deadlines])
-            await asyncio.sleep(max(0.0, wake - time.monotonic()))
-            self._stop_expired()
-            if time.monotonic() < next_beat:
-                continue
-            next_beat = time.monotonic() + self._interval
+            await asyncio.sleep(self._interval)
             running = list(self._running.values())
             sent = time.monotonic()
             try:
-                claims = [r.lease.claim for r in running]
-                held = await self._store.heartbeat(claims, c.lease_seconds)
-            except StoreError as exc:  # keep beating; the local deadline stops what it must
+                held = await self._store.heartbeat(
+                    [r.lease.claim for r in running], c.lease_seconds
+                )
+            except StoreError as exc:  # keep beating; the deadlines stop what they must
                 log.error("heartbeat failed; retrying", extra={"error": str(exc)})
                 continue
             for r in running:
@@ -274,6 +270,16 @@ class Worker:
                 await self._store.worker_heartbeat(self._info, self.stats)
             except StoreError as exc:
                 log.error("worker heartbeat failed", extra={"error": str(exc)})
+
+    async def _deadline_loop(self) -> None:
+        """Apart from the heartbeat, which may be stuck in a call to a stalled store."""
+        while True:
+            deadlines = [
+                r.lease.deadline for r in self._running.values() if not (r.stopping or r.lease.lost)
+            ]
+            wake = min([time.monotonic() + self._interval, *deadlines])
+            await asyncio.sleep(max(0.0, wake - time.monotonic()) + 0.001)
+            self._stop_expired()
 
     def _stop_expired(self) -> None:
         """The local rule: a claim not renewed in time may be someone else's by now."""

@@ -206,3 +206,72 @@ async def test_a_store_error_when_recording_a_step_does_not_repeat_it(db_url: st
     assert calls == [1]
     assert run is not None and run.attempts == 1
     assert [a.outcome for a in run.steps[0].attempts] == ["succeeded"]
+
+
+async def test_a_worker_that_cannot_renew_its_lease_gives_the_run_up_on_its_own(
+    db_url: str,
+) -> None:
+    """A partition between one worker and the store: its heartbeats fail, the rest of the
+    store is fine. It stops the run before its lease can expire (the next step never
+    starts there); another worker reclaims it after the lease and finishes it."""
+    base: Any = type(open_store(db_url))
+
+    class Partitioned(base):  # type: ignore[misc]
+        async def heartbeat(self, *args: Any, **kwargs: Any) -> Any:
+            raise StoreError("OperationalError: connection timed out")
+
+    calls: list[str] = []
+    a_stopped = asyncio.Event()
+
+    async def a() -> str:
+        calls.append("a")
+        try:
+            await asyncio.sleep(0 if len(calls) > 1 else 3.0)  # longer than the lease
+        except asyncio.CancelledError:
+            a_stopped.set()
+            raise
+        return "a"
+
+    async def b() -> str:
+        calls.append("b")
+        return "b"
+
+    async def handle(event: Event, ctx: Context) -> None:
+        await ctx.step("a", a)
+        await ctx.step("b", b)
+
+    spec = HandlerSpec("t:handle", handle, "stripe", "*")
+    registry = Registry([spec])
+    pipeline = PipelineConfig(lease_seconds=1.0, poll_interval_seconds=0.01)
+    settings = Settings(pipeline=pipeline)
+    cut_off, healthy = Partitioned(db_url), base(db_url)
+    for store in (cut_off, healthy):
+        await store.open()
+        await store.migrate()
+    await healthy.ingest(
+        NewEvent("evt_1", "stripe", "p1", "t", time.time(), {}, b"{}",
+                 [NewRun("run_1", spec.name, 3)]),
+        resume_failed=True,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    first = Worker(settings, registry, cut_off, Runner(cut_off, registry, pipeline))
+    task = asyncio.create_task(first.run(stop))
+    try:
+        await asyncio.wait_for(a_stopped.wait(), 10)  # given up: lease - margin passed
+        assert calls == ["a"]
+        stop.set()
+        await task
+        second = Worker(settings, registry, healthy, Runner(healthy, registry, pipeline))
+        stop = asyncio.Event()
+        task = asyncio.create_task(second.run(stop))
+        deadline = time.monotonic() + 15
+        while (run := await healthy.get_run("run_1")) and run.status != "succeeded":
+            assert time.monotonic() < deadline, run
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+        for store in (cut_off, healthy):
+            await store.close()
+    assert calls == ["a", "a", "b"]  # a was in flight (at least once); b ran once
+    assert run is not None and run.attempts == 2
