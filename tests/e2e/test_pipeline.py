@@ -208,7 +208,12 @@ def test_concurrency_key_runs_in_arrival_order(
         timeout=120,
         what="all ordered runs",
     )
-    assert all(e["status"] == "succeeded" for e in all_events(admin, type="test.ordered"))
+    # the last step's line is written before its run is recorded as finished
+    wait_for(
+        lambda: all(e["status"] == "succeeded" for e in all_events(admin, type="test.ordered")),
+        timeout=60,
+        what="every ordered run to be recorded as succeeded",
+    )
     per_key: dict[str, list[tuple[str, int]]] = {}
     for line in lines(tmp_path / "order.log"):
         kind, key, number = line.split()
