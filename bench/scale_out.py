@@ -304,6 +304,18 @@ async def run_hookline(args: argparse.Namespace, workdir: Path, backend: str) ->
                 for name in ("ingest", "worker")
             }
         if backend == "postgres":
+            # what the database did per event: transactions, and any table scan
+            time.sleep(0.5)  # the statistics collector reports every ~0.5 s
+            xacts = reader.execute(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (db_name,)
+            ).fetchone()
+            out["postgres_commits_per_event"] = round(int(xacts[0]) / args.events, 1)  # type: ignore[index]
+            out["postgres_table_scans"] = {
+                row[0]: {"seq_scan": row[1], "seq_tup_read": row[2], "idx_scan": row[3]}
+                for row in reader.execute(
+                    "SELECT relname, seq_scan, seq_tup_read, idx_scan FROM pg_stat_user_tables"
+                )
+            }
             reader.close()
         else:
             lite.close()
@@ -401,6 +413,13 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{r['system']:<20}{r['ingest_per_s']:>10.0f}{r['ack_p50_ms']:>7.1f}ms"
             f"{r['ack_p99_ms']:>7.1f}ms{e2e:>8}{r['completed_per_s']:>9.0f}   {cpu}"
         )
+    for r in rows:
+        if "postgres_commits_per_event" in r:
+            scans = {k: v["seq_tup_read"] for k, v in r["postgres_table_scans"].items()}
+            print(
+                f"{r['system']}: {r['postgres_commits_per_event']} commits per event; "
+                f"rows read by sequential scans: {scans}"
+            )
     for r in rows:
         for name, kinds in r.get("profile", {}).items():
             for kind, top in kinds.items():
