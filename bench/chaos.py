@@ -59,6 +59,7 @@ def main() -> None:
         pause_seconds=args.pause,
         restart_postgres=not args.no_restart,
         seed=args.seed,
+        progress=True,
     )
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="hookline-chaos-") as tmp:

@@ -59,6 +59,7 @@ class ChaosPlan:
     settle_seconds: float = 180.0  # after the load: how long every run may take to finish
     resend_seconds: float = 300.0  # after the load: how long unacknowledged events are resent
     seed: int = 10
+    progress: bool = False  # print how far it got every few seconds
 
 
 @dataclass
@@ -228,11 +229,20 @@ class Chaos:
     # -- faults ------------------------------------------------------------------------------
 
     def _faults(self) -> None:
+        """Faults while the events are being delivered (at most ``seconds`` + 60 s)."""
         plan = self.plan
         start = time.monotonic()
         paused = restarted = False
         while not self._stop_faults.wait(plan.kill_every * self.random.uniform(0.6, 1.4)):
             elapsed = time.monotonic() - start
+            if self.plan.progress:
+                print(
+                    f"  {elapsed:5.0f} s: {len(self.accepted)} acknowledged, "
+                    f"{len(self.report.kills)} kills",
+                    flush=True,
+                )
+            if elapsed > plan.seconds + 60 or len(self.accepted) == plan.events:
+                return
             if not paused and elapsed > plan.seconds / 4:
                 paused = True
                 threading.Thread(target=self._pause_one, daemon=True).start()
