@@ -232,6 +232,8 @@ async def run_hookline(args: argparse.Namespace, workdir: Path, backend: str) ->
         handlers=["handlers_bench"],
         pipeline={"lease_seconds": 60, "poll_interval_seconds": 0.02},
     )
+    if backend == "postgres":  # [storage] pool_size
+        config = config.replace(f'url = "{url}"', f'url = "{url}"\npool_size = {args.pool_size}')
     env = {"PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}"}
     serves = [HooklineProcess(workdir, config, env=env) for _ in range(INGEST)]
     workers = [HooklineProcess(workdir, config, command="worker", env=env) for _ in range(WORKERS)]
@@ -294,6 +296,8 @@ async def run_hookline(args: argparse.Namespace, workdir: Path, backend: str) ->
         )
         meter.stop({"postgres": backends()} if backend == "postgres" else None)
         out = figures(f"hookline ({backend})", args.events, t0, posts, done)
+        if backend == "postgres":
+            out["pool_size"] = args.pool_size
         out["cpu_seconds"] = meter.used
         out["cpu_us_per_event"] = cpu_per_event(meter.used, args.events)
         for spy in profiles:
@@ -434,6 +438,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--systems", default="postgres,sqlite,bullmq")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--pool-size", type=int, default=10, help="PostgreSQL [storage] pool_size")
     args = parser.parse_args()
     exit_on_sigterm()
     load_before = load_average()
