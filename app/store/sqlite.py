@@ -49,7 +49,7 @@ from hookline.store.group_commit import GroupCommitWriter, OpRows
 
 Q = queries("sqlite")
 log = logging.getLogger("hookline.store")
-BULK_CHUNK = 200  # events per transaction of prune / bulk redelivery (docs/benchmarks.md)
+BULK_CHUNK = 50  # events per transaction of prune / bulk redelivery: ~4 ms (docs/benchmarks.md)
 RETIRE_WORKERS_AFTER = 3600.0  # a worker silent this long has its counters folded
 
 
