@@ -23,9 +23,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     await s.close()
 
 
-def event(n: int, at: float, handlers: tuple[str, ...] = ()) -> NewEvent:
+def event(n: int, at: float, handlers: tuple[str, ...] = (), source: str = "stripe") -> NewEvent:
     runs = [NewRun(f"run_{n}_{h}", h, 3) for h in handlers]
-    return NewEvent(f"evt_{n}", "stripe", f"p{n}", "t", at, {}, b"{}", runs)
+    return NewEvent(f"evt_{n}", source, f"p{n}", "t", at, {}, b"{}", runs)
 
 
 async def test_prune_commits_in_chunks_and_an_ack_never_waits_for_all_of_them(
@@ -52,9 +52,11 @@ async def test_bulk_redeliver_commits_in_chunks(
     for n in range(25):
         await store.ingest(event(n, time.time(), ("h",)), resume_failed=True)
     batches = store._writer.batches
-    redeliver = asyncio.create_task(store.redeliver_matching(EventFilter(), "fresh"))
+    everything_from_stripe = EventFilter(source="stripe")
+    redeliver = asyncio.create_task(store.redeliver_matching(everything_from_stripe, "fresh"))
     await asyncio.sleep(0)
-    ack = asyncio.create_task(store.ingest(event(99, time.time()), resume_failed=True))
+    other = event(99, time.time(), source="github")  # not one of those redelivered
+    ack = asyncio.create_task(store.ingest(other, resume_failed=True))
     done, _ = await asyncio.wait({redeliver, ack}, return_when=asyncio.FIRST_COMPLETED)
     assert done == {ack}
     assert await redeliver == 25
