@@ -187,9 +187,9 @@ class Worker:
     ) -> None:
         run = claimed.run
         started = time.perf_counter()
-        if previous is not None:
-            await asyncio.wait({previous})
         try:
+            if previous is not None:
+                await asyncio.wait({previous})
             outcome = await self._runner.execute(claimed, lease)
         except asyncio.CancelledError:
             # Shutdown, operator cancel or lost lease: hand the run back without spending
