@@ -136,9 +136,10 @@ def serve(
 ) -> None:
     """Serve HTTP and start the worker processes that run the handlers.
 
-    HTTP: POST /webhooks/{source}, the admin API and dashboard under /admin, /healthz,
-    /readyz and /metrics. Pending database migrations are applied first, so a new
-    database needs no `hookline migrate`.
+    HTTP: POST /webhooks/{source}, the jobs gateway under /jobs, the admin API and
+    dashboard under /admin, /healthz, /readyz and /metrics; the [[schedules]] tick here.
+    Pending database migrations are applied first, so a new database needs no
+    `hookline migrate`.
     """
     from hookline.serve import run_server
 
@@ -178,7 +179,7 @@ def migrate(config: ConfigOption = None) -> None:
     settings = settings_from(config)
 
     async def go() -> int:
-        store = open_store(settings.storage.url)
+        store = open_store(settings.storage)
         await store.open()
         try:
             return await store.migrate()

@@ -82,7 +82,7 @@ def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
             raise _fail(f"no database at {path} (run `hookline migrate` first)", 1)
 
     async def go() -> T:
-        store = open_store(url)
+        store = open_store(settings.storage)
         await store.open()
         try:
             await store.check_ready()
@@ -168,7 +168,7 @@ def redeliver(
     settings = _settings(config)
 
     async def work(store: Store) -> list[str] | None:
-        return await store.redeliver(event_id, "fresh" if fresh else "resume", time.time())
+        return await store.redeliver(event_id, "fresh" if fresh else "resume")
 
     try:
         run_ids = with_store(settings, work)

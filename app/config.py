@@ -45,6 +45,10 @@ class ServerConfig(_Model):
 
 class StorageConfig(_Model):
     url: str = "sqlite:///./hookline.db"
+    # PostgreSQL only: connections per process (each worker process, each serve process),
+    # and the longest any query may run before the server cancels it (0: no limit).
+    pool_size: int = Field(10, ge=1, le=1000)
+    statement_timeout_seconds: float = Field(30.0, ge=0)
 
     @field_validator("url")
     @classmethod

@@ -6,6 +6,11 @@ calling the function again: after a retry, a crash, a worker restart or a
 ``resume`` redelivery. Each call of ``ctx.step`` takes the next position; a
 replay that finds another name at a recorded position raises
 ``NonDeterminismError`` rather than returning a stale result.
+
+Every write is made under the run's claim (``Lease``): the store refuses it once the claim
+is over, and so does the context before it starts a step — a worker that lost its lease
+(reclaimed after a pause, or not renewed in time) raises ``LeaseLost`` and never runs the
+next step.
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from hookline.errors import NonDeterminismError, PipelineError
+from hookline.errors import NonDeterminismError, PipelineError, StoreError
 from hookline.redaction import Secrets
-from hookline.store.base import StepOutcome, StepRecord, Store
+from hookline.store.base import Claim, StepOutcome, StepRecord, Store
 
 T = TypeVar("T")
 _current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -34,6 +39,58 @@ _current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 MAX_ERROR_CHARS = 2_000
 MAX_TRACEBACK_CHARS = 20_000
+MAX_WRITE_TRIES = 30  # with backoff up to 2 s: about a minute, never past the lease
+log = logging.getLogger("hookline.context")
+
+
+class LeaseLost(BaseException):
+    """The run's claim is over: the store refused a write, or the worker could not renew
+    the lease in time. The run is given up at once; another worker owns it now (or will).
+
+    A BaseException so that a handler's ``except Exception`` cannot swallow it.
+    """
+
+
+class StepResultError(PipelineError):
+    """A step returned something that is not JSON: a programming error. The run fails at
+    once instead of calling the step (and repeating its side effect) again."""
+
+
+async def while_held(lease: Lease, write: Callable[[], Awaitable[T]], what: str) -> T:
+    """``write()``, retried after a store error (bounded, with backoff) for as long as the
+    claim may still be held: a blip of the store must not lose (or repeat) finished work.
+    The writes retried this way are idempotent under one claim."""
+    backoff = 0.05
+    for tries in range(1, MAX_WRITE_TRIES + 1):
+        try:
+            return await write()
+        except StoreError as exc:
+            left = lease.deadline - time.monotonic()
+            if lease.lost or left <= 0 or tries == MAX_WRITE_TRIES:
+                raise
+            log.warning(
+                f"writing {what} failed; retrying",
+                extra={"run_id": lease.claim.run_id, "error": str(exc), "try": tries},
+            )
+            await asyncio.sleep(min(backoff, left))
+            backoff = min(backoff * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
+@dataclass(slots=True)
+class Lease:
+    """What a worker knows of one claim: the claim (its fencing token), and the moment
+    (``time.monotonic()``) after which it must assume the claim may be over."""
+
+    claim: Claim
+    deadline: float
+    lost: bool = False
+
+    def check(self) -> None:
+        if not self.lost and time.monotonic() > self.deadline:
+            self.lost = True
+        if self.lost:
+            raise LeaseLost(f"the claim of run {self.claim.run_id} is over")
 
 
 class _ThreadOutlivedCancel(asyncio.CancelledError):
@@ -65,6 +122,7 @@ class RunScope:
     attempt: int
     step_timeout: float | None = None
     memo: dict[str, StepRecord] = field(default_factory=dict)
+    lease: Lease | None = None  # None only where nothing is written (tests of keys)
 
 
 Notifier = Callable[[dict[str, Any], str], Awaitable[None]]
@@ -77,6 +135,7 @@ class Context:
         store: Store,
         notifier: Notifier | None = None,
         clock: Callable[[], float] = time.time,
+        observe_step: Callable[[str, float], None] | None = None,
         *,
         secrets: Secrets | None = None,
         redact: Callable[[str], str] | None = None,
@@ -86,7 +145,8 @@ class Context:
         self._redact = redact
         self._store = store
         self._notifier = notifier
-        self._clock = clock
+        self._clock = clock  # the store's clock, as estimated by the worker (see Runner)
+        self._observe_step = observe_step
         self._by_position = {step.position: step for step in scope.memo.values()}
         self._position = 0
         self._names: set[str] = set()
@@ -137,38 +197,65 @@ class Context:
         step_timeout: float | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Run ``fn(*args, **kwargs)`` once per key; return its JSON result (stored on success)."""
+        """Run ``fn(*args, **kwargs)`` once per key; return its JSON result (stored on success).
+
+        ``step_timeout`` bounds an async step; a sync step runs in a thread that nothing can
+        stop, so when it ends late its result is kept (its side effect happened).
+        """
         position, recorded = self._claim_position(name)
         if recorded is not None and recorded.status == "succeeded":
             return recorded.result
+        self._lease().check()  # never start a step once the claim may be over
         number = len(recorded.attempts) + 1 if recorded is not None else 1
         timeout = step_timeout if step_timeout is not None else self._scope.step_timeout
         started = self._clock()
+        begun = time.monotonic()
         token = _current_step.set(name)
         try:
-            value = await asyncio.wait_for(self._call(fn, args, kwargs), timeout)
-            result_json = json.dumps(value)
+            if inspect.iscoroutinefunction(fn):
+                value = await asyncio.wait_for(fn(*args, **kwargs), timeout)
+            else:
+                value = await self._call_sync(fn, args, kwargs)
+                if timeout is not None and time.monotonic() - begun > timeout:
+                    log.warning(
+                        "sync step outlived its step_timeout; its result is kept",
+                        extra={"run_id": self._scope.run_id, "step": name, "timeout": timeout},
+                    )
+            result_json = _to_json(name, value)
         except _ThreadOutlivedCancel as late:
             # The run was cancelled while a thread ran the step; the thread finished, so its
-            # side effect happened: record it, so that a resume does not repeat it.
+            # side effect happened: record it (if the claim is still held), so that a resume
+            # does not repeat it.
             if late.error is None:
-                with contextlib.suppress(TypeError, ValueError):
+                with contextlib.suppress(StepResultError):
                     await self._record(
-                        name, position, number, started, json.dumps(late.value), None
+                        name, position, number, started, _to_json(name, late.value), None
                     )
             raise
         except Exception as exc:
-            await self._record(name, position, number, started, None, exc)
+            if not await self._record(name, position, number, started, None, exc):
+                raise self._lost() from exc
             raise
         finally:
             _current_step.reset(token)
-        await self._record(name, position, number, started, result_json, None)
+        if not await self._record(name, position, number, started, result_json, None):
+            raise self._lost()
         return json.loads(result_json)
 
+    def _lease(self) -> Lease:
+        if self._scope.lease is None:
+            raise PipelineError("this context has no claim to write under")
+        return self._scope.lease
+
+    def _lost(self) -> LeaseLost:
+        lease = self._lease()
+        lease.lost = True
+        return LeaseLost(f"the store refused a write of run {self._scope.run_id}: claim over")
+
     @staticmethod
-    async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if inspect.iscoroutinefunction(fn):
-            return await fn(*args, **kwargs)
+    async def _call_sync(
+        fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         # Sync work runs off the event loop. A thread cannot be stopped: when the run is
         # cancelled (operator cancel, lost lease, shutdown) we still wait for it, so the run
         # and its lease outlive the step's side effects and no other run can overlap them.
@@ -178,10 +265,13 @@ class Context:
             value = await asyncio.shield(future)
         except asyncio.CancelledError:
             late = _ThreadOutlivedCancel()
-            try:
-                late.value = await future
-            except Exception as exc:
-                late.error = exc
+            while not future.done():  # a second cancel must not make us stop waiting
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({future})
+            if future.exception() is not None:
+                late.error = future.exception()
+            else:
+                late.value = future.result()
             raise late from None
         if inspect.isawaitable(value):
             value = await value
@@ -195,7 +285,8 @@ class Context:
         started: float,
         result_json: str | None,
         exc: BaseException | None,
-    ) -> None:
+    ) -> bool:
+        """Write the attempt under the run's claim; False if the store refused it."""
         s = self._scope
         error = tb = None
         if exc is not None:
@@ -203,38 +294,57 @@ class Context:
             tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
             if self._redact is not None:  # no configured secret is ever stored
                 error, tb = self._redact(error), self._redact(tb)
-        await self._store.record_step(
-            StepOutcome(
-                run_id=s.run_id,
-                event_id=s.event_id,
-                handler=s.handler,
-                generation=s.generation,
-                name=name,
-                position=position,
-                number=number,
-                started_at=started,
-                ended_at=self._clock(),
-                succeeded=exc is None,
-                result_json=result_json,
-                error=error,
-                traceback=tb,
-            )
+        ended = self._clock()
+        lease = self._lease()
+        outcome = StepOutcome(
+            run_id=s.run_id,
+            event_id=s.event_id,
+            handler=s.handler,
+            generation=s.generation,
+            name=name,
+            position=position,
+            number=number,
+            started_at=started,
+            ended_at=ended,
+            succeeded=exc is None,
+            result_json=result_json,
+            error=error,
+            traceback=tb,
         )
+        written = await while_held(
+            lease, lambda: self._store.record_step(lease.claim, outcome), "a step"
+        )
+        if written and self._observe_step is not None:
+            self._observe_step("succeeded" if exc is None else "failed", max(0.0, ended - started))
+        return written
 
     async def gather(self, *steps: Coroutine[Any, Any, Any]) -> list[Any]:
         """Run steps concurrently, each memoized; results in argument order.
 
-        Every step is awaited to its end (none is left running); then the first
-        failure in argument order is raised.
+        Structured: the steps are tasks of one ``TaskGroup``, so none outlives the call.
+        Every step is awaited to its end (a failure does not abandon a sibling that may
+        still succeed and be memoized), then the first failure in argument order is raised.
+        If the run is cancelled, every step is cancelled and awaited — a sync step's
+        thread to its end, its result recorded — before the cancellation goes on.
         """
-        tasks = [asyncio.ensure_future(s) for s in steps]  # started in order: positions stable
-        if not tasks:
+        if not steps:
             return []
-        await asyncio.wait(tasks)
-        for task in tasks:
-            if task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-        return [task.result() for task in tasks]
+
+        async def settle(step: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
+            try:
+                return True, await step
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # Suspend, LeaseLost too: raised after the others
+                return False, exc
+
+        async with asyncio.TaskGroup() as group:  # started in order: positions are stable
+            tasks = [group.create_task(settle(s)) for s in steps]
+        outcomes = [task.result() for task in tasks]
+        for ok, value in outcomes:
+            if not ok:
+                raise value
+        return [value for _ok, value in outcomes]
 
     async def sleep(self, name: str, seconds: float) -> None:
         """A durable sleep: the run is parked and resumed later by any worker."""
@@ -242,8 +352,11 @@ class Context:
         if recorded is not None and recorded.status == "succeeded":
             until = float(recorded.result["until"])
         else:
+            self._lease().check()
             until = self._clock() + seconds
-            await self._record(name, position, 1, self._clock(), json.dumps({"until": until}), None)
+            wake = json.dumps({"until": until})
+            if not await self._record(name, position, 1, self._clock(), wake, None):
+                raise self._lost()
         if self._clock() < until:
             raise Suspend(until)
 
@@ -263,3 +376,14 @@ class Context:
             raise PipelineError("ctx.notify needs [pipeline] notify_url and notify_secret")
         message_id = self.idempotency_key(_current_step.get() or "notify")
         await self._notifier(payload, message_id)
+
+
+def _to_json(name: str, value: Any) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise StepResultError(
+            f"step {name!r} returned a result that is not JSON ({type(exc).__name__}: {exc}); "
+            "a step's result must be JSON-serialisable. The run fails rather than call the "
+            "step again: its side effect has happened."
+        ) from None

@@ -288,7 +288,7 @@ class Jobs:
             raise JobRejected(
                 409, "job_finished", f"the job has already finished ({job_status(record)})"
             )
-        cancelled = await self._store.cancel_run(run.id, self._clock())
+        cancelled = await self._store.cancel_run(run.id)
         if cancelled is None or cancelled.status != "cancelled":  # it finished meanwhile
             return await self._finished(job_id)
         return await self.get(job_id)

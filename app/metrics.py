@@ -1,10 +1,76 @@
-"""Prometheus metrics of one process, in a registry of its own (no global state)."""
+"""Prometheus metrics of one process, in a registry of its own (no global state).
+
+Two kinds of series (docs/architecture.md, "Metrics with several replicas"):
+
+- **per process** — requests by source and outcome, the ack latency histogram: counted by
+  the ``serve`` process that answered; Prometheus adds up the replicas.
+- **deployment-wide** — queue depth, live workers, runs finished by outcome, step
+  durations: the same value from every ``serve`` replica (aggregate with ``max``, not
+  ``sum``). Runs and steps are counted by the worker processes themselves, which write
+  their counters with each heartbeat (``WorkerStats``); a scrape adds up those rows — a
+  read of the small ``workers`` table, never a scan of the runs. Queue depth is a count
+  bounded by ``QUEUE_DEPTH_CAP``, cached for ``STORE_READ_SECONDS``.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from hookline.store.base import WorkerStats
 
 ACK_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+RUN_OUTCOMES = ("succeeded", "failed", "retrying", "queued")
+QUEUE_DEPTH_CAP = 100_000
+STORE_READ_SECONDS = 2.0  # a scrape reads the store at most this often per process
+
+
+def observe_step(stats: WorkerStats, outcome: str, seconds: float) -> None:
+    """Count one step attempt in a worker's counters: one count per bucket (the last one
+    is +Inf), then the sum of the durations."""
+    values = stats.steps.setdefault(outcome, [0.0] * (len(STEP_BUCKETS) + 2))
+    index = next((i for i, le in enumerate(STEP_BUCKETS) if seconds <= le), len(STEP_BUCKETS))
+    values[index] += 1
+    values[-1] += seconds
+
+
+class WorkerCounters(Collector):
+    """Runs by outcome and step durations of every worker, from the last store read."""
+
+    def __init__(self) -> None:
+        self.stats = WorkerStats()
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        runs = CounterMetricFamily(
+            "hookline_runs",
+            "Runs finished by all workers, by outcome (deployment-wide)",
+            labels=["outcome"],
+        )
+        for outcome in sorted({*RUN_OUTCOMES, *self.stats.runs}):
+            runs.add_metric([outcome], self.stats.runs.get(outcome, 0))
+        yield runs
+        steps = HistogramMetricFamily(
+            "hookline_step_seconds",
+            "Duration of step attempts of all workers, by outcome (deployment-wide)",
+            labels=["outcome"],
+        )
+        for outcome, values in sorted(self.stats.steps.items()):
+            if len(values) != len(STEP_BUCKETS) + 2:
+                continue  # written by another version of hookline
+            cumulative, buckets = 0.0, []
+            for le, count in zip((*map(str, STEP_BUCKETS), "+Inf"), values[:-1], strict=True):
+                cumulative += count
+                buckets.append((le, cumulative))
+            steps.add_metric([outcome], buckets, sum_value=values[-1])
+        yield steps
+
+    def describe(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        return iter(())
 
 
 class Metrics:
@@ -24,20 +90,18 @@ class Metrics:
             registry=self.registry,
         )
         self.queue_depth = Gauge(
-            "hookline_queue_depth", "Runs waiting to be claimed", registry=self.registry
-        )
-        self.runs = Gauge(
-            "hookline_runs", "Runs in the store by status", ["status"], registry=self.registry
-        )
-        self.workers = Gauge(
-            "hookline_workers", "Worker processes heartbeating", registry=self.registry
-        )
-        self.step_seconds = Histogram(
-            "hookline_step_seconds",
-            "Duration of step attempts recorded in the store, by outcome",
-            ["outcome"],
+            "hookline_queue_depth",
+            f"Runs waiting to be claimed, counted up to {QUEUE_DEPTH_CAP} (deployment-wide)",
             registry=self.registry,
         )
+        self.workers = Gauge(
+            "hookline_workers",
+            "Worker processes heartbeating (deployment-wide)",
+            registry=self.registry,
+        )
+        self.worker_counters = WorkerCounters()
+        self.registry.register(self.worker_counters)
+        self.store_read_at = float("-inf")  # time.monotonic() of the last store read
         self._webhook_counters: dict[tuple[str, str], Counter] = {}
         self._ack_histograms: dict[str, Histogram] = {}
 
@@ -59,6 +123,14 @@ class Metrics:
             if histogram is None:
                 histogram = self._ack_histograms[source] = self.ack_seconds.labels(source)
             histogram.observe(ack_seconds)
+
+    def store_read_due(self) -> bool:
+        """Whether a scrape should read the store again (else it serves the last values)."""
+        now = time.monotonic()
+        if now - self.store_read_at < STORE_READ_SECONDS:
+            return False
+        self.store_read_at = now
+        return True
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

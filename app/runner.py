@@ -1,9 +1,15 @@
 """Executes one claimed run: the handler with its memo, then the run's outcome.
 
-The runner never touches the lease; the worker does. It turns every way a
+The runner never renews the lease; the worker does. It turns every way a
 handler can end into a ``RunOutcome``: succeeded, retrying (with backoff),
-failed (attempts spent, ``NonRetryableError``, non-determinism), or parked by
-a durable sleep.
+failed (attempts spent, ``NonRetryableError``, non-determinism, a step result
+that is not JSON), or parked by a durable sleep — or into ``None`` when the claim
+is over (``LeaseLost``): nothing may be written then.
+
+The handler's clock is the store's, estimated from the time of the claim
+(``ClaimedRun.claimed_at``) plus the time elapsed since on this machine's
+monotonic clock: a durable sleep's wake time and step times are in the store's
+frame even when this machine's clock is wrong.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from hookline.config import PipelineConfig
-from hookline.context import Context, Notifier, RunScope, Suspend
+from hookline.context import Context, Lease, LeaseLost, Notifier, RunScope, Suspend
 from hookline.errors import NonRetryableError, PipelineError
 from hookline.pipeline import Event, Registry, parse_data
 from hookline.redaction import Secrets
@@ -42,7 +48,8 @@ class Runner:
         registry: Registry,
         config: PipelineConfig,
         notifier: Notifier | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
+        observe_step: Callable[[str, float], None] | None = None,
         *,
         secrets: Secrets | None = None,
         redact: Callable[[str], str] | None = None,
@@ -51,25 +58,34 @@ class Runner:
         self._registry = registry
         self._config = config
         self._notifier = notifier
-        self._clock = clock
+        self._fixed_clock = clock  # tests; else the store's clock, estimated per claim
+        self._observe_step = observe_step
         self._secrets = secrets
         self._redact = redact
 
-    async def execute(self, claimed: ClaimedRun) -> RunOutcome:
-        outcome = await self._execute(claimed)
+    def _clock_of(self, claimed: ClaimedRun) -> Callable[[], float]:
+        if self._fixed_clock is not None:
+            return self._fixed_clock
+        claimed_at, start = claimed.claimed_at, time.monotonic()
+        return lambda: claimed_at + (time.monotonic() - start)
+
+    async def execute(self, claimed: ClaimedRun, lease: Lease) -> RunOutcome | None:
+        """The run's outcome, or None if its claim ended meanwhile (write nothing)."""
+        try:
+            outcome = await self._execute(claimed, lease)
+        except LeaseLost:
+            lease.lost = True
+            return None
         if outcome.error is not None and self._redact is not None:
             return replace(outcome, error=self._redact(outcome.error))  # never store a secret
         return outcome
 
-    async def _execute(self, claimed: ClaimedRun) -> RunOutcome:
+    async def _execute(self, claimed: ClaimedRun, lease: Lease) -> RunOutcome:
         run, summary = claimed.run, claimed.event
+        clock = self._clock_of(claimed)
         spec = self._registry.get(run.handler)
-        if spec is None:
-            return RunOutcome(
-                run.id,
-                "failed",
-                error=f"handler {run.handler!r} is not loaded in this worker ([pipeline] handlers)",
-            )
+        if spec is None:  # claims take only loaded handlers: hand it back untouched
+            return RunOutcome(run.id, "queued", refund_attempt=True)
         steps = await self._store.load_steps(
             run.event_id, run.handler, run.generation, attempts=True
         )
@@ -81,12 +97,14 @@ class Runner:
             attempt=run.attempts,
             step_timeout=spec.step_timeout,
             memo={s.name: s for s in steps},
+            lease=lease,
         )
         ctx = Context(
             scope,
             self._store,
             self._notifier,
-            self._clock,
+            clock,
+            self._observe_step,
             secrets=self._secrets,
             redact=self._redact,
         )
@@ -112,7 +130,8 @@ class Runner:
             result = await spec.fn(event, ctx)
         except Suspend as parked:
             # a durable sleep is not a failed attempt: give the attempt back
-            return RunOutcome(run.id, "queued", available_at=parked.until, refund_attempt=True)
+            delay = max(0.0, parked.until - clock())
+            return RunOutcome(run.id, "queued", delay=delay, refund_attempt=True)
         except (NonRetryableError, PipelineError) as exc:
             return RunOutcome(run.id, "failed", error=_error_text(exc, with_traceback=True))
         except Exception as exc:
@@ -132,4 +151,4 @@ class Runner:
         delay = backoff_delay(
             run.attempts, c.backoff_base_seconds, c.backoff_max_seconds, c.backoff_jitter
         )
-        return RunOutcome(run.id, "retrying", available_at=self._clock() + delay, error=error)
+        return RunOutcome(run.id, "retrying", delay=delay, error=error)

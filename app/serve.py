@@ -98,7 +98,7 @@ def run_server(
     port: int,
     workers: int,
 ) -> None:
-    store = open_store(settings.storage.url)
+    store = open_store(settings.storage)
     app = create_app(settings, store, registry)
     config = uvicorn.Config(
         app,
@@ -155,7 +155,7 @@ def _migrate_first(settings: Settings) -> None:
     import asyncio
 
     async def go() -> None:
-        store = open_store(settings.storage.url)
+        store = open_store(settings.storage)
         await store.open()
         try:
             await store.migrate()

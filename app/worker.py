@@ -7,6 +7,13 @@ cancel the rest and release them (their in-flight step runs again later:
 at-least-once for a step in flight, exactly-once for steps that succeeded).
 A second SIGTERM/SIGINT exits at once; the leases then expire and another
 worker reclaims the runs.
+
+A worker claims only runs of the handlers it has loaded. Every claim carries a
+fencing token; the store refuses the writes of a claim that is over. The worker
+gives a run up at once (cancels its task; the next step never starts) when the
+store says so — a refused write, or a heartbeat that no longer finds the claim —
+and also on its own, when it could not renew the lease for ``lease_seconds``
+minus a margin (a partition, a stalled pool): by then another worker may own it.
 """
 
 from __future__ import annotations
@@ -20,24 +27,47 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import httpx
 
 from hookline.config import Settings
+from hookline.context import Lease, while_held
 from hookline.errors import StoreError
 from hookline.ids import new_id
+from hookline.metrics import observe_step
 from hookline.notify import Notifier
 from hookline.pipeline import Registry
 from hookline.redaction import Redactor, Secrets
 from hookline.runner import Runner
 from hookline.store import open_store
-from hookline.store.base import ClaimedRun, RunOutcome, Store
+from hookline.store.base import ClaimedRun, RunOutcome, Store, WorkerInfo, WorkerStats
 
 log = logging.getLogger("hookline.worker")
 MAX_CLAIM_BATCH = 64
 STORE_RETRY_SECONDS = 1.0
 MAX_IDLE_POLL_SECONDS = 1.0
 MAX_LOGGED_ERROR_CHARS = 500
+MAX_LEASE_MARGIN_SECONDS = 5.0
+
+
+def lease_timing(lease_seconds: float) -> tuple[float, float]:
+    """(heartbeat interval, local margin): a claim not renewed for ``lease - margin`` is
+    given up locally, before the store lets another worker take it."""
+    return max(0.05, lease_seconds / 4), min(lease_seconds / 4, MAX_LEASE_MARGIN_SECONDS)
+
+
+@dataclass(slots=True)
+class _Running:
+    task: asyncio.Task[None]
+    lease: Lease
+    stopping: bool = False  # its task was cancelled (once: a second cancel would cut short
+    #                         the wait for a sync step's thread)
+
+    def stop(self) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.task.cancel()
 
 
 class Worker:
@@ -47,55 +77,64 @@ class Worker:
         registry: Registry,
         store: Store,
         runner: Runner,
-        clock: Callable[[], float] = time.time,
+        stats: WorkerStats | None = None,
     ) -> None:
         self.id = new_id("wrk")
         self._config = settings.pipeline
         self._redact = Redactor(settings.secret_values())
         self._store = store
         self._runner = runner
-        self._clock = clock
-        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._handlers = sorted(spec.name for spec in registry.specs)
+        self._running: dict[str, _Running] = {}
         self._slot_free = asyncio.Event()
-        self._started_at = clock()
+        self._info = WorkerInfo(self.id, socket.gethostname(), os.getpid(), time.time())
+        self.stats = stats if stats is not None else WorkerStats()
+        self._interval, self._margin = lease_timing(self._config.lease_seconds)
 
     @property
     def in_flight(self) -> int:
-        return len(self._in_flight)
+        return len(self._running)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self._store.worker_heartbeat(
-            self.id, socket.gethostname(), os.getpid(), self._started_at, self._clock()
+        await self._store.worker_heartbeat(self._info, self.stats)
+        heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        deadlines = asyncio.create_task(self._deadline_loop(), name="lease-deadlines")
+        log.info(
+            "worker started",
+            extra={"worker": self.id, "pid": os.getpid(), "handlers": len(self._handlers)},
         )
-        heartbeat = asyncio.create_task(self._heartbeat_loop(stop), name="heartbeat")
-        log.info("worker started", extra={"worker": self.id, "pid": os.getpid()})
         try:
             await self._claim_loop(stop)
             await self._drain()
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-            await self._store.worker_stopped(self.id)
+            for task in (heartbeat, deadlines):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            try:
+                await self._store.worker_stopped(self.id, self.stats)
+            except StoreError as exc:
+                log.error("could not record the worker's stop", extra={"error": str(exc)})
             log.info("worker stopped", extra={"worker": self.id})
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         c = self._config
         idle_claims = 0
         while not stop.is_set():
-            free = c.concurrency - len(self._in_flight)
+            free = c.concurrency - len(self._running)
             if free <= 0:
                 self._slot_free.clear()
                 await _first_of(stop.wait(), self._slot_free.wait())
                 continue
-            now = self._clock()
             claimed: list[ClaimedRun] = []
             due = False
+            sent = time.monotonic()
             try:
-                due = await self._store.has_due_runs(now)
+                due = bool(self._handlers) and await self._store.has_due_runs(self._handlers)
                 if due:
+                    sent = time.monotonic()
                     claimed = await self._store.claim_runs(
-                        self.id, min(free, MAX_CLAIM_BATCH), c.lease_seconds, now
+                        self.id, self._handlers, min(free, MAX_CLAIM_BATCH), c.lease_seconds
                     )
             except StoreError as exc:  # e.g. the database restarting: wait, then go on
                 log.error("claim failed; retrying", extra={"error": str(exc)})
@@ -105,45 +144,71 @@ class Worker:
             # poll less often, so an idle worker does not write to the store every tick.
             idle_claims = idle_claims + 1 if due and not claimed else 0
             for item in claimed:
-                if item.run.id in self._in_flight:  # our own lease expired under us: not twice
-                    continue
-                task = asyncio.create_task(self._execute(item), name=item.run.id)
-                self._in_flight[item.run.id] = task
-                task.add_done_callback(self._forget(item.run.id))
+                # the store's lease started after `sent`: give it up locally before it ends
+                lease = Lease(item.claim(self.id), sent + c.lease_seconds - self._margin)
+                self._start(item, lease)
             if not claimed:
                 wait = min(c.poll_interval_seconds * 2**idle_claims, MAX_IDLE_POLL_SECONDS)
                 await _first_of(
                     stop.wait(), self._wait_for_work(max(wait, c.poll_interval_seconds))
                 )
 
+    def _start(self, item: ClaimedRun, lease: Lease) -> None:
+        run_id = item.run.id
+        previous = self._running.get(run_id)
+        if previous is not None:
+            # Our own lease ran out under us and we claimed the run again: the old task's
+            # claim is over. Stop it, and start the new claim only once it has let go.
+            previous.lease.lost = True
+            previous.stop()
+        task = asyncio.create_task(
+            self._execute(item, lease, previous.task if previous else None), name=run_id
+        )
+        self._running[run_id] = _Running(task, lease)
+        task.add_done_callback(self._forget(run_id))
+
     async def _wait_for_work(self, timeout: float) -> None:
         wait = getattr(self._store, "wait_for_work", None)
         if wait is not None:
-            await wait(timeout)
+            await wait(self._handlers, timeout)
         else:
             await asyncio.sleep(timeout)
 
     def _forget(self, run_id: str) -> Callable[[asyncio.Task[None]], None]:
         def done(task: asyncio.Task[None]) -> None:
-            if self._in_flight.get(run_id) is task:
-                del self._in_flight[run_id]
+            running = self._running.get(run_id)
+            if running is not None and running.task is task:
+                del self._running[run_id]
             self._slot_free.set()
             if not task.cancelled() and task.exception() is not None:
                 log.error("run task crashed", extra={"run_id": run_id}, exc_info=task.exception())
 
         return done
 
-    async def _execute(self, claimed: ClaimedRun) -> None:
+    async def _execute(
+        self, claimed: ClaimedRun, lease: Lease, previous: asyncio.Task[None] | None
+    ) -> None:
         run = claimed.run
         started = time.perf_counter()
         try:
-            outcome = await self._runner.execute(claimed)
+            if previous is not None:
+                await asyncio.wait({previous})
+            outcome = await self._runner.execute(claimed, lease)
         except asyncio.CancelledError:
-            # Shutdown or lost lease: hand the run back without spending the attempt.
-            release = RunOutcome(run.id, "queued", available_at=self._clock(), refund_attempt=True)
-            await asyncio.shield(self._store.finish_run(self.id, release, self._clock()))
+            # Shutdown, operator cancel or lost lease: hand the run back without spending
+            # the attempt — unless the claim is over (the store would refuse it anyway).
+            if lease.lost:
+                self._given_up(claimed)
+            else:
+                release = RunOutcome(run.id, "queued", refund_attempt=True)
+                await asyncio.shield(self._finish(lease, release))
             raise
-        kept = await self._store.finish_run(self.id, outcome, self._clock())
+        if outcome is None:
+            self._given_up(claimed)
+            return
+        kept = await self._finish(lease, outcome)
+        if kept:
+            self.stats.runs[outcome.status] = self.stats.runs.get(outcome.status, 0) + 1
         fields = {
             "run_id": run.id,
             "handler": run.handler,
@@ -162,33 +227,91 @@ class Worker:
         line = (error or "").strip().split("\n", 1)[0]
         return self._redact(line)[:MAX_LOGGED_ERROR_CHARS]
 
-    async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
-        interval = max(0.05, self._config.lease_seconds / 3)
+    @staticmethod
+    def _given_up(claimed: ClaimedRun) -> None:
+        run = claimed.run
+        log.warning(
+            "lease lost; run given up",
+            extra={"run_id": run.id, "handler": run.handler, "attempt": run.attempts},
+        )
+
+    async def _finish(self, lease: Lease, outcome: RunOutcome) -> bool:
+        """Write the outcome while the claim is held: a store error is retried (bounded,
+        with backoff) rather than losing a run that succeeded."""
+        try:
+            return await while_held(
+                lease, lambda: self._store.finish_run(lease.claim, outcome), "the run's outcome"
+            )
+        except StoreError as exc:
+            log.error(
+                "could not write the run's outcome; its lease will expire and the run be reclaimed",
+                extra={"run_id": lease.claim.run_id, "error": str(exc)},
+            )
+            return False
+
+    async def _heartbeat_loop(self) -> None:
+        c = self._config
         while True:
-            await asyncio.sleep(interval)
-            now = self._clock()
+            await asyncio.sleep(self._interval)
+            running = list(self._running.values())
+            sent = time.monotonic()
             try:
-                lost = await self._store.heartbeat(
-                    self.id, list(self._in_flight), self._config.lease_seconds, now
+                held = await self._store.heartbeat(
+                    [r.lease.claim for r in running], c.lease_seconds
                 )
-                for run_id in lost:  # cancelled by an operator, or reclaimed after a stall
-                    task = self._in_flight.get(run_id)
-                    if task is not None:
-                        task.cancel()
-                await self._store.worker_heartbeat(
-                    self.id, socket.gethostname(), os.getpid(), self._started_at, now
-                )
-            except StoreError as exc:  # keep beating: a lost heartbeat loop loses every lease
+            except StoreError as exc:  # keep beating; the deadlines stop what they must
                 log.error("heartbeat failed; retrying", extra={"error": str(exc)})
+                continue
+            for r in running:
+                status = held.get(r.lease.claim.run_id)
+                if status is None:  # reclaimed after a stall, or finished meanwhile
+                    if not r.task.done() and not r.lease.lost:
+                        log.warning(
+                            "lease lost; stopping the run",
+                            extra={"run_id": r.lease.claim.run_id, "reason": "not held"},
+                        )
+                    r.lease.lost = True
+                    r.stop()
+                    continue
+                r.lease.deadline = max(r.lease.deadline, sent + c.lease_seconds - self._margin)
+                if status == "cancelled":  # by an operator: stop; the lease is kept meanwhile
+                    r.stop()
+            try:
+                await self._store.worker_heartbeat(self._info, self.stats)
+            except StoreError as exc:
+                log.error("worker heartbeat failed", extra={"error": str(exc)})
+
+    async def _deadline_loop(self) -> None:
+        """Apart from the heartbeat, which may be stuck in a call to a stalled store."""
+        while True:
+            deadlines = [
+                r.lease.deadline for r in self._running.values() if not (r.stopping or r.lease.lost)
+            ]
+            wake = min([time.monotonic() + self._interval, *deadlines])
+            await asyncio.sleep(max(0.0, wake - time.monotonic()) + 0.001)
+            self._stop_expired()
+
+    def _stop_expired(self) -> None:
+        """The local rule: a claim not renewed in time may be someone else's by now."""
+        now = time.monotonic()
+        for r in list(self._running.values()):
+            if not r.lease.lost and now > r.lease.deadline:
+                log.warning(
+                    "lease lost; stopping the run",
+                    extra={"run_id": r.lease.claim.run_id, "reason": "not renewed in time"},
+                )
+                r.lease.lost = True
+                r.stop()
 
     async def _drain(self) -> None:
-        tasks = list(self._in_flight.values())
+        tasks = [r.task for r in self._running.values()]
         if not tasks:
             return
         log.info("draining", extra={"runs": len(tasks)})
         _done, pending = await asyncio.wait(tasks, timeout=self._config.shutdown_grace_seconds)
-        for task in pending:
-            task.cancel()
+        for r in list(self._running.values()):
+            if r.task in pending:
+                r.stop()
         if pending:
             await asyncio.wait(pending)
 
@@ -242,7 +365,7 @@ async def serve_worker(
         )
     )
     stop = asyncio.Event()
-    store = open_store(settings.storage.url)
+    store = open_store(settings.storage)
     await store.open()
     try:
         await store.migrate()
@@ -253,11 +376,13 @@ async def serve_worker(
                 if (p.notify_url and p.notify_secret)
                 else None
             )
+            stats = WorkerStats()
             runner = Runner(
                 store,
                 registry,
                 p,
                 notifier,
+                observe_step=lambda o, t: observe_step(stats, o, t),
                 secrets=Secrets(settings.secrets),
                 redact=Redactor(settings.secret_values()),
             )
@@ -268,7 +393,7 @@ async def serve_worker(
             )
             try:
                 with stop_on_signals(loop, stop):
-                    await Worker(settings, registry, store, runner).run(stop)
+                    await Worker(settings, registry, store, runner, stats).run(stop)
             finally:
                 if watchdog is not None:
                     watchdog.cancel()

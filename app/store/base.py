@@ -2,10 +2,23 @@
 
 Everything outside ``hookline.store`` talks to storage through ``Store``; the SQL of
 each dialect stays in ``app/sql/<dialect>/``. Times are Unix seconds (float).
+
+**The store owns the clock.** Every decision that compares times — is a run due, has a
+lease expired, when does a retry become due — is made with the store's clock: the
+database server's on PostgreSQL (many machines, one clock), the local machine's on
+SQLite (one machine). Callers never pass "now" for such decisions; a run that must wait
+gives a delay (``RunOutcome.delay``), and a caller that needs an absolute time in the
+store's frame asks ``Store.now()`` (or uses ``ClaimedRun.claimed_at``).
+
+**Claims are fenced.** Each claim of a run increments the run's ``fence``; every write
+made under a claim (``record_step``, ``finish_run``, ``heartbeat``) presents it as a
+``Claim`` and is refused once that claim is over: the run was reclaimed after its lease
+expired, finished, or cancelled and let go.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -217,6 +230,15 @@ class EventFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """The claim a write is made under: which run, which worker, which claim of the run."""
+
+    run_id: str
+    worker_id: str
+    token: int  # the run's fence when it was claimed; a later claim has a larger one
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedRun:
     """A run leased to one worker, with what the worker needs to execute it."""
 
@@ -224,6 +246,11 @@ class ClaimedRun:
     event: EventSummary
     headers: dict[str, str]
     body: bytes
+    token: int = 0  # the fencing token of this claim (see ``Claim``)
+    claimed_at: float = 0.0  # the store's clock when the claim was made
+
+    def claim(self, worker_id: str) -> Claim:
+        return Claim(self.run.id, worker_id, self.token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,21 +274,48 @@ class StepOutcome:
 
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
-    """How a worker leaves a run: done, to retry at ``available_at``, or released."""
+    """How a worker leaves a run: done, to retry ``delay`` seconds later, or released."""
 
     run_id: str
     status: RunStatus
-    available_at: float = 0.0
+    delay: float = 0.0  # queued/retrying: due this long after the store's now
     result_json: str | None = None
     error: str | None = None
     # a released run goes back to the queue without spending an attempt
     refund_attempt: bool = False
 
 
+@dataclass(slots=True)
+class WorkerStats:
+    """A worker process's own counters, written with its heartbeat: ``/metrics`` of any
+    ``serve`` process adds up those of every worker that ever ran (no table scans)."""
+
+    runs: dict[str, int] = field(default_factory=dict)  # finished runs by outcome
+    steps: dict[str, list[float]] = field(default_factory=dict)  # outcome → bucket counts + sum
+
+    def to_json(self) -> str:
+        return json.dumps({"runs": self.runs, "steps": self.steps}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> WorkerStats:
+        data = json.loads(text) if text else {}
+        return cls(dict(data.get("runs", {})), dict(data.get("steps", {})))
+
+    def add(self, other: WorkerStats) -> None:
+        for outcome, n in other.runs.items():
+            self.runs[outcome] = self.runs.get(outcome, 0) + n
+        for outcome, values in other.steps.items():
+            mine = self.steps.setdefault(outcome, [0.0] * len(values))
+            if len(mine) == len(values):  # same buckets (one hookline version)
+                self.steps[outcome] = [a + b for a, b in zip(mine, values, strict=True)]
+
+
 @dataclass(frozen=True, slots=True)
-class StepTiming:
-    outcome: str
-    seconds: float
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    started_at: float
 
 
 class Store(Protocol):
@@ -279,6 +333,11 @@ class Store(Protocol):
         """Raise if the store is unreachable or its schema is not current."""
         ...
 
+    async def now(self) -> float:
+        """The store's clock (see the module docstring): the one every lease and due time
+        is compared with."""
+        ...
+
     # ingestion
     async def ingest(self, event: NewEvent, resume_failed: bool) -> IngestResult: ...
 
@@ -291,12 +350,8 @@ class Store(Protocol):
         """The job with this id (None: no job; an event of another source is no job)."""
         ...
 
-    # schedules
-    async def now(self) -> float:
-        """The store's clock (Unix seconds): PostgreSQL's, so every process sharing the
-        database agrees on which ticks are due; SQLite's is this machine's."""
-        ...
-
+    # schedules (``now`` is the store's clock, from ``now()``: on PostgreSQL the database's,
+    # so every process sharing it agrees on which ticks are due)
     async def record_ticks(
         self, schedule: str, ticks: Sequence[NewTick], now: float
     ) -> list[TickResult]:
@@ -323,58 +378,62 @@ class Store(Protocol):
 
     async def get_run(self, run_id: str) -> RunRecord | None: ...
 
-    # pipeline
+    # pipeline: a worker claims only runs of the handlers it has loaded
     async def claim_runs(
-        self, worker_id: str, limit: int, lease_seconds: float, now: float
+        self, worker_id: str, handlers: Sequence[str], limit: int, lease_seconds: float
     ) -> list[ClaimedRun]: ...
 
-    async def has_due_runs(self, now: float) -> bool: ...
+    async def has_due_runs(self, handlers: Sequence[str]) -> bool: ...
 
     async def heartbeat(
-        self, worker_id: str, run_ids: Sequence[str], lease_seconds: float, now: float
-    ) -> list[str]:
-        """Extend the leases; return the ids this worker no longer holds (cancelled, reclaimed)."""
+        self, claims: Sequence[Claim], lease_seconds: float
+    ) -> dict[str, RunStatus]:
+        """Extend the leases still held; return ``{run id: status}`` for those ("running",
+        or "cancelled": stop it, but its lease is kept until the worker lets go). A claim
+        missing from the answer is over: its writes are refused from now on."""
         ...
 
     async def load_steps(
         self, event_id: str, handler: str, generation: int, attempts: bool = False
     ) -> list[StepRecord]: ...
 
-    async def record_step(self, outcome: StepOutcome) -> None: ...
-
-    async def finish_run(self, worker_id: str, outcome: RunOutcome, now: float) -> bool:
-        """Write a run's outcome if this worker still holds its lease; False otherwise."""
+    async def record_step(self, claim: Claim, outcome: StepOutcome) -> bool:
+        """Write one step attempt (and the memo) if the claim is still held; False if it
+        was refused — nothing is written then, and the caller must give the run up."""
         ...
 
-    async def redeliver(self, event_id: str, mode: RedeliveryMode, now: float) -> list[str] | None:
+    async def finish_run(self, claim: Claim, outcome: RunOutcome) -> bool:
+        """Write a run's outcome if the claim is still held; False otherwise. Idempotent:
+        writing the same outcome again under the same claim (a retry after an error whose
+        commit was not seen) answers True."""
+        ...
+
+    async def redeliver(self, event_id: str, mode: RedeliveryMode) -> list[str] | None:
         """New runs for an event (None: no such event). ``resume``: a handler whose newest
         run is still active keeps it (its id is returned, nothing is added). ``fresh``:
         raises ``RedeliveryInProgress`` (creating nothing) while any run is active."""
         ...
 
-    async def redeliver_matching(
-        self, flt: EventFilter, mode: RedeliveryMode, now: float
-    ) -> int: ...
+    async def redeliver_matching(self, flt: EventFilter, mode: RedeliveryMode) -> int: ...
 
-    async def cancel_run(self, run_id: str, now: float) -> RunRecord | None: ...
+    async def cancel_run(self, run_id: str) -> RunRecord | None: ...
 
     async def prune(self, older_than: float, include_failed: bool) -> int: ...
 
-    async def queue_depth(self) -> int: ...
-
-    async def run_counts(self) -> dict[str, int]: ...
-
-    async def step_durations(
-        self, after_id: int | None, limit: int
-    ) -> tuple[list[StepTiming], int]:
-        """Step attempts that ended after attempt ``after_id`` (None: start from the newest,
-        returning none), and the id to pass next time. Feeds the step duration histogram."""
+    async def queue_depth(self, cap: int) -> int:
+        """Runs waiting to be claimed, counted up to ``cap`` (a bounded index scan)."""
         ...
 
-    async def worker_heartbeat(
-        self, worker_id: str, host: str, pid: int, started_at: float, now: float
-    ) -> None: ...
+    async def run_counts(self) -> dict[str, int]:
+        """Runs by status: a full count, for the CLI and tests, never for ``/metrics``."""
+        ...
 
-    async def worker_stopped(self, worker_id: str) -> None: ...
+    async def worker_heartbeat(self, worker: WorkerInfo, stats: WorkerStats) -> None: ...
+
+    async def worker_stopped(self, worker_id: str, stats: WorkerStats) -> None: ...
 
     async def live_workers(self, within_seconds: float = 30.0) -> int: ...
+
+    async def worker_stats(self) -> WorkerStats:
+        """The counters of every worker that ever ran, added up."""
+        ...

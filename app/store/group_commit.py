@@ -80,9 +80,10 @@ def _begin_immediate(conn: sqlite3.Connection) -> None:
 OP_LOG_COLUMNS = (
     "kind", "run_id", "event_id", "handler", "generation", "name", "position", "number",
     "started_at", "ended_at", "status", "result", "error", "traceback", "worker", "at",
-    "until", "n", "refund", "host", "pid",
+    "until", "n", "refund", "host", "pid", "fence", "handlers", "stats",
 )  # fmt: skip
 _ROW = "(" + ", ".join("?" * len(OP_LOG_COLUMNS)) + ")"
+_INSERT = f"INSERT INTO op_log ({', '.join(OP_LOG_COLUMNS)}) VALUES "
 _ROWS_PER_STATEMENT = 32_000 // len(OP_LOG_COLUMNS)  # SQLite allows 32,766 parameters
 
 
@@ -101,7 +102,7 @@ class OpRows:
         """The same rows as an ordinary op, to run inside a mixed batch's transaction."""
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.executemany(f"INSERT INTO op_log VALUES {_ROW}", self.rows)
+            conn.executemany(_INSERT + _ROW, self.rows)
 
         return op
 
@@ -116,7 +117,7 @@ def _insert_rows(conn: sqlite3.Connection, batch: list[_Item]) -> None:
     rows = [row for op, _future, _loop in batch if isinstance(op, OpRows) for row in op.rows]
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
         chunk = rows[start : start + _ROWS_PER_STATEMENT]
-        sql = f"INSERT INTO op_log VALUES {', '.join([_ROW] * len(chunk))}"
+        sql = _INSERT + ", ".join([_ROW] * len(chunk))
         conn.execute(sql, [value for row in chunk for value in row])
 
 

@@ -7,9 +7,16 @@ without a key uses its own id), so the events table's
 ``UNIQUE (source, provider_event_id)`` decides a race between requests with one key:
 exactly one insert wins, on SQLite (one writer) and on PostgreSQL (the losers wait for the
 winner's commit, then see its row) alike, and a loser has nothing to undo.
+
+Due times are the store's (see ``hookline.store.base``): a job's runs are due its delay
+(``run_at - created_at``, as the caller asked) after the store's clock — on PostgreSQL
+``hookline_now()`` in the statements themselves, on SQLite the store's clock passed in as
+``now``. ``run_at`` itself is kept for display (``runAt``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import orjson
 
@@ -51,7 +58,12 @@ def _run_params(run: NewRun, job_id: str, generation: int, at: float, now: float
     )
 
 
-def _job_fields(job: NewJob) -> str:
+def _notify(runs: Sequence[NewRun]) -> Sql:
+    """Wake the workers that loaded these runs' handlers (PostgreSQL; SQLite workers poll)."""
+    return Sql("job_notify", {"handlers": sorted({run.handler for run in runs})})
+
+
+def _job_fields(job: NewJob, due: float) -> str:
     """The event's ``job`` column: what a job has beyond an event, and its first run (which
     ``job_insert`` stores with the event: SQLite by trigger, PostgreSQL in a ``WITH``)."""
     run = job.runs[0] if job.runs else None
@@ -62,7 +74,7 @@ def _job_fields(job: NewJob) -> str:
         "run": None
         if run is None
         else {"id": run.id, "handler": run.handler, "maxAttempts": run.max_attempts,
-              "concurrencyKey": run.concurrency_key},
+              "concurrencyKey": run.concurrency_key, "dueAt": due},
     }  # fmt: skip
     return orjson.dumps(fields).decode()
 
@@ -72,7 +84,10 @@ def _fingerprint(job_column: str | None) -> str | None:
     return fingerprint
 
 
-def enqueue(job: NewJob) -> Program[EnqueueResult]:
+def enqueue(job: NewJob, now: float | None = None) -> Program[EnqueueResult]:
+    """``now``: the store's clock on SQLite; None on PostgreSQL (its SQL reads its own)."""
+    clock = job.created_at if now is None else now
+    delay = max(0.0, job.run_at - job.created_at)
     provider_event_id = key_of(job.name, job.idempotency_key) if job.idempotency_key else job.id
     status: EventStatus = "queued" if job.runs else "unhandled"
     insert = Sql(
@@ -86,7 +101,7 @@ def enqueue(job: NewJob) -> Program[EnqueueResult]:
             "received_at": job.created_at,
             "headers": orjson.dumps(job.headers).decode(),
             "body": job.payload,
-            "job": _job_fields(job),
+            "job": _job_fields(job, clock + delay),
             # the first run's fields, for PostgreSQL's WITH (SQLite's trigger reads `job`)
             "run_id": job.runs[0].id if job.runs else None,
             "run_handler": job.runs[0].handler if job.runs else None,
@@ -98,9 +113,9 @@ def enqueue(job: NewJob) -> Program[EnqueueResult]:
     for _ in range(_MAX_TRIES):
         if (yield insert):  # the event and its first run
             for run in job.runs[1:]:
-                yield _run_params(run, job.id, 0, job.run_at, job.created_at)
+                yield _run_params(run, job.id, 0, clock + delay, clock)
             if job.runs:
-                yield Sql("job_notify")
+                yield _notify(job.runs)
             return EnqueueResult(job.id, "created", status, tuple(r.id for r in job.runs))
         # The key is taken. PostgreSQL: lock the job's event, so two requests cannot both
         # resume it (SQLite: the writer holds the file's write lock already).
@@ -112,7 +127,7 @@ def enqueue(job: NewJob) -> Program[EnqueueResult]:
             return EnqueueResult(existing, "key_reused", status)
         if status != "failed":
             return EnqueueResult(existing, "replayed", status)
-        return (yield from _resume(existing, job.created_at))
+        return (yield from _resume(existing, clock))
     raise StoreError(f"job {job.name!r}: its key kept vanishing while it was stored")
 
 
@@ -128,7 +143,7 @@ def _resume(job_id: str, now: float) -> Program[EnqueueResult]:
         yield _run_params(run, job_id, generation, now, now)
         run_ids.append(run.id)
     yield Sql("job_refresh_status", {"id": job_id})
-    yield Sql("job_notify")
+    yield Sql("job_notify", {"handlers": sorted({row[1] for row in latest})})
     return EnqueueResult(job_id, "resumed", "queued", tuple(run_ids))
 
 

@@ -15,14 +15,23 @@ safe without SQLite's single writer:
   failed runs locks its event first, so two resends cannot both resume it. Lock order is
   run rows → key locks → event rows: no deadlock cycle; a deadlock all the same is retried.
 - Whatever makes a run claimable now (an ingest or redelivery with runs, a release, the end
-  or cancel of a keyed run) does ``NOTIFY hookline_runs`` in its transaction;
-  ``wait_for_work`` returns on it (one LISTEN connection per store, opened on first use).
+  or cancel of a keyed run) notifies the channel of the run's handler in its transaction
+  (``channel(handler)``); ``wait_for_work`` listens to the channels of the handlers a worker
+  has loaded (one LISTEN connection per store, opened on first use), so a run wakes only
+  the workers that can take it.
+- The database's clock is the only clock (``hookline_now()``, migration 0004): leases, due
+  times and retry times are computed in SQL, never from a worker's ``time.time()``.
+- Claims are fenced: a write presents its claim's token and is refused once the claim is
+  over (``record_step`` locks the run row ``FOR SHARE`` while it checks and writes).
+- ``pool_size`` and ``statement_timeout`` come from ``[storage]``; the timeout is lifted
+  while migrating.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -30,7 +39,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, errors
+from psycopg import AsyncConnection, errors, sql
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
@@ -40,6 +49,7 @@ from hookline.sql import migrations, queries
 from hookline.store import jobs, records, schedules
 from hookline.store.base import (
     ACTIVE_RUN_STATUSES,
+    Claim,
     ClaimedRun,
     EnqueueResult,
     EventFilter,
@@ -53,17 +63,20 @@ from hookline.store.base import (
     RedeliveryMode,
     RunOutcome,
     RunRecord,
+    RunStatus,
     ScheduleState,
     StepOutcome,
     StepRecord,
-    StepTiming,
     TickResult,
+    WorkerInfo,
+    WorkerStats,
 )
 from hookline.store.program import Row, run_async, statements
 
 Q = queries("postgres")
 STATEMENTS = statements("postgres")
-CHANNEL = "hookline_runs"
+PRUNE_CHUNK = 1000  # events per transaction of prune
+RETIRE_WORKERS_AFTER = 3600.0  # a worker silent this long has its counters folded
 _LOCK_SPACE_MIGRATE = 0x686F6F6B  # 'hook': advisory lock (space, 0) while migrating
 _LOCK_SPACE_KEYS = _LOCK_SPACE_MIGRATE + 1  # (space, hashtext(handler, key)) while claiming
 _MAX_TRIES = 5
@@ -73,6 +86,16 @@ Conn = AsyncConnection[TupleRow]
 Params = Mapping[str, Any]
 T = TypeVar("T")
 log = logging.getLogger("hookline.store")
+
+
+def channel(handler: str) -> str:
+    """The NOTIFY channel of one handler: a valid identifier whatever the handler's name."""
+    return "hookline_" + hashlib.sha256(handler.encode()).hexdigest()[:32]
+
+
+async def _notify(conn: Conn, handlers: Sequence[str]) -> None:
+    if handlers:
+        await conn.execute(Q["notify_runs"], {"channels": sorted({channel(h) for h in handlers})})
 
 
 def _glob_to_like(pattern: str) -> str:
@@ -134,7 +157,6 @@ async def _new_runs_from_latest(
     event_id: str,
     mode: RedeliveryMode,
     only_if_all_failed: bool,
-    now: float,
     refuse_in_progress: bool = False,
 ) -> list[str]:
     """The caller holds the event's row lock (so two redeliveries cannot both resume)."""
@@ -160,7 +182,6 @@ async def _new_runs_from_latest(
                 "handler": handler,
                 "generation": generation + 1 if mode == "fresh" else generation,
                 "max_attempts": max_attempts,
-                "now": now,
                 "concurrency_key": key,
             }
         )
@@ -168,7 +189,7 @@ async def _new_runs_from_latest(
     if new_runs:
         async with conn.cursor() as cur:
             await cur.executemany(Q["insert_run"], new_runs)
-        await conn.execute(Q["notify_runs"])
+        await _notify(conn, [r["handler"] for r in new_runs])
     await _refresh(conn, [event_id])
     return run_ids
 
@@ -191,16 +212,30 @@ class PostgresStore:
     dialect = "postgres"
 
     def __init__(
-        self, url: str, *, min_size: int = 1, max_size: int = 10, connect_timeout: float = 10.0
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        statement_timeout: float = 30.0,
+        connect_timeout: float = 10.0,
     ) -> None:
         self.url = url
-        self._min_size = min_size
-        self._max_size = max_size
+        self._min_size = 1
+        self._max_size = pool_size
+        self._statement_timeout_ms = round(statement_timeout * 1000)  # 0: none
         self._connect_timeout = connect_timeout
         self._connect_seconds = max(1, round(connect_timeout))  # libpq takes whole seconds
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._wake = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        self._listening: frozenset[str] = frozenset()
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        return {
+            "autocommit": True,
+            "connect_timeout": self._connect_seconds,
+            "options": f"-c statement_timeout={self._statement_timeout_ms}",
+        }
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -210,7 +245,7 @@ class PostgresStore:
             min_size=self._min_size,
             max_size=self._max_size,
             open=False,
-            kwargs={"autocommit": True, "connect_timeout": self._connect_seconds},
+            kwargs=self._connect_kwargs(),
             configure=_configure,
             name="hookline",
         )
@@ -222,11 +257,7 @@ class PostgresStore:
         self._pool = pool
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        await self._stop_listener()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -262,6 +293,8 @@ class PostgresStore:
                     if version <= current:
                         continue
                     async with conn.transaction():
+                        # a migration may take longer than any query of the service
+                        await conn.execute("SET LOCAL statement_timeout = 0")
                         await conn.execute(sql)  # several statements: allowed without parameters
                         await conn.execute(
                             Q["insert_migration"],
@@ -317,13 +350,12 @@ class PostgresStore:
                                     "handler": run.handler,
                                     "generation": 0,
                                     "max_attempts": run.max_attempts,
-                                    "now": event.received_at,
                                     "concurrency_key": run.concurrency_key,
                                 }
                                 for run in event.runs
                             ],
                         )
-                        await conn.execute(Q["notify_runs"])
+                        await _notify(conn, [run.handler for run in event.runs])
                     return IngestResult(event.id, duplicate=False)
                 # lock the existing event when resuming: two resends cannot both resume it
                 found = await _one(
@@ -335,7 +367,7 @@ class PostgresStore:
                 resumed: list[str] = []
                 if resume_failed:
                     resumed = await _new_runs_from_latest(
-                        conn, existing, "resume", only_if_all_failed=True, now=event.received_at
+                        conn, existing, "resume", only_if_all_failed=True
                     )
                 return IngestResult(existing, duplicate=True, resumed_run_ids=tuple(resumed))
 
@@ -355,15 +387,7 @@ class PostgresStore:
 
         return await self._run(op, transaction=False)
 
-    # -- schedules --------------------------------------------------------------------------
-
-    async def now(self) -> float:
-        async def op(conn: Conn) -> float:
-            row = await _one(conn, "clock")
-            assert row is not None
-            return float(row[0])
-
-        return await self._run(op, transaction=False)
+    # -- schedules (their callers read the store's clock: ``now()``) -------------------------
 
     async def record_ticks(
         self, schedule: str, ticks: Sequence[NewTick], now: float
@@ -435,21 +459,33 @@ class PostgresStore:
 
     # -- pipeline ---------------------------------------------------------------------------
 
-    async def has_due_runs(self, now: float) -> bool:
+    async def now(self) -> float:
+        async def op(conn: Conn) -> float:
+            row = await _one(conn, "now")
+            assert row is not None
+            return float(row[0])
+
+        return await self._run(op, transaction=False)
+
+    async def has_due_runs(self, handlers: Sequence[str]) -> bool:
         async def op(conn: Conn) -> bool:
-            row = await _one(conn, "any_due", {"now": now})
+            row = await _one(conn, "any_due", {"handlers": list(handlers)})
             return bool(row and row[0])
 
         return await self._run(op, transaction=False)
 
     async def claim_runs(
-        self, worker_id: str, limit: int, lease_seconds: float, now: float
+        self, worker_id: str, handlers: Sequence[str], limit: int, lease_seconds: float
     ) -> list[ClaimedRun]:
         async def op(conn: Conn) -> list[ClaimedRun]:
-            expired = await _all(conn, "claim_expired", {"now": now, "limit": limit})
+            clock = await _one(conn, "now")  # one instant of the database's clock per claim
+            assert clock is not None
+            now = float(clock[0])
+            params = {"now": now, "handlers": list(handlers)}
+            expired = await _all(conn, "claim_expired", {**params, "limit": limit})
             due: list[TupleRow] = []
             if len(expired) < limit:
-                due = await _all(conn, "claim_due", {"now": now, "limit": limit - len(expired)})
+                due = await _all(conn, "claim_due", {**params, "limit": limit - len(expired)})
             keyed = [row for row in due if row[2] is not None]
             if keyed:
                 # Take turns per (handler, key), then re-check with a fresh snapshot: a run of
@@ -469,7 +505,7 @@ class PostgresStore:
                 return []
             await conn.execute(
                 Q["lease_runs"],
-                {"worker_id": worker_id, "expires_at": now + lease_seconds, "now": now, "ids": ids},
+                {"worker_id": worker_id, "lease": lease_seconds, "now": now, "ids": ids},
             )
             rows = {
                 row[0]: row for row in await _all(conn, "claimed_runs_with_events", {"ids": ids})
@@ -481,22 +517,33 @@ class PostgresStore:
         return await self._run(op)
 
     async def heartbeat(
-        self, worker_id: str, run_ids: Sequence[str], lease_seconds: float, now: float
-    ) -> list[str]:
-        if not run_ids:
-            return []
-        params = {"expires_at": now + lease_seconds, "ids": list(run_ids), "worker_id": worker_id}
+        self, claims: Sequence[Claim], lease_seconds: float
+    ) -> dict[str, RunStatus]:
+        held: dict[str, RunStatus] = {}
+        by_worker: dict[str, list[Claim]] = {}
+        for c in claims:
+            by_worker.setdefault(c.worker_id, []).append(c)
+        for worker_id, mine in by_worker.items():
+            params = {
+                "lease": lease_seconds,
+                "ids": [c.run_id for c in mine],
+                "fences": [c.token for c in mine],
+                "worker_id": worker_id,
+            }
 
-        async def op(conn: Conn) -> set[str]:
-            return {row[0] for row in await _all(conn, "heartbeat", params)}
+            async def op(conn: Conn, params: Params = params) -> list[TupleRow]:
+                return await _all(conn, "heartbeat", params)
 
-        held = await self._run(op)
-        return [run_id for run_id in run_ids if run_id not in held]
+            # one statement: its own transaction (no BEGIN/COMMIT round trips)
+            held.update({row[0]: row[1] for row in await self._run(op, transaction=False)})
+        return held
 
-    async def record_step(self, outcome: StepOutcome) -> None:
+    async def record_step(self, claim: Claim, outcome: StepOutcome) -> bool:
         o = outcome
         params = {
-            "run_id": o.run_id,
+            "run_id": claim.run_id,
+            "worker_id": claim.worker_id,
+            "fence": claim.token,
             "event_id": o.event_id,
             "handler": o.handler,
             "generation": o.generation,
@@ -511,23 +558,23 @@ class PostgresStore:
             "result": o.result_json,
         }
 
-        async def op(conn: Conn) -> None:
-            await conn.execute(Q["insert_step_attempt"], params)
-            await conn.execute(Q["upsert_step"], params)
+        async def op(conn: Conn) -> bool:
+            row = await _one(conn, "record_step", params)
+            return bool(row and row[0])
 
-        await self._run(op)
+        return await self._run(op, transaction=False)  # one statement: its own transaction
 
-    async def finish_run(self, worker_id: str, outcome: RunOutcome, now: float) -> bool:
+    async def finish_run(self, claim: Claim, outcome: RunOutcome) -> bool:
         o = outcome
         params = {
             "status": o.status,
-            "available_at": o.available_at,
+            "delay": o.delay,
             "result": o.result_json,
             "error": o.error,
             "refund": int(o.refund_attempt),
-            "now": now,
-            "id": o.run_id,
-            "worker_id": worker_id,
+            "id": claim.run_id,
+            "fence": claim.token,
+            "worker_id": claim.worker_id,
         }
 
         async def op(conn: Conn) -> bool:
@@ -535,47 +582,49 @@ class PostgresStore:
             if row is None:  # not ours any more; if cancelled while we ran, let go of it
                 released = await _one(conn, "release_cancelled", params)
                 if released is not None:
-                    await conn.execute(Q["notify_runs"])
-                return False
-            event_id, concurrency_key = row
+                    await _notify(conn, [released[1]])
+                    return False
+                # a retry of a finish whose first try was committed (its answer was lost)
+                return await _one(conn, "already_finished", params) is not None
+            event_id, concurrency_key, handler, claimable_now = row
             await _refresh(conn, [event_id])
-            claimable_now = o.status in ("queued", "retrying") and o.available_at <= now
-            if claimable_now or concurrency_key is not None:  # the key's next run may start
-                await conn.execute(Q["notify_runs"])
+            waiting = o.status in ("queued", "retrying") and claimable_now
+            if waiting or concurrency_key is not None:  # the key's next run may start
+                await _notify(conn, [handler])
             return True
 
         return await self._run(op)
 
-    async def redeliver(self, event_id: str, mode: RedeliveryMode, now: float) -> list[str] | None:
+    async def redeliver(self, event_id: str, mode: RedeliveryMode) -> list[str] | None:
         async def op(conn: Conn) -> list[str] | None:
             if not await _all(conn, "lock_events", {"ids": [event_id]}):
                 return None
             return await _new_runs_from_latest(
-                conn, event_id, mode, False, now, refuse_in_progress=mode == "fresh"
+                conn, event_id, mode, False, refuse_in_progress=mode == "fresh"
             )
 
         return await self._run(op)
 
-    async def redeliver_matching(self, flt: EventFilter, mode: RedeliveryMode, now: float) -> int:
+    async def redeliver_matching(self, flt: EventFilter, mode: RedeliveryMode) -> int:
         params = _filter_params(flt)
 
         async def op(conn: Conn) -> int:
             ids = [row[0] for row in await _all(conn, "lock_events_matching", params)]
             for event_id in ids:
-                await _new_runs_from_latest(conn, event_id, mode, False, now)
+                await _new_runs_from_latest(conn, event_id, mode, False)
             return len(ids)
 
         return await self._run(op)
 
-    async def cancel_run(self, run_id: str, now: float) -> RunRecord | None:
+    async def cancel_run(self, run_id: str) -> RunRecord | None:
         async def op(conn: Conn) -> bool:
             row = await _one(conn, "run_key", {"id": run_id})
             if row is None:
                 return False
-            cur = await conn.execute(Q["cancel_run"], {"now": now, "id": run_id})
+            cur = await conn.execute(Q["cancel_run"], {"id": run_id})
             await _refresh(conn, [row[0]])
             if cur.rowcount and row[1] is not None:  # the key's next run may start
-                await conn.execute(Q["notify_runs"])
+                await _notify(conn, [row[2]])
             return True
 
         if not await self._run(op):
@@ -583,16 +632,32 @@ class PostgresStore:
         return await self.get_run(run_id)
 
     async def prune(self, older_than: float, include_failed: bool) -> int:
-        params = {"older_than": older_than, "include_failed": include_failed}
+        params = {"older_than": older_than, "include_failed": include_failed, "limit": PRUNE_CHUNK}
 
         async def op(conn: Conn) -> int:
             cur = await conn.execute(Q["prune_events"], params)
             return cur.rowcount
 
-        return await self._run(op)
+        total = 0
+        while (deleted := await self._run(op)) > 0:
+            total += deleted
 
-    async def queue_depth(self) -> int:
-        return await self._count("queue_depth", {})
+        async def retire(conn: Conn) -> None:
+            stale = await _all(conn, "stale_workers", {"after": RETIRE_WORKERS_AFTER})
+            if not stale:
+                return
+            retired = await _one(conn, "retired_stats")
+            stats = WorkerStats.from_json(retired[0] if retired else None)
+            for _id, worker_stats in stale:
+                stats.add(WorkerStats.from_json(worker_stats))
+            await conn.execute(Q["delete_workers"], {"ids": [row[0] for row in stale]})
+            await conn.execute(Q["upsert_retired"], {"stats": stats.to_json()})
+
+        await self._run(retire)
+        return total
+
+    async def queue_depth(self, cap: int) -> int:
+        return await self._count("queue_depth", {"cap": cap})
 
     async def run_counts(self) -> dict[str, int]:
         async def op(conn: Conn) -> dict[str, int]:
@@ -600,37 +665,37 @@ class PostgresStore:
 
         return await self._run(op, transaction=False)
 
-    async def step_durations(
-        self, after_id: int | None, limit: int
-    ) -> tuple[list[StepTiming], int]:
-        async def op(conn: Conn) -> tuple[list[StepTiming], int]:
-            if after_id is None:
-                row = await _one(conn, "last_step_attempt")
-                return [], int(row[0]) if row else 0
-            rows = await _all(conn, "step_durations_after", {"after": after_id, "limit": limit})
-            timings = [StepTiming(str(o), max(0.0, float(s))) for _i, o, s in rows]
-            return timings, int(rows[-1][0]) if rows else after_id
-
-        return await self._run(op, transaction=False)
-
-    async def worker_heartbeat(
-        self, worker_id: str, host: str, pid: int, started_at: float, now: float
-    ) -> None:
-        params = {"id": worker_id, "host": host, "pid": pid, "started_at": started_at, "now": now}
+    async def worker_heartbeat(self, worker: WorkerInfo, stats: WorkerStats) -> None:
+        params = {
+            "id": worker.id,
+            "host": worker.host,
+            "pid": worker.pid,
+            "started_at": worker.started_at,
+            "stats": stats.to_json(),
+        }
 
         async def op(conn: Conn) -> None:
             await conn.execute(Q["upsert_worker"], params)
 
-        await self._run(op)
+        await self._run(op, transaction=False)
 
-    async def worker_stopped(self, worker_id: str) -> None:
+    async def worker_stopped(self, worker_id: str, stats: WorkerStats) -> None:
         async def op(conn: Conn) -> None:
-            await conn.execute(Q["delete_worker"], {"id": worker_id})
+            await conn.execute(Q["worker_stopped"], {"id": worker_id, "stats": stats.to_json()})
 
         await self._run(op)
 
     async def live_workers(self, within_seconds: float = 30.0) -> int:
-        return await self._count("live_workers", {"since": time.time() - within_seconds})
+        return await self._count("live_workers", {"within": within_seconds})
+
+    async def worker_stats(self) -> WorkerStats:
+        async def op(conn: Conn) -> WorkerStats:
+            total = WorkerStats()
+            for (stats,) in await _all(conn, "worker_stats"):
+                total.add(WorkerStats.from_json(stats))
+            return total
+
+        return await self._run(op, transaction=False)
 
     async def _count(self, name: str, params: Params) -> int:
         async def op(conn: Conn) -> int:
@@ -641,27 +706,40 @@ class PostgresStore:
 
     # -- wake-ups ---------------------------------------------------------------------------
 
-    async def wait_for_work(self, timeout: float) -> None:
-        """Return on a ``NOTIFY hookline_runs`` (a run may be claimable) or after ``timeout``.
+    async def wait_for_work(self, handlers: Sequence[str], timeout: float) -> bool:
+        """Return True on a notification for one of ``handlers`` (a run of theirs may be
+        claimable), False after ``timeout``.
 
         A wake-up may be spurious (the first call, a reconnect, a notification already
-        served): the caller just claims again. Without the listener, this is a plain sleep.
+        served): the caller just claims again.
         """
-        if self._listener is None:
-            self._listener = asyncio.create_task(self._listen(), name="hookline-listen")
-        with contextlib.suppress(TimeoutError):
+        wanted = frozenset(handlers)
+        if self._listener is None or wanted != self._listening:
+            await self._stop_listener()
+            self._listening = wanted
+            self._listener = asyncio.create_task(self._listen(wanted), name="hookline-listen")
+        try:
             async with asyncio.timeout(timeout):
                 await self._wake.wait()
-            self._wake.clear()
+        except TimeoutError:
+            return False
+        self._wake.clear()
+        return True
 
-    async def _listen(self) -> None:
+    async def _stop_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+    async def _listen(self, handlers: frozenset[str]) -> None:
         while True:
             try:
-                conn = await AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=self._connect_seconds
-                )
+                conn = await AsyncConnection.connect(self.url, **self._connect_kwargs())
                 async with conn:
-                    await conn.execute(Q["listen"])
+                    for name in sorted({channel(h) for h in handlers}):
+                        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name)))
                     self._wake.set()  # (re)connected: anything sent meanwhile was missed
                     async for _notify in conn.notifies():
                         self._wake.set()

@@ -45,7 +45,15 @@ def claimed_from_row(row: Row) -> ClaimedRun:
         seq=row[18],
     )
     headers = row[19] if isinstance(row[19], dict) else json.loads(row[19])
-    return ClaimedRun(run=run, event=event, headers=headers, body=bytes(row[20]))
+    # the claim stamped the run's updated_at with the store's clock
+    return ClaimedRun(
+        run=run,
+        event=event,
+        headers=headers,
+        body=bytes(row[20]),
+        token=int(row[21]),
+        claimed_at=float(run.updated_at),
+    )
 
 
 def steps_from_rows(step_rows: Sequence[Row], attempt_rows: Sequence[Row]) -> list[StepRecord]:

@@ -4,6 +4,11 @@ Writes go through one ``GroupCommitWriter`` thread per process (one fsync per
 batch); reads use an aiosqlite connection. Several processes (``serve`` and its
 workers) share the file: SQLite's write lock serialises their batches, and
 ``BEGIN IMMEDIATE`` with a busy timeout makes them wait instead of failing.
+
+The store's clock is this machine's ``time.time()``: every process sharing the file
+runs on one machine, so they share one clock. Long writes (``prune``, bulk
+redelivery) are cut into chunks of ``BULK_CHUNK`` events, one transaction each, so
+that an ack queued behind them waits for one chunk at most.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,7 @@ from hookline.sql import migrations, queries
 from hookline.store import jobs, records, schedules
 from hookline.store.base import (
     ACTIVE_RUN_STATUSES,
+    Claim,
     ClaimedRun,
     EnqueueResult,
     EventFilter,
@@ -38,11 +44,13 @@ from hookline.store.base import (
     RedeliveryMode,
     RunOutcome,
     RunRecord,
+    RunStatus,
     ScheduleState,
     StepOutcome,
     StepRecord,
-    StepTiming,
     TickResult,
+    WorkerInfo,
+    WorkerStats,
 )
 from hookline.store.group_commit import GroupCommitWriter, OpRows
 from hookline.store.program import run_async, run_sync, statements
@@ -50,6 +58,8 @@ from hookline.store.program import run_async, run_sync, statements
 Q = queries("sqlite")
 STATEMENTS = statements("sqlite")
 log = logging.getLogger("hookline.store")
+BULK_CHUNK = 50  # events per transaction of prune / bulk redelivery: ~4 ms (docs/benchmarks.md)
+RETIRE_WORKERS_AFTER = 3600.0  # a worker silent this long has its counters folded
 
 
 def sqlite_path(url: str) -> str:
@@ -165,8 +175,9 @@ def _new_runs_from_latest(
 class SQLiteStore:
     dialect = "sqlite"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
         self.path = sqlite_path(url)
+        self._clock = clock
         self._writer = GroupCommitWriter(self.path)
         self._reader: aiosqlite.Connection | None = None
 
@@ -274,18 +285,17 @@ class SQLiteStore:
     # -- jobs -------------------------------------------------------------------------------
 
     async def enqueue_job(self, job: NewJob) -> EnqueueResult:
+        now = self._clock()  # due times are the store's clock's (see hookline.store.jobs)
+
         def op(conn: sqlite3.Connection) -> EnqueueResult:
-            return run_sync(jobs.enqueue(job), conn, STATEMENTS)
+            return run_sync(jobs.enqueue(job, now), conn, STATEMENTS)
 
         return await self._writer.run(op)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         return await run_async(jobs.get(job_id), self._all, STATEMENTS)
 
-    # -- schedules --------------------------------------------------------------------------
-
-    async def now(self) -> float:
-        return time.time()
+    # -- schedules (their callers read the store's clock: ``now()``) -------------------------
 
     async def record_ticks(
         self, schedule: str, ticks: Sequence[NewTick], now: float
@@ -356,45 +366,70 @@ class SQLiteStore:
 
     # -- pipeline ---------------------------------------------------------------------------
 
-    async def has_due_runs(self, now: float) -> bool:
-        row = await self._one(Q["any_due"], (now, now))
+    async def now(self) -> float:
+        return self._clock()
+
+    async def has_due_runs(self, handlers: Sequence[str]) -> bool:
+        row = await self._one(Q["any_due"], (self._clock(), json.dumps(list(handlers))))
         return bool(row and row[0])
 
     async def claim_runs(
-        self, worker_id: str, limit: int, lease_seconds: float, now: float
+        self, worker_id: str, handlers: Sequence[str], limit: int, lease_seconds: float
     ) -> list[ClaimedRun]:
         claim_id = new_id("clm")
+        now = self._clock()
         claim = {"kind": "claim", "name": claim_id, "worker": worker_id, "at": now,
-                 "until": now + lease_seconds, "n": limit}  # fmt: skip
+                 "until": now + lease_seconds, "n": limit,
+                 "handlers": json.dumps(list(handlers))}  # fmt: skip
         await self._writer.apply(OpRows(claim))
         rows = await self._all(Q["claimed_by"], (claim_id, worker_id))
         return [records.claimed_from_row(row) for row in rows]
 
     async def heartbeat(
-        self, worker_id: str, run_ids: Sequence[str], lease_seconds: float, now: float
-    ) -> list[str]:
-        if not run_ids:
-            return []
+        self, claims: Sequence[Claim], lease_seconds: float
+    ) -> dict[str, RunStatus]:
+        if not claims:
+            return {}
+        now = self._clock()
         until = now + lease_seconds
         await self._writer.apply(
             OpRows(
                 *(
-                    {"kind": "lease", "run_id": r, "worker": worker_id, "until": until}
-                    for r in run_ids
+                    {
+                        "kind": "lease",
+                        "run_id": c.run_id,
+                        "worker": c.worker_id,
+                        "fence": c.token,
+                        "at": now,
+                        "until": until,
+                    }
+                    for c in claims
                 )
             )
         )
-        return [
-            row[0] for row in await self._all(Q["not_held"], (json.dumps(list(run_ids)), worker_id))
-        ]
+        return await self._held(claims, now)
 
-    async def record_step(self, outcome: StepOutcome) -> None:
+    async def _held(self, claims: Sequence[Claim], at: float) -> dict[str, RunStatus]:
+        held: dict[str, RunStatus] = {}
+        by_worker: dict[str, list[list[Any]]] = {}
+        for c in claims:
+            by_worker.setdefault(c.worker_id, []).append([c.run_id, c.token])
+        for worker, pairs in by_worker.items():
+            for run_id, status in await self._all(Q["held"], (json.dumps(pairs), worker, at)):
+                held[run_id] = status
+        return held
+
+    async def record_step(self, claim: Claim, outcome: StepOutcome) -> bool:
         o = outcome
+        now = self._clock()
         await self._writer.apply(
             OpRows(
                 {
                     "kind": "step",
-                    "run_id": o.run_id,
+                    "run_id": claim.run_id,
+                    "worker": claim.worker_id,
+                    "fence": claim.token,
+                    "at": now,
                     "event_id": o.event_id,
                     "handler": o.handler,
                     "generation": o.generation,
@@ -410,17 +445,22 @@ class SQLiteStore:
                 }
             )
         )
+        # A claim is held from its claim until it ends, never again after: held now means
+        # it was held when the row was applied (and an ended claim wrote nothing).
+        return claim.run_id in await self._held([claim], now)
 
-    async def finish_run(self, worker_id: str, outcome: RunOutcome, now: float) -> bool:
+    async def finish_run(self, claim: Claim, outcome: RunOutcome) -> bool:
         o = outcome
+        now = self._clock()
         await self._writer.apply(
             OpRows(
                 {
                     "kind": "finish",
-                    "run_id": o.run_id,
-                    "worker": worker_id,
+                    "run_id": claim.run_id,
+                    "worker": claim.worker_id,
+                    "fence": claim.token,
                     "status": o.status,
-                    "until": o.available_at,
+                    "until": now + o.delay,
                     "result": o.result_json,
                     "error": o.error,
                     "refund": int(o.refund_attempt),
@@ -428,9 +468,14 @@ class SQLiteStore:
                 }
             )
         )
-        return await self._one(Q["run_written_at"], (o.run_id, o.status, now)) is not None
+        if await self._one(Q["finish_refused"], (claim.run_id, claim.token, now)) is None:
+            return True
+        already = (claim.run_id, claim.token, o.status)
+        return await self._one(Q["already_finished"], already) is not None
 
-    async def redeliver(self, event_id: str, mode: RedeliveryMode, now: float) -> list[str] | None:
+    async def redeliver(self, event_id: str, mode: RedeliveryMode) -> list[str] | None:
+        now = self._clock()
+
         def op(conn: sqlite3.Connection) -> list[str] | None:
             if conn.execute(Q["event_by_id"], (event_id,)).fetchone() is None:
                 return None
@@ -439,18 +484,23 @@ class SQLiteStore:
 
         return await self._writer.run(op)
 
-    async def redeliver_matching(self, flt: EventFilter, mode: RedeliveryMode, now: float) -> int:
+    async def redeliver_matching(self, flt: EventFilter, mode: RedeliveryMode) -> int:
         where, args = _where(flt)
+        ids = [row[0] for row in await self._all(f"SELECT id FROM events WHERE {where}", args)]
+        for start in range(0, len(ids), BULK_CHUNK):
+            chunk = ids[start : start + BULK_CHUNK]
+            now = self._clock()
 
-        def op(conn: sqlite3.Connection) -> int:
-            ids = [r[0] for r in conn.execute(f"SELECT id FROM events WHERE {where}", args)]
-            for event_id in ids:
-                _new_runs_from_latest(conn, event_id, mode, only_if_all_failed=False, now=now)
-            return len(ids)
+            def op(conn: sqlite3.Connection, chunk: list[str] = chunk, now: float = now) -> None:
+                for event_id in chunk:  # one pruned meanwhile has no runs: nothing happens
+                    _new_runs_from_latest(conn, event_id, mode, only_if_all_failed=False, now=now)
 
-        return await self._writer.run(op)
+            await self._writer.run(op)
+        return len(ids)
 
-    async def cancel_run(self, run_id: str, now: float) -> RunRecord | None:
+    async def cancel_run(self, run_id: str) -> RunRecord | None:
+        now = self._clock()
+
         def op(conn: sqlite3.Connection) -> bool:
             row = conn.execute(Q["event_of_run"], (run_id,)).fetchone()
             if row is None:
@@ -463,49 +513,68 @@ class SQLiteStore:
         return await self.get_run(run_id)
 
     async def prune(self, older_than: float, include_failed: bool) -> int:
+        params = (older_than, int(include_failed), BULK_CHUNK)
+
         def op(conn: sqlite3.Connection) -> int:
-            return conn.execute(Q["prune_events"], (older_than, int(include_failed))).rowcount
+            return conn.execute(Q["prune_events"], params).rowcount
 
-        return await self._writer.run(op)
+        total = 0
+        while (deleted := await self._writer.run(op)) > 0:
+            total += deleted
+        retire_before = self._clock() - RETIRE_WORKERS_AFTER
+        await self._writer.run(lambda conn: _retire_workers(conn, retire_before))
+        return total
 
-    async def queue_depth(self) -> int:
-        row = await self._one(Q["queue_depth"])
+    async def queue_depth(self, cap: int) -> int:
+        row = await self._one(Q["queue_depth"], (cap,))
         return int(row[0]) if row else 0
 
     async def run_counts(self) -> dict[str, int]:
         return {status: int(count) for status, count in await self._all(Q["run_counts"])}
 
-    async def step_durations(
-        self, after_id: int | None, limit: int
-    ) -> tuple[list[StepTiming], int]:
-        if after_id is None:
-            return [], int((await self._one(Q["last_step_attempt"]))[0])
-        rows = await self._all(Q["step_durations_after"], (after_id, limit))
-        timings = [StepTiming(outcome, max(0.0, seconds)) for _id, outcome, seconds in rows]
-        return timings, int(rows[-1][0]) if rows else after_id
-
-    async def worker_heartbeat(
-        self, worker_id: str, host: str, pid: int, started_at: float, now: float
-    ) -> None:
+    async def worker_heartbeat(self, worker: WorkerInfo, stats: WorkerStats) -> None:
         await self._writer.apply(
             OpRows(
                 {
                     "kind": "worker_up",
-                    "worker": worker_id,
-                    "host": host,
-                    "pid": pid,
-                    "started_at": started_at,
-                    "at": now,
+                    "worker": worker.id,
+                    "host": worker.host,
+                    "pid": worker.pid,
+                    "started_at": worker.started_at,
+                    "at": self._clock(),
+                    "stats": stats.to_json(),
                 }
             )
         )
 
-    async def worker_stopped(self, worker_id: str) -> None:
-        await self._writer.apply(OpRows({"kind": "worker_down", "worker": worker_id}))
+    async def worker_stopped(self, worker_id: str, stats: WorkerStats) -> None:
+        row = {"kind": "worker_down", "worker": worker_id, "stats": stats.to_json()}
+        await self._writer.apply(OpRows(row))
 
     async def live_workers(self, within_seconds: float = 30.0) -> int:
-        row = await self._one(Q["live_workers"], (time.time() - within_seconds,))
+        row = await self._one(Q["live_workers"], (self._clock() - within_seconds,))
         return int(row[0]) if row else 0
+
+    async def worker_stats(self) -> WorkerStats:
+        total = WorkerStats()
+        for (stats,) in await self._all(Q["worker_stats"]):
+            total.add(WorkerStats.from_json(stats))
+        return total
+
+
+def _retire_workers(conn: sqlite3.Connection, before: float) -> None:
+    """Fold the counters of workers silent since ``before`` into one row, so the workers
+    table stays small and the totals of /metrics never go down."""
+    stale = conn.execute(Q["stale_workers"], (before,)).fetchall()
+    conn.execute(Q["prune_refusals"], (before,))
+    if not stale:
+        return
+    retired = conn.execute("SELECT stats FROM workers WHERE id = 'retired'").fetchone()
+    total = WorkerStats.from_json(retired[0] if retired else None)
+    for worker_id, stats in stale:
+        total.add(WorkerStats.from_json(stats))
+        conn.execute(Q["delete_worker"], (worker_id,))
+    conn.execute(Q["upsert_retired"], (total.to_json(),))
 
 
 def _statements(sql: str) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import time
 from datetime import datetime
 from typing import Any
 
@@ -160,9 +159,7 @@ async def get_event(request: Request) -> Response:
 async def redeliver_event(request: Request) -> Response:
     mode = parse_mode((await json_object(request)).get("mode"))
     try:
-        run_ids = await _store(request).redeliver(
-            request.path_params["event_id"], mode, time.time()
-        )
+        run_ids = await _store(request).redeliver(request.path_params["event_id"], mode)
     except RedeliveryInProgress as exc:
         return JSON(
             {"error": "redelivery_in_progress", "detail": str(exc), "runIds": exc.run_ids},
@@ -179,7 +176,7 @@ async def redeliver_matching(request: Request) -> Response:
     if unknown:
         raise BadRequest(f"unknown filter field(s): {', '.join(sorted(unknown))}")
     mode = parse_mode(body.get("mode"))
-    count = await _store(request).redeliver_matching(event_filter(body), mode, time.time())
+    count = await _store(request).redeliver_matching(event_filter(body), mode)
     return JSON({"count": count}, status_code=202)
 
 
@@ -204,7 +201,7 @@ async def cancel(store: Store, run_id: str) -> RunRecord | str | None:
         return None
     if run.status not in ACTIVE_RUN_STATUSES:
         return cannot_cancel(run)
-    cancelled = await store.cancel_run(run_id, time.time())
+    cancelled = await store.cancel_run(run_id)
     if cancelled is None:  # pruned meanwhile
         return None
     if cancelled.status != "cancelled":  # it ended between the read and the update

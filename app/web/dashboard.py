@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -322,7 +321,7 @@ async def redeliver_failed(request: Request) -> Response:
     except BadRequest as exc:
         return message(400, "Bad request", exc.detail, _sessions(request).of(request))
     flt = EventFilter(source=flt.source, type_glob=flt.type_glob, status="failed")
-    count = await _store(request).redeliver_matching(flt, mode, time.time())
+    count = await _store(request).redeliver_matching(flt, mode)
     keep = {k: v for k in ("source", "type") if (v := form.get(k, "").strip())}
     query = urlencode({**keep, "redelivered": count})
     return RedirectResponse(f"{PREFIX}/ui/failed?{query}", status_code=303)
@@ -399,7 +398,7 @@ async def redeliver_event(request: Request) -> Response:
     except BadRequest as exc:
         return message(400, "Bad request", exc.detail, session)
     try:
-        run_ids = await _store(request).redeliver(event_id, mode, time.time())
+        run_ids = await _store(request).redeliver(event_id, mode)
     except RedeliveryInProgress as exc:
         text = str(exc)
         return message(409, "Not redelivered", text[0].upper() + text[1:] + ".", session)

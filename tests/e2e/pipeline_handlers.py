@@ -143,3 +143,19 @@ async def nondeterministic(event: Event, ctx: Context) -> None:
 async def stacked(event: Event, ctx: Context) -> str:
     await ctx.step("record", effect, f"stacked {event.type}", event.provider_event_id)
     return event.type
+
+
+def slow_sync_step(event_id: str, seconds: float) -> str:
+    """A sync step (it runs in a thread, which nothing can interrupt) longer than a lease."""
+    append(f"a-start {event_id} {os.getpid()}")
+    time.sleep(seconds)
+    append(f"a-end {event_id} {os.getpid()}")
+    return "a"
+
+
+@handler("stripe", "test.fence")
+async def fence(event: Event, ctx: Context) -> str:
+    seconds = float(event.data["data"].get("seconds", 2.5))
+    await ctx.step("a", slow_sync_step, event.provider_event_id, seconds)
+    await ctx.step("b", effect, "b", event.provider_event_id)
+    return "done"

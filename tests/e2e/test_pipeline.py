@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.cli import hookline
 from tests.support.clients import all_events, event_detail, post_stripe, wait_for, wait_status
 from tests.support.server import HooklineProcess, base_config
 
@@ -207,7 +208,12 @@ def test_concurrency_key_runs_in_arrival_order(
         timeout=120,
         what="all ordered runs",
     )
-    assert all(e["status"] == "succeeded" for e in all_events(admin, type="test.ordered"))
+    # the last step's line is written before its run is recorded as finished
+    wait_for(
+        lambda: all(e["status"] == "succeeded" for e in all_events(admin, type="test.ordered")),
+        timeout=60,
+        what="every ordered run to be recorded as succeeded",
+    )
     per_key: dict[str, list[tuple[str, int]]] = {}
     for line in lines(tmp_path / "order.log"):
         kind, key, number = line.split()
@@ -228,8 +234,16 @@ def test_metrics_show_workers_queue_runs_and_step_durations(
     ids = [post_stripe(pipeline_server, f"evt_m_{i}", "test.two_steps")["id"] for i in range(5)]
     for event_id in ids:
         wait_status(admin, event_id, "succeeded")
+    # run outcomes and step durations come from the workers' counters: the text of
+    # /metrics lags by up to one worker heartbeat
+    wait_for(lambda: 'hookline_runs_total{outcome="succeeded"} 5.0' in scrape(), what="counts")
     text = scrape()
     assert 'hookline_step_seconds_count{outcome="succeeded"} 10.0' in text
-    assert 'hookline_runs{status="succeeded"} 5.0' in text
     assert "hookline_queue_depth 0.0" in text
     assert 'hookline_webhook_requests_total{outcome="accepted",source="stripe"} 5.0' in text
+    # counters, not a count of the rows still stored: pruning the events changes nothing
+    result = hookline("prune", "--older-than", "0s", "--config", pipeline_server.config_path)
+    assert result.returncode == 0 and "pruned 5 event(s)" in result.stdout, result.stderr
+    text = scrape()
+    assert 'hookline_runs_total{outcome="succeeded"} 5.0' in text
+    assert 'hookline_step_seconds_count{outcome="succeeded"} 10.0' in text

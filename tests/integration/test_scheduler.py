@@ -214,10 +214,10 @@ async def test_overlap_skip_skips_while_the_last_run_is_active(store: Store) -> 
     await process.at(T + 0.5)
     await process.at(T + 10.1)
     await process.at(T + 20.1)
-    claimed = await store.claim_runs("w", 5, 30, T + 21)
+    claimed = await store.claim_runs("w", ["tests:report"], 5, 30)
     assert len(claimed) == 1
     await process.at(T + 30.1)  # running
-    await store.finish_run("w", RunOutcome(claimed[0].run.id, "succeeded"), T + 31)
+    await store.finish_run(claimed[0].claim("w"), RunOutcome(claimed[0].run.id, "succeeded"))
     await process.at(T + 40.1)
     ticks = await outcomes(store)
     assert [o for o, _ in ticks.values()] == [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from hookline.store.base import (
     EventFilter,
@@ -46,15 +47,24 @@ def new_job(
     )
 
 
+HANDLERS = ["reports:generate"]
+
+
+def near_now(at: float) -> bool:
+    """A time the store set from its own clock (the database's, or this machine's)."""
+    return abs(at - time.time()) < 60
+
+
 async def fail_job(store: Store, worker: str = "w1", now: float = T0) -> str:
-    claimed = await store.claim_runs(worker, 10, LEASE, now)
+    claimed = await store.claim_runs(worker, HANDLERS, 10, LEASE)
     assert len(claimed) == 1
-    run = claimed[0].run
-    await store.record_step(
+    run, claim = claimed[0].run, claimed[0].claim(worker)
+    assert await store.record_step(
+        claim,
         StepOutcome(run.id, run.event_id, run.handler, run.generation, "render", 0, 1,
-                    now, now, True, '"pdf"', None, None)
+                    now, now, True, '"pdf"', None, None),
     )  # fmt: skip
-    assert await store.finish_run(worker, RunOutcome(run.id, "failed", error="boom"), now)
+    assert await store.finish_run(claim, RunOutcome(run.id, "failed", error="boom"))
     return run.id
 
 
@@ -68,10 +78,11 @@ async def test_a_job_is_stored_as_an_event_of_source_jobs(store: Store) -> None:
     assert record is not None
     assert record.summary.source == "jobs" and record.summary.type == "generate-report"
     assert record.summary.provider_event_id == "generate-report/k-1"
-    assert (record.run_at, record.idempotency_key) == (T0 + 300, "k-1")
-    assert [(r.handler, r.status, r.available_at) for r in record.runs] == [
-        ("reports:generate", "queued", T0 + 300)
-    ]
+    assert (record.run_at, record.idempotency_key) == (T0 + 300, "k-1")  # as asked
+    # due by the store's clock: the delay asked for (run_at - created_at) after its now
+    (run,) = record.runs
+    assert (run.handler, run.status) == ("reports:generate", "queued")
+    assert near_now(run.available_at - 300)
     event = await store.get_event(job.id)
     assert event is not None and event.body == job.payload
     assert event.headers["authorization"] == "[redacted]"
@@ -80,13 +91,19 @@ async def test_a_job_is_stored_as_an_event_of_source_jobs(store: Store) -> None:
 
 
 async def test_a_delayed_job_is_not_claimed_before_its_time(store: Store) -> None:
-    job = new_job(at=T0, run_at=T0 + 300)
-    await store.enqueue_job(job)
-    assert not await store.has_due_runs(T0 + 299)
-    assert await store.claim_runs("w1", 10, LEASE, T0 + 299) == []
-    claimed = await store.claim_runs("w1", 10, LEASE, T0 + 300)
-    assert [c.run.event_id for c in claimed] == [job.id]
-    assert claimed[0].event.source == "jobs" and claimed[0].body == job.payload
+    later = new_job(at=T0, run_at=T0 + 300)
+    await store.enqueue_job(later)
+    assert not await store.has_due_runs(HANDLERS)
+    assert await store.claim_runs("w1", HANDLERS, 10, LEASE) == []
+    soon = new_job(at=T0, run_at=T0 + 1)  # the clocks of T0 do not matter: the delay does
+    await store.enqueue_job(soon)
+    assert await store.claim_runs("w1", HANDLERS, 10, LEASE) == []
+    deadline = time.monotonic() + 15
+    while not (claimed := await store.claim_runs("w1", HANDLERS, 10, LEASE)):
+        assert time.monotonic() < deadline, "the job due in 1 s was never claimable"
+        await asyncio.sleep(0.05)
+    assert [c.run.event_id for c in claimed] == [soon.id]
+    assert claimed[0].event.source == "jobs" and claimed[0].body == soon.payload
 
 
 async def test_without_a_key_every_job_is_new(store: Store) -> None:
@@ -132,7 +149,8 @@ async def test_a_failed_job_is_resumed_by_the_same_request(store: Store) -> None
     record = await store.get_job(first.job_id)
     assert record is not None and record.summary.status == "queued"
     resumed = record.runs[-1]
-    assert (resumed.id, resumed.generation, resumed.available_at) == (again.run_ids[0], 0, T0 + 10)
+    assert (resumed.id, resumed.generation) == (again.run_ids[0], 0)
+    assert near_now(resumed.available_at)  # due at once, by the store's clock
     # same generation: the step that succeeded is the memo of the new run too
     steps = await store.load_steps(first.job_id, resumed.handler, resumed.generation)
     assert [(s.name, s.status, s.result) for s in steps] == [("render", "succeeded", "pdf")]
@@ -146,13 +164,15 @@ async def test_a_failed_job_is_resumed_by_the_same_request(store: Store) -> None
 
 async def test_a_succeeded_or_cancelled_job_is_replayed_not_resumed(store: Store) -> None:
     done = await store.enqueue_job(new_job(key="done", fingerprint="fp"))
-    claimed = await store.claim_runs("w1", 10, LEASE, T0)
-    await store.finish_run("w1", RunOutcome(claimed[0].run.id, "succeeded", result_json="1"), T0)
+    (claimed,) = await store.claim_runs("w1", HANDLERS, 10, LEASE)
+    await store.finish_run(
+        claimed.claim("w1"), RunOutcome(claimed.run.id, "succeeded", result_json="1")
+    )
     again = await store.enqueue_job(new_job(key="done", fingerprint="fp"))
     assert (again.job_id, again.outcome, again.status) == (done.job_id, "replayed", "succeeded")
 
     cancelled = await store.enqueue_job(new_job(key="gone", fingerprint="fp"))
-    await store.cancel_run(cancelled.run_ids[0], T0)
+    await store.cancel_run(cancelled.run_ids[0])
     again = await store.enqueue_job(new_job(key="gone", fingerprint="fp"))
     assert (again.outcome, again.status) == ("replayed", "cancelled")
 
@@ -193,8 +213,8 @@ async def test_get_job_knows_only_jobs(store: Store) -> None:
 
 async def test_pruning_a_job_frees_its_key(store: Store) -> None:
     old = await store.enqueue_job(new_job(key="k", fingerprint="fp", at=T0))
-    claimed = await store.claim_runs("w1", 10, LEASE, T0)
-    await store.finish_run("w1", RunOutcome(claimed[0].run.id, "succeeded"), T0)
+    (claimed,) = await store.claim_runs("w1", HANDLERS, 10, LEASE)
+    await store.finish_run(claimed.claim("w1"), RunOutcome(claimed.run.id, "succeeded"))
     assert await store.prune(T0 + 1, include_failed=False) == 1
     assert await store.get_job(old.job_id) is None
     fresh = await store.enqueue_job(new_job(key="k", fingerprint="fp-new", at=T0 + 5))

@@ -8,7 +8,7 @@ import time
 from hookline.store.base import EventFilter, NewJob, NewTick, RunOutcome, Store
 from hookline.store.schedules import KEEP_TICKS
 from tests.integration.conftest import OpenStore
-from tests.integration.test_store_jobs import LEASE, T0, new_job
+from tests.integration.test_store_jobs import HANDLERS, LEASE, T0, new_job
 
 TICK = 1_700_000_100
 
@@ -26,9 +26,9 @@ async def jobs_in(store: Store) -> list[str]:
 
 
 async def finish_all(store: Store, status: str = "succeeded") -> None:
-    for claimed in await store.claim_runs("w1", 100, LEASE, T0):
+    for claimed in await store.claim_runs("w1", HANDLERS, 100, LEASE):
         outcome = RunOutcome(claimed.run.id, status)  # type: ignore[arg-type]
-        assert await store.finish_run("w1", outcome, T0)
+        assert await store.finish_run(claimed.claim("w1"), outcome)
 
 
 async def test_a_tick_is_recorded_with_its_job_in_one_go(store: Store) -> None:

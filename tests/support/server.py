@@ -178,6 +178,8 @@ def demo_config(
 class HooklineProcess:
     """Runs ``hookline <command>`` with a config file; logs go to files in ``workdir``."""
 
+    _instances = 0
+
     def __init__(
         self,
         workdir: Path,
@@ -185,13 +187,18 @@ class HooklineProcess:
         command: str = "serve",
         extra_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        module: str = "hookline.cli",
     ) -> None:
         self.workdir = workdir
-        self.config_path = workdir / f"hookline-{command}.toml"
-        self.config_path.write_text(config_text)
+        self.module = module  # e.g. tests.support.skewed_clock: the CLI with a wrong clock
         self.command = command
         self.extra_args = extra_args
         self.port = free_port() if command == "serve" else 0
+        # several processes of one command in one directory each keep their config and logs
+        HooklineProcess._instances += 1
+        self.name = f"{command}-{self.port or HooklineProcess._instances}"
+        self.config_path = workdir / f"hookline-{self.name}.toml"
+        self.config_path.write_text(config_text)
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "PYTHONPATH": f"{ROOT}:{workdir}", **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -199,14 +206,14 @@ class HooklineProcess:
 
     @property
     def log_path(self) -> Path:
-        return self.workdir / f"{self.command}-{self.port}-{self.starts}.log"
+        return self.workdir / f"{self.name}-{self.starts}.log"
 
     def start(self, wait: bool = True) -> HooklineProcess:
         self.starts += 1
         args = [
             sys.executable,
             "-m",
-            "hookline.cli",
+            self.module,
             self.command,
             "--config",
             str(self.config_path),
@@ -243,8 +250,7 @@ class HooklineProcess:
 
     def logs(self) -> str:
         return "".join(
-            p.read_text(errors="replace")
-            for p in sorted(self.workdir.glob(f"{self.command}-*.log"))
+            p.read_text(errors="replace") for p in sorted(self.workdir.glob(f"{self.name}-*.log"))
         )
 
     def kill9(self) -> None:

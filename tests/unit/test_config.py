@@ -387,3 +387,17 @@ def test_api_keys_and_the_jobs_source_are_checked() -> None:
     with pytest.raises(ConfigError, match=reserved):
         parse_settings({"sources": [{**STRIPE, "name": "jobs"}]}, {})
     assert parse_settings({"api": {"keys": []}}, {}).api.keys == []
+
+
+def test_storage_pool_size_and_statement_timeout() -> None:
+    url = "postgresql://hookline@db.internal/hookline"
+    defaults = parse_settings({"storage": {"url": url}}, {}).storage
+    assert (defaults.pool_size, defaults.statement_timeout_seconds) == (10, 30.0)
+    chosen = parse_settings(
+        {"storage": {"url": url, "pool_size": 40, "statement_timeout_seconds": 2.5}}, {}
+    ).storage
+    assert (chosen.pool_size, chosen.statement_timeout_seconds) == (40, 2.5)
+    assert "storage.pool_size" in error_of({"storage": {"url": url, "pool_size": 0}})
+    assert "storage.statement_timeout_seconds" in error_of(
+        {"storage": {"url": url, "statement_timeout_seconds": -1}}
+    )

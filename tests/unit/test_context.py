@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from hookline.config import PipelineConfig
-from hookline.context import Context, RunScope, Suspend
+from hookline.context import Context, Lease, RunScope, Suspend
 from hookline.errors import NonDeterminismError, NonRetryableError, PipelineError
 from hookline.pipeline import Event, HandlerSpec, Registry
 from hookline.runner import Runner
@@ -20,6 +20,7 @@ from hookline.store.base import ClaimedRun, NewEvent, NewRun
 from hookline.store.sqlite import SQLiteStore
 
 HANDLER = "tests:handler"
+_claims: dict[tuple[int, str], ClaimedRun] = {}  # (store, event id) → its claim, for context_for
 
 
 @pytest.fixture
@@ -45,13 +46,20 @@ async def claimed_run(store: SQLiteStore, event_id: str = "evt_1") -> ClaimedRun
         ),
         resume_failed=True,
     )
-    (claimed,) = await store.claim_runs("w1", 1, 30, time.time())
+    (claimed,) = await store.claim_runs("w1", [HANDLER], 1, 30)
+    _claims[id(store), event_id] = claimed
     return claimed
+
+
+def lease_of(claimed: ClaimedRun) -> Lease:
+    return Lease(claimed.claim("w1"), deadline=time.monotonic() + 30)
 
 
 async def context_for(store: SQLiteStore, event_id: str = "evt_1") -> Context:
     steps = await store.load_steps(event_id, HANDLER, 0, attempts=True)
-    scope = RunScope(f"run_{event_id}", event_id, HANDLER, 0, 1, memo={s.name: s for s in steps})
+    memo = {s.name: s for s in steps}
+    lease = lease_of(_claims[id(store), event_id])
+    scope = RunScope(f"run_{event_id}", event_id, HANDLER, 0, 1, memo=memo, lease=lease)
     return Context(scope, store)
 
 
@@ -147,14 +155,15 @@ async def test_gather_returns_results_in_argument_order_and_waits_for_all(
 
 
 async def test_sleep_suspends_until_its_recorded_time(store: SQLiteStore) -> None:
-    await claimed_run(store)
+    lease = lease_of(await claimed_run(store))
     now = [1000.0]
-    scope = RunScope("run_evt_1", "evt_1", HANDLER, 0, 1)
+    scope = RunScope("run_evt_1", "evt_1", HANDLER, 0, 1, lease=lease)
     with pytest.raises(Suspend) as parked:
         await Context(scope, store, clock=lambda: now[0]).sleep("nap", 60)
     assert parked.value.until == 1060.0
     steps = await store.load_steps("evt_1", HANDLER, 0)
-    later = RunScope("run_evt_1", "evt_1", HANDLER, 0, 1, memo={s.name: s for s in steps})
+    memo = {s.name: s for s in steps}
+    later = RunScope("run_evt_1", "evt_1", HANDLER, 0, 1, memo=memo, lease=lease)
     now[0] = 1030.0
     with pytest.raises(Suspend):  # woken early: still parked until the same time
         await Context(later, store, clock=lambda: now[0]).sleep("nap", 60)
@@ -194,13 +203,15 @@ async def test_runner_maps_endings_to_outcomes(store: SQLiteStore) -> None:
         spec = HandlerSpec(HANDLER, fn, "stripe", "*")
         runner = Runner(store, Registry([spec]), config, clock=lambda: 500.0)
         claimed = await claimed_run(store, f"evt_{fn.__name__}")
-        outcome = await runner.execute(claimed)
-        assert outcome.status == status, fn.__name__
+        outcome = await runner.execute(claimed, lease_of(claimed))
+        assert outcome is not None and outcome.status == status, fn.__name__
         if status == "retrying":
-            assert outcome.available_at == 510.0 and "try again" in (outcome.error or "")
+            assert outcome.delay == 10.0 and "try again" in (outcome.error or "")
+    # claims take only loaded handlers; were one taken all the same, it is handed back
     missing = Runner(store, Registry([]), config)
-    outcome = await missing.execute(await claimed_run(store, "evt_missing"))
-    assert outcome.status == "failed" and "not loaded" in (outcome.error or "")
+    claimed = await claimed_run(store, "evt_missing")
+    outcome = await missing.execute(claimed, lease_of(claimed))
+    assert outcome is not None and (outcome.status, outcome.refund_attempt) == ("queued", True)
 
 
 async def test_a_cancelled_run_waits_for_its_sync_step_and_records_it(store: SQLiteStore) -> None:
@@ -222,3 +233,87 @@ async def test_a_cancelled_run_waits_for_its_sync_step_and_records_it(store: SQL
     assert finished.is_set()  # the run ended only after its side effect did
     (step,) = await store.load_steps("evt_1", HANDLER, 0)
     assert step.status == "succeeded" and step.result == "ch_1"  # a resume will not repeat it
+
+
+async def test_a_cancelled_gather_leaves_no_step_running(store: SQLiteStore) -> None:
+    await claimed_run(store)
+    ctx = await context_for(store)
+    started = asyncio.Event()
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    task = asyncio.create_task(ctx.gather(ctx.step("a", forever), ctx.step("b", forever)))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert left == []  # nothing of the run keeps running (or recording) after it let go
+
+
+async def test_a_cancelled_gather_waits_for_its_sync_step_and_records_it(
+    store: SQLiteStore,
+) -> None:
+    await claimed_run(store)
+    ctx = await context_for(store)
+    started, finished = threading.Event(), threading.Event()
+
+    def charge_card() -> str:
+        started.set()
+        time.sleep(0.3)  # a thread cannot be interrupted
+        finished.set()
+        return "ch_1"
+
+    async def forever() -> None:
+        await asyncio.sleep(3600)
+
+    task = asyncio.create_task(
+        ctx.gather(ctx.step("charge", charge_card), ctx.step("wait", forever))
+    )
+    await asyncio.to_thread(started.wait, 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished.is_set()  # the run let go only after the thread's side effect
+    steps = {s.name: s for s in await store.load_steps("evt_1", HANDLER, 0)}
+    assert steps["charge"].status == "succeeded" and steps["charge"].result == "ch_1"
+    assert "wait" not in steps or steps["wait"].status != "succeeded"
+
+
+async def test_a_sync_step_that_outlives_its_timeout_keeps_its_result(store: SQLiteStore) -> None:
+    await claimed_run(store)
+    calls: list[int] = []
+
+    def charge_card() -> str:
+        calls.append(1)
+        time.sleep(0.2)  # longer than the timeout: the thread still finishes
+        return "ch_1"
+
+    ctx = await context_for(store)
+    assert await ctx.step("charge", charge_card, step_timeout=0.05) == "ch_1"
+    assert await (await context_for(store)).step("charge", charge_card) == "ch_1"
+    assert calls == [1]  # its side effect happened once, and is never repeated
+    (step,) = await store.load_steps("evt_1", HANDLER, 0, attempts=True)
+    assert step.status == "succeeded"
+    assert [a.outcome for a in step.attempts] == ["succeeded"]
+
+
+async def test_a_step_result_that_is_not_json_fails_the_run_at_once(store: SQLiteStore) -> None:
+    calls: list[int] = []
+
+    def make_order() -> object:
+        calls.append(1)
+        return {"order": object()}
+
+    async def handle(event: Event, ctx: Context) -> None:
+        await ctx.step("make-order", make_order)
+
+    spec = HandlerSpec(HANDLER, handle, "stripe", "*")
+    runner = Runner(store, Registry([spec]), PipelineConfig())
+    claimed = await claimed_run(store)
+    outcome = await runner.execute(claimed, lease_of(claimed))
+    assert outcome is not None and outcome.status == "failed"  # a retry would repeat it
+    assert "make-order" in (outcome.error or "") and "JSON" in (outcome.error or "")
+    assert calls == [1]

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hookline.config import PipelineConfig
-from hookline.context import Context
+from hookline.context import Context, Lease
 from hookline.logs import JsonFormatter
 from hookline.pipeline import Event, HandlerSpec, Registry
 from hookline.redaction import REDACTED, Redactor, Secrets
@@ -122,7 +122,7 @@ async def test_a_failing_step_with_a_secret_in_its_error_is_stored_redacted(
                  [NewRun("run_1", "h", max_attempts=1)]),
         resume_failed=True,
     )  # fmt: skip
-    (claimed,) = await store.claim_runs("w1", 1, 30, time.time())
+    (claimed,) = await store.claim_runs("w1", ["h"], 1, 30)
     runner = Runner(
         store,
         Registry([HandlerSpec("h", handle, "stripe", "*")]),
@@ -130,9 +130,10 @@ async def test_a_failing_step_with_a_secret_in_its_error_is_stored_redacted(
         secrets=Secrets({"api": LONG}),
         redact=Redactor([LONG]),
     )
-    outcome = await runner.execute(claimed)
+    lease = Lease(claimed.claim("w1"), deadline=time.monotonic() + 30)
+    outcome = await runner.execute(claimed, lease)
     assert seen == [LONG]  # the handler had the real value
-    assert outcome.status == "failed" and outcome.error is not None
+    assert outcome is not None and outcome.status == "failed" and outcome.error is not None
     assert LONG not in outcome.error and f"API key {REDACTED} was revoked" in outcome.error
     (step,) = await store.load_steps("evt_1", "h", 0, attempts=True)
     (attempt,) = step.attempts

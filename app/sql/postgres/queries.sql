@@ -2,6 +2,8 @@
 -- Parameters are psycopg named placeholders. Every claim locks with FOR UPDATE SKIP LOCKED,
 -- and every transaction that changes a run's status locks its event row (in id order)
 -- before refresh_event_status, so the derived status is computed from committed state.
+-- Every time a lease or a due time is compared with is hookline_now(): the database's
+-- clock (migration 0004), never a worker's.
 
 -- name: create_schema_migrations
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -34,12 +36,13 @@ SELECT pg_advisory_unlock(%(space)s::int4, %(key)s::int4);
 SELECT pg_advisory_xact_lock(%(space)s::int4,
                              hashtext(%(handler)s::text || chr(31) || %(key)s::text));
 
--- name: listen
-LISTEN hookline_runs;
-
 -- name: notify_runs
--- Delivered at commit, and only if the transaction commits.
-SELECT pg_notify('hookline_runs', '');
+-- One channel per handler (named by PostgresStore.channel): only workers that loaded the
+-- handler listen to it. Delivered at commit, and only if the transaction commits.
+SELECT pg_notify(channel, '') FROM unnest(%(channels)s::text[]) AS channel;
+
+-- name: now
+SELECT hookline_now();
 
 -- name: insert_event
 INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body)
@@ -60,10 +63,11 @@ FOR NO KEY UPDATE;
 SELECT id FROM events WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR NO KEY UPDATE;
 
 -- name: insert_run
+-- Due at once by the database's clock (a serve process's clock may be off).
 INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
                   available_at, concurrency_key, created_at, updated_at)
 VALUES (%(id)s, %(event_id)s, %(handler)s, %(generation)s, 'queued', 0, %(max_attempts)s,
-        %(now)s, %(concurrency_key)s, %(now)s, %(now)s);
+        hookline_now(), %(concurrency_key)s, hookline_now(), hookline_now());
 
 -- name: latest_runs_of_event
 -- The newest run of each handler of an event, in creation order.
@@ -141,39 +145,53 @@ WHERE event_id = %(event_id)s AND handler = %(handler)s AND generation = %(gener
 ORDER BY id;
 
 -- name: any_due
-SELECT EXISTS (SELECT 1 FROM runs WHERE status IN ('queued', 'retrying')
-                                    AND available_at <= %(now)s)
-    OR EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND lease_expires_at < %(now)s);
+-- One index probe per handler (runs_due_handler), whatever other handlers have queued.
+SELECT EXISTS (SELECT 1 FROM unnest(%(handlers)s::text[]) AS h(name)
+               WHERE EXISTS (SELECT 1 FROM runs
+                             WHERE handler = h.name AND status IN ('queued', 'retrying')
+                               AND available_at <= hookline_now()))
+    OR EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND lease_expires_at < hookline_now()
+                                    AND handler = ANY(%(handlers)s::text[]));
 
 -- name: claim_expired
 -- Runs whose worker stopped heartbeating: reclaimed. Rows another claimer holds are skipped.
 SELECT id, handler, concurrency_key FROM runs
-WHERE status = 'running' AND lease_expires_at < %(now)s
+WHERE status = 'running' AND lease_expires_at < %(now)s AND handler = ANY(%(handlers)s::text[])
 ORDER BY lease_expires_at
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: claim_due
--- Runs ready to start. A run with a concurrency key waits while another run of its
--- (handler, key) is running or an earlier one is unfinished.
-SELECT r.id, r.handler, r.concurrency_key FROM runs r
-WHERE r.status IN ('queued', 'retrying') AND r.available_at <= %(now)s
-  AND (r.concurrency_key IS NULL OR NOT EXISTS (
-        SELECT 1 FROM runs p
-        WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
-          AND p.id <> r.id
-          AND (p.status = 'running'
-               OR (p.status IN ('queued', 'retrying') AND p.seq < r.seq)
-               -- a cancelled run still held by its worker holds its key too
-               OR (p.lease_owner IS NOT NULL AND p.lease_expires_at >= %(now)s))))
-  -- never beside a cancelled run of the same (event, handler) still held by its worker
-  AND NOT EXISTS (
-        SELECT 1 FROM runs o
-        WHERE o.event_id = r.event_id AND o.handler = r.handler AND o.id <> r.id
-          AND o.lease_owner IS NOT NULL AND o.lease_expires_at >= %(now)s)
-ORDER BY r.available_at, r.seq
-LIMIT %(limit)s
-FOR UPDATE OF r SKIP LOCKED;
+-- Runs ready to start, of the handlers the worker has loaded. A run with a concurrency key
+-- waits while another run of its (handler, key) is running or an earlier one is unfinished.
+-- One index scan per handler (runs_due_handler), each stopping at its first %(limit)s
+-- claimable runs: a backlog of a handler this worker has not loaded (a rolling deploy) is
+-- never read. Rows of a handler that the outer LIMIT drops stay locked until commit.
+SELECT c.id, c.handler, c.concurrency_key
+FROM unnest(%(handlers)s::text[]) AS h(name)
+CROSS JOIN LATERAL (
+    SELECT r.id, r.handler, r.concurrency_key, r.available_at, r.seq FROM runs r
+    WHERE r.handler = h.name AND r.status IN ('queued', 'retrying')
+      AND r.available_at <= %(now)s
+      AND (r.concurrency_key IS NULL OR NOT EXISTS (
+            SELECT 1 FROM runs p
+            WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
+              AND p.id <> r.id
+              AND (p.status = 'running'
+                   OR (p.status IN ('queued', 'retrying') AND p.seq < r.seq)
+                   -- a cancelled run still held by its worker holds its key too
+                   OR (p.lease_owner IS NOT NULL AND p.lease_expires_at >= %(now)s))))
+      -- never beside a cancelled run of the same (event, handler) still held by its worker
+      AND NOT EXISTS (
+            SELECT 1 FROM runs o
+            WHERE o.event_id = r.event_id AND o.handler = r.handler AND o.id <> r.id
+              AND o.lease_owner IS NOT NULL AND o.lease_expires_at >= %(now)s)
+    ORDER BY r.available_at, r.seq
+    LIMIT %(limit)s
+    FOR UPDATE OF r SKIP LOCKED
+) AS c
+ORDER BY c.available_at, c.seq
+LIMIT %(limit)s;
 
 -- name: keyed_runs_still_free
 -- Re-checked (with a fresh snapshot) once the claimer holds the locks of the keys.
@@ -188,91 +206,140 @@ WHERE r.id = ANY(%(ids)s::text[])
                OR (p.lease_owner IS NOT NULL AND p.lease_expires_at >= %(now)s)));
 
 -- name: lease_runs
-UPDATE runs SET status = 'running', attempts = attempts + 1, lease_owner = %(worker_id)s,
-                lease_expires_at = %(expires_at)s, updated_at = %(now)s
+UPDATE runs SET status = 'running', attempts = attempts + 1, fence = fence + 1,
+                lease_owner = %(worker_id)s, lease_expires_at = %(now)s + %(lease)s,
+                updated_at = %(now)s
 WHERE id = ANY(%(ids)s::text[]);
 
 -- name: claimed_runs_with_events
 SELECT r.id, r.event_id, r.handler, r.generation, r.status, r.attempts, r.max_attempts,
        r.available_at, r.created_at, r.updated_at, r.result, r.error, r.concurrency_key,
-       e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.headers, e.body
+       e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.headers, e.body,
+       r.fence
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE r.id = ANY(%(ids)s::text[]);
 
 -- name: heartbeat
-UPDATE runs SET lease_expires_at = %(expires_at)s
-WHERE id = ANY(%(ids)s::text[]) AND lease_owner = %(worker_id)s AND status = 'running'
-RETURNING id;
+-- Extends the leases that these claims still hold; an expired lease is over for good.
+UPDATE runs r SET lease_expires_at = hookline_now() + %(lease)s
+FROM unnest(%(ids)s::text[], %(fences)s::bigint[]) AS c(id, fence)
+WHERE r.id = c.id AND r.fence = c.fence AND r.lease_owner = %(worker_id)s
+  AND r.status IN ('running', 'cancelled') AND r.lease_expires_at >= hookline_now()
+RETURNING r.id, r.status;
 
--- name: insert_step_attempt
-INSERT INTO step_attempts (run_id, event_id, handler, generation, step_name, number,
-                           started_at, ended_at, outcome, error, traceback)
-VALUES (%(run_id)s, %(event_id)s, %(handler)s, %(generation)s, %(name)s, %(number)s,
-        %(started_at)s, %(ended_at)s, %(outcome)s, %(error)s, %(traceback)s);
-
--- name: upsert_step
--- A step that succeeded is the memo: a later failed attempt never overwrites it.
-INSERT INTO steps (event_id, handler, generation, name, position, status, result, updated_at)
-VALUES (%(event_id)s, %(handler)s, %(generation)s, %(name)s, %(position)s, %(outcome)s,
-        %(result)s, %(ended_at)s)
-ON CONFLICT (event_id, handler, generation, name) DO UPDATE
-SET status = excluded.status, result = excluded.result, position = excluded.position,
-    updated_at = excluded.updated_at
-WHERE steps.status <> 'succeeded';
+-- name: record_step
+-- One attempt of one step and the memo, written only while the claim is held (the row
+-- lock makes a concurrent reclaim wait). A step that succeeded is the memo: a later failed
+-- attempt never overwrites it. Answers how many claims were held: 1 written, 0 refused.
+WITH held AS (
+    SELECT id FROM runs
+    WHERE id = %(run_id)s AND fence = %(fence)s AND lease_owner = %(worker_id)s
+      AND status IN ('running', 'cancelled') AND lease_expires_at >= hookline_now()
+    FOR SHARE
+), attempt AS (
+    INSERT INTO step_attempts (run_id, event_id, handler, generation, step_name, number,
+                               started_at, ended_at, outcome, error, traceback)
+    SELECT held.id, %(event_id)s::text, %(handler)s::text, %(generation)s::int,
+           %(name)s::text, %(number)s::int, %(started_at)s::float8, %(ended_at)s::float8,
+           %(outcome)s::text, %(error)s::text, %(traceback)s::text
+    FROM held
+    WHERE NOT EXISTS (  -- once: a write retried after a commit whose answer was lost
+        SELECT 1 FROM step_attempts
+        WHERE event_id = %(event_id)s AND handler = %(handler)s
+          AND generation = %(generation)s AND step_name = %(name)s
+          AND run_id = %(run_id)s AND number = %(number)s)
+), memo AS (
+    INSERT INTO steps (event_id, handler, generation, name, position, status, result,
+                       updated_at)
+    SELECT %(event_id)s::text, %(handler)s::text, %(generation)s::int, %(name)s::text,
+           %(position)s::int, %(outcome)s::text, %(result)s::text, %(ended_at)s::float8
+    FROM held
+    ON CONFLICT (event_id, handler, generation, name) DO UPDATE
+    SET status = excluded.status, result = excluded.result, position = excluded.position,
+        updated_at = excluded.updated_at
+    WHERE steps.status <> 'succeeded'
+)
+SELECT count(*) FROM held;
 
 -- name: finish_run
-UPDATE runs SET status = %(status)s, available_at = %(available_at)s, result = %(result)s,
-                error = %(error)s, attempts = attempts - %(refund)s, lease_owner = NULL,
-                lease_expires_at = NULL, updated_at = %(now)s
-WHERE id = %(id)s AND lease_owner = %(worker_id)s AND status = 'running'
-RETURNING event_id, concurrency_key;
+UPDATE runs SET status = %(status)s, available_at = hookline_now() + %(delay)s,
+                result = %(result)s, error = %(error)s, attempts = attempts - %(refund)s,
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = hookline_now()
+WHERE id = %(id)s AND fence = %(fence)s AND lease_owner = %(worker_id)s
+  AND status = 'running' AND lease_expires_at >= hookline_now()
+RETURNING event_id, concurrency_key, handler, available_at <= hookline_now();
+
+-- name: already_finished
+-- A finish retried after an error: the first one was written (same claim, same outcome).
+SELECT 1 FROM runs
+WHERE id = %(id)s AND fence = %(fence)s AND lease_owner IS NULL AND status = %(status)s;
 
 -- name: run_key
-SELECT event_id, concurrency_key FROM runs WHERE id = %(id)s;
+SELECT event_id, concurrency_key, handler FROM runs WHERE id = %(id)s;
 
 -- name: cancel_run
 -- A running run keeps its lease until its worker lets go (release_cancelled): until then
 -- no other run of its (event, handler) may start (see claim_due).
-UPDATE runs SET status = 'cancelled', updated_at = %(now)s
+UPDATE runs SET status = 'cancelled', updated_at = hookline_now()
 WHERE id = %(id)s AND status IN ('queued', 'running', 'retrying');
 
 -- name: release_cancelled
 UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL
-WHERE id = %(id)s AND lease_owner = %(worker_id)s AND status = 'cancelled'
-RETURNING event_id;
+WHERE id = %(id)s AND fence = %(fence)s AND lease_owner = %(worker_id)s
+  AND status = 'cancelled'
+RETURNING event_id, handler;
 
 -- name: prune_events
-DELETE FROM events
-WHERE received_at < %(older_than)s
-  AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id
-                  AND r.status IN ('queued', 'running', 'retrying'))
-  AND (%(include_failed)s::boolean OR NOT EXISTS (SELECT 1 FROM runs r
-                                                  WHERE r.event_id = events.id
-                                                    AND r.status = 'failed'));
+-- One chunk per transaction: no statement runs into the statement timeout.
+DELETE FROM events WHERE id IN (
+    SELECT id FROM events
+    WHERE received_at < %(older_than)s
+      AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id
+                      AND r.status IN ('queued', 'running', 'retrying'))
+      AND (%(include_failed)s::boolean OR NOT EXISTS (SELECT 1 FROM runs r
+                                                      WHERE r.event_id = events.id
+                                                        AND r.status = 'failed'))
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED);
 
 -- name: queue_depth
-SELECT count(*) FROM runs WHERE status IN ('queued', 'retrying');
+-- Bounded: at most %(cap)s entries of the runs_due index are read.
+SELECT count(*) FROM (SELECT 1 FROM runs WHERE status IN ('queued', 'retrying')
+                      LIMIT %(cap)s) AS due;
 
 -- name: run_counts
 SELECT status, count(*) FROM runs GROUP BY status;
 
 -- name: upsert_worker
-INSERT INTO workers (id, host, pid, started_at, heartbeat_at)
-VALUES (%(id)s, %(host)s, %(pid)s, %(started_at)s, %(now)s)
-ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
+INSERT INTO workers (id, host, pid, started_at, heartbeat_at, stats, stopped)
+VALUES (%(id)s, %(host)s, %(pid)s, %(started_at)s, hookline_now(), %(stats)s, false)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stats = excluded.stats,
+                               stopped = false;
 
--- name: delete_worker
-DELETE FROM workers WHERE id = %(id)s;
+-- name: worker_stopped
+UPDATE workers SET stopped = true, stats = %(stats)s WHERE id = %(id)s;
 
 -- name: live_workers
-SELECT count(*) FROM workers WHERE heartbeat_at >= %(since)s;
+SELECT count(*) FROM workers WHERE heartbeat_at >= hookline_now() - %(within)s AND NOT stopped;
 
--- name: last_step_attempt
-SELECT coalesce(max(id), 0) FROM step_attempts;
+-- name: worker_stats
+SELECT stats FROM workers;
 
--- name: step_durations_after
-SELECT id, outcome, ended_at - started_at FROM step_attempts
-WHERE id > %(after)s AND ended_at IS NOT NULL ORDER BY id LIMIT %(limit)s;
+-- name: stale_workers
+SELECT id, stats FROM workers
+WHERE heartbeat_at < hookline_now() - %(after)s AND id <> 'retired'
+FOR UPDATE;
+
+-- name: retired_stats
+SELECT stats FROM workers WHERE id = 'retired' FOR UPDATE;
+
+-- name: delete_workers
+DELETE FROM workers WHERE id = ANY(%(ids)s::text[]);
+
+-- name: upsert_retired
+INSERT INTO workers (id, host, pid, started_at, heartbeat_at, stats, stopped)
+VALUES ('retired', '', 0, 0, 0, %(stats)s, true)
+ON CONFLICT (id) DO UPDATE SET stats = excluded.stats;
 
 -- Jobs (app/store/jobs.py runs these on either dialect). ------------------------------------
 
@@ -290,22 +357,29 @@ WITH event AS (
 ), run AS (
     INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
                       available_at, concurrency_key, created_at, updated_at)
+    -- due by the database's clock: the delay the request asked for, after its now
     SELECT %(run_id)s::text, event.id, %(run_handler)s::text, 0, 'queued', 0,
-           %(run_max_attempts)s::integer, %(run_at)s::float8, %(run_concurrency_key)s::text,
-           event.received_at, event.received_at
+           %(run_max_attempts)s::integer,
+           hookline_now() + (%(run_at)s::float8 - %(received_at)s::float8),
+           %(run_concurrency_key)s::text, hookline_now(), hookline_now()
     FROM event
     WHERE %(run_id)s::text IS NOT NULL
 )
 SELECT id FROM event;
 
 -- name: job_insert_run
+-- Due by the database's clock: `available_at - now` is the delay the caller asked for.
 INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
                   available_at, concurrency_key, created_at, updated_at)
 VALUES (%(id)s, %(event_id)s, %(handler)s, %(generation)s, 'queued', 0, %(max_attempts)s,
-        %(available_at)s, %(concurrency_key)s, %(now)s, %(now)s);
+        hookline_now() + (%(available_at)s::float8 - %(now)s::float8), %(concurrency_key)s,
+        hookline_now(), hookline_now());
 
 -- name: job_notify
-SELECT pg_notify('hookline_runs', '');
+-- Wakes the workers that loaded these handlers: the channel of each, as
+-- hookline.store.postgres.channel names it ('hookline_' + 32 hex digits of its SHA-256).
+SELECT pg_notify('hookline_' || left(encode(sha256(convert_to(h, 'UTF8')), 'hex'), 32), '')
+FROM unnest(%(handlers)s::text[]) AS h;
 
 -- name: job_lock_by_key
 -- The row lock makes a second request with this key wait, so two cannot both resume a job.
@@ -393,6 +467,3 @@ SELECT paused, resumed_at, last_job_id FROM schedule_state WHERE name = %(name)s
 -- name: ticks_newest
 SELECT tick_at, outcome, job_id, recorded_at FROM schedule_ticks
 WHERE schedule = %(name)s ORDER BY tick_at DESC LIMIT %(limit)s;
-
--- name: clock
-SELECT extract(epoch FROM clock_timestamp())::float8;

@@ -52,8 +52,14 @@ FROM step_attempts
 WHERE event_id = ? AND handler = ? AND generation = ? ORDER BY id;
 
 -- name: any_due
-SELECT EXISTS (SELECT 1 FROM runs WHERE status IN ('queued', 'retrying') AND available_at <= ?)
-    OR EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND lease_expires_at < ?);
+-- ?1: now, ?2: JSON array of the worker's handlers. One probe of runs_due_handler per
+-- handler, whatever other handlers have queued.
+SELECT EXISTS (SELECT 1 FROM json_each(?2) h
+               WHERE EXISTS (SELECT 1 FROM runs
+                             WHERE handler = h.value AND status IN ('queued', 'retrying')
+                               AND available_at <= ?1))
+    OR EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND lease_expires_at < ?1
+                                    AND handler IN (SELECT value FROM json_each(?2)));
 
 -- name: event_of_run
 SELECT event_id FROM runs WHERE id = ?;
@@ -65,15 +71,22 @@ UPDATE runs SET status = 'cancelled', updated_at = ?
 WHERE id = ? AND status IN ('queued', 'running', 'retrying');
 
 -- name: prune_events
-DELETE FROM events
-WHERE received_at < ?
-  AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id
-                  AND r.status IN ('queued', 'running', 'retrying'))
-  AND (? OR NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id
-                        AND r.status = 'failed'));
+-- One chunk (?3 events) per transaction: the write lock is never held for long.
+DELETE FROM events WHERE id IN (
+    SELECT id FROM events
+    WHERE received_at < ?1
+      AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id
+                      AND r.status IN ('queued', 'running', 'retrying'))
+      AND (?2 OR NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id
+                             AND r.status = 'failed'))
+    LIMIT ?3);
+
+-- name: prune_refusals
+DELETE FROM op_refusals WHERE at < ?;
 
 -- name: queue_depth
-SELECT count(*) FROM runs WHERE status IN ('queued', 'retrying');
+-- Bounded: at most ? entries of the runs_due index are read.
+SELECT count(*) FROM (SELECT 1 FROM runs WHERE status IN ('queued', 'retrying') LIMIT ?);
 
 -- name: schema_version
 SELECT coalesce(max(version), 0) FROM schema_migrations;
@@ -82,30 +95,44 @@ SELECT coalesce(max(version), 0) FROM schema_migrations;
 SELECT status, count(*) FROM runs GROUP BY status;
 
 -- name: live_workers
-SELECT count(*) FROM workers WHERE heartbeat_at >= ?;
+SELECT count(*) FROM workers WHERE heartbeat_at >= ? AND stopped = 0;
+
+-- name: worker_stats
+SELECT stats FROM workers;
 
 -- name: claimed_by
 -- What one claim took: the op_log 'claim' trigger stamped its claim id on each run.
 SELECT r.id, r.event_id, r.handler, r.generation, r.status, r.attempts, r.max_attempts,
        r.available_at, r.created_at, r.updated_at, r.result, r.error, r.concurrency_key,
-       e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.headers, e.body
+       e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.headers, e.body,
+       r.fence
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE r.claim_id = ? AND r.lease_owner = ? AND r.status = 'running'
 ORDER BY r.seq;
 
--- name: not_held
-SELECT value FROM json_each(?)
-WHERE value NOT IN (SELECT id FROM runs WHERE lease_owner = ? AND status = 'running');
+-- name: held
+-- Of the claims ?1 (JSON [[run id, fence], ...]) of worker ?2: those still held at ?3.
+SELECT r.id, r.status FROM json_each(?1) j
+JOIN runs r ON r.id = json_extract(j.value, '$[0]') AND r.fence = json_extract(j.value, '$[1]')
+WHERE r.lease_owner = ?2 AND r.lease_expires_at >= ?3 AND r.status IN ('running', 'cancelled');
 
--- name: run_written_at
-SELECT 1 FROM runs WHERE id = ? AND status = ? AND updated_at = ?;
+-- name: finish_refused
+SELECT 1 FROM op_refusals WHERE run_id = ? AND fence = ? AND at = ?;
 
--- name: last_step_attempt
-SELECT coalesce(max(id), 0) FROM step_attempts;
+-- name: already_finished
+-- A finish retried after an error: the first one was written (same claim, same outcome).
+SELECT 1 FROM runs WHERE id = ? AND fence = ? AND lease_owner IS NULL AND status = ?;
 
--- name: step_durations_after
-SELECT id, outcome, ended_at - started_at FROM step_attempts
-WHERE id > ? AND ended_at IS NOT NULL ORDER BY id LIMIT ?;
+-- name: stale_workers
+SELECT id, stats FROM workers WHERE heartbeat_at < ? AND id != 'retired';
+
+-- name: delete_worker
+DELETE FROM workers WHERE id = ?;
+
+-- name: upsert_retired
+INSERT INTO workers (id, host, pid, started_at, heartbeat_at, stats, stopped)
+VALUES ('retired', '', 0, 0, 0, ?, 1)
+ON CONFLICT (id) DO UPDATE SET stats = excluded.stats;
 
 -- Jobs (app/store/jobs.py runs these on either dialect; named parameters). ----------------
 

@@ -7,7 +7,8 @@
 -- store exactly one job, and pruning the job frees its key.
 --
 -- `job` holds what a job has beyond an event, as JSON (NULL for a webhook):
--- {"key": <Idempotency-Key or null>, "fingerprint": <of the payload>, "runAt": <unix time>}.
+-- {"key": <Idempotency-Key or null>, "fingerprint": <of the payload>, "runAt": <unix time, as
+-- the request asked>, "run": <the first run, with "dueAt": when it is due by the store's clock>}.
 -- A column of the event rather than a table of its own: storing a job stays two statements
 -- (the event, its run) like a webhook with one handler, and the writer pays per statement.
 ALTER TABLE events ADD COLUMN job TEXT;
@@ -21,7 +22,7 @@ BEGIN
     INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
                       available_at, concurrency_key, created_at, updated_at)
     SELECT json_extract(run, '$.id'), NEW.id, json_extract(run, '$.handler'), 0, 'queued', 0,
-           json_extract(run, '$.maxAttempts'), json_extract(NEW.job, '$.runAt'),
+           json_extract(run, '$.maxAttempts'), json_extract(run, '$.dueAt'),
            json_extract(run, '$.concurrencyKey'), NEW.received_at, NEW.received_at
     FROM (SELECT json_extract(NEW.job, '$.run') AS run);
 END;
