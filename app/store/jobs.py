@@ -59,11 +59,11 @@ def _job_fields(job: NewJob) -> str:
         "key": job.idempotency_key,
         "fingerprint": job.fingerprint,
         "runAt": job.run_at,
-        "run": None
-        if run is None
-        else {"id": run.id, "handler": run.handler, "maxAttempts": run.max_attempts,
-              "concurrencyKey": run.concurrency_key},
-    }  # fmt: skip
+        "runId": run.id if run else None,
+        "handler": run.handler if run else None,
+        "maxAttempts": run.max_attempts if run else None,
+        "concurrencyKey": run.concurrency_key if run else None,
+    }
     return orjson.dumps(fields).decode()
 
 
@@ -72,17 +72,18 @@ def _fingerprint(job_column: str | None) -> str | None:
     return fingerprint
 
 
-def enqueue(job: NewJob) -> Program[EnqueueResult]:
+def prepare(job: NewJob) -> Sql:
+    """The job's ``job_insert``, built by the caller (on SQLite: on the event loop, so the
+    writer thread only executes it; it holds the GIL as little as it can)."""
     provider_event_id = key_of(job.name, job.idempotency_key) if job.idempotency_key else job.id
-    status: EventStatus = "queued" if job.runs else "unhandled"
-    insert = Sql(
+    return Sql(
         "job_insert",
         {
             "id": job.id,
             "source": JOB_SOURCE,
             "provider_event_id": provider_event_id,
             "type": job.name,
-            "status": status,
+            "status": "queued" if job.runs else "unhandled",
             "received_at": job.created_at,
             "headers": orjson.dumps(job.headers).decode(),
             "body": job.payload,
@@ -95,6 +96,12 @@ def enqueue(job: NewJob) -> Program[EnqueueResult]:
             "run_at": job.run_at,
         },
     )
+
+
+def enqueue(job: NewJob, insert: Sql) -> Program[EnqueueResult]:
+    """Store ``job`` (``insert`` = ``prepare(job)``): see the module docstring."""
+    provider_event_id = insert.params["provider_event_id"]
+    status: EventStatus = "queued" if job.runs else "unhandled"
     for _ in range(_MAX_TRIES):
         if (yield insert):  # the event and its first run
             for run in job.runs[1:]:

@@ -240,8 +240,10 @@ class SQLiteStore:
     # -- jobs -------------------------------------------------------------------------------
 
     async def enqueue_job(self, job: NewJob) -> EnqueueResult:
+        insert = jobs.prepare(job)  # here, not on the writer thread
+
         def op(conn: sqlite3.Connection) -> EnqueueResult:
-            return run_sync(jobs.enqueue(job), conn, STATEMENTS)
+            return run_sync(jobs.enqueue(job, insert), conn, STATEMENTS)
 
         return await self._writer.run(op)
 
