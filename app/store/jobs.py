@@ -71,11 +71,12 @@ def _job_fields(job: NewJob, due: float) -> str:
         "key": job.idempotency_key,
         "fingerprint": job.fingerprint,
         "runAt": job.run_at,
-        "run": None
-        if run is None
-        else {"id": run.id, "handler": run.handler, "maxAttempts": run.max_attempts,
-              "concurrencyKey": run.concurrency_key, "dueAt": due},
-    }  # fmt: skip
+        "dueAt": due,  # SQLite's trigger: the first run's due time, by the store's clock
+        "runId": run.id if run else None,
+        "handler": run.handler if run else None,
+        "maxAttempts": run.max_attempts if run else None,
+        "concurrencyKey": run.concurrency_key if run else None,
+    }
     return orjson.dumps(fields).decode()
 
 
@@ -84,36 +85,48 @@ def _fingerprint(job_column: str | None) -> str | None:
     return fingerprint
 
 
-def enqueue(job: NewJob, now: float | None = None) -> Program[EnqueueResult]:
-    """``now``: the store's clock on SQLite; None on PostgreSQL (its SQL reads its own)."""
-    clock = job.created_at if now is None else now
-    delay = max(0.0, job.run_at - job.created_at)
+def prepare(job: NewJob, now: float | None = None) -> Sql:
+    """The job's ``job_insert``, built by the caller (on SQLite: on the event loop, so the
+    writer thread only executes it; it holds the GIL as little as it can).
+
+    ``now``: the store's clock on SQLite; None on PostgreSQL, whose statements read their
+    own (``hookline_now()``): the runs are due ``run_at - created_at`` after it.
+    """
     provider_event_id = key_of(job.name, job.idempotency_key) if job.idempotency_key else job.id
-    status: EventStatus = "queued" if job.runs else "unhandled"
-    insert = Sql(
+    clock = job.created_at if now is None else now
+    return Sql(
         "job_insert",
         {
             "id": job.id,
             "source": JOB_SOURCE,
             "provider_event_id": provider_event_id,
             "type": job.name,
-            "status": status,
+            "status": "queued" if job.runs else "unhandled",
             "received_at": job.created_at,
             "headers": orjson.dumps(job.headers).decode(),
             "body": job.payload,
-            "job": _job_fields(job, clock + delay),
+            "job": _job_fields(job, clock + max(0.0, job.run_at - job.created_at)),
             # the first run's fields, for PostgreSQL's WITH (SQLite's trigger reads `job`)
             "run_id": job.runs[0].id if job.runs else None,
             "run_handler": job.runs[0].handler if job.runs else None,
             "run_max_attempts": job.runs[0].max_attempts if job.runs else None,
             "run_concurrency_key": job.runs[0].concurrency_key if job.runs else None,
             "run_at": job.run_at,
+            "clock": clock,  # not a column: what the program's later statements count from
         },
     )
+
+
+def enqueue(job: NewJob, insert: Sql) -> Program[EnqueueResult]:
+    """Store ``job`` (``insert`` = ``prepare(job, now)``): see the module docstring."""
+    provider_event_id = insert.params["provider_event_id"]
+    clock: float = insert.params["clock"]
+    due = clock + max(0.0, job.run_at - job.created_at)
+    status: EventStatus = "queued" if job.runs else "unhandled"
     for _ in range(_MAX_TRIES):
         if (yield insert):  # the event and its first run
             for run in job.runs[1:]:
-                yield _run_params(run, job.id, 0, clock + delay, clock)
+                yield _run_params(run, job.id, 0, due, clock)
             if job.runs:
                 yield _notify(job.runs)
             return EnqueueResult(job.id, "created", status, tuple(r.id for r in job.runs))

@@ -376,8 +376,10 @@ class PostgresStore:
     # -- jobs -------------------------------------------------------------------------------
 
     async def enqueue_job(self, job: NewJob) -> EnqueueResult:
+        insert = jobs.prepare(job)
+
         async def op(conn: Conn) -> EnqueueResult:
-            return await run_async(jobs.enqueue(job), _executor(conn), STATEMENTS)
+            return await run_async(jobs.enqueue(job, insert), _executor(conn), STATEMENTS)
 
         return await self._run(op)
 

@@ -76,7 +76,7 @@ def _record_one(
         return TickResult(tick.tick_at, "taken")
     if job is None:
         return TickResult(tick.tick_at, outcome)
-    enqueued = yield from jobs.enqueue(job, now)
+    enqueued = yield from jobs.enqueue(job, jobs.prepare(job, now))
     if enqueued.job_id != job.id:  # its key named a job already (a tick record pruned since)
         yield Sql("tick_set_job", {**row, "job_id": enqueued.job_id})
     return TickResult(tick.tick_at, outcome, enqueued.job_id)
@@ -84,7 +84,7 @@ def _record_one(
 
 def trigger(schedule: str, job: NewJob) -> Program[EnqueueResult]:
     yield from _lock(schedule, job.created_at)
-    enqueued = yield from jobs.enqueue(job)
+    enqueued = yield from jobs.enqueue(job, jobs.prepare(job, job.created_at))
     yield Sql(
         "schedule_set_last_job",
         {"name": schedule, "job_id": enqueued.job_id, "now": job.created_at},

@@ -285,10 +285,11 @@ class SQLiteStore:
     # -- jobs -------------------------------------------------------------------------------
 
     async def enqueue_job(self, job: NewJob) -> EnqueueResult:
-        now = self._clock()  # due times are the store's clock's (see hookline.store.jobs)
+        # built here, not on the writer thread; due by the store's clock (hookline.store.jobs)
+        insert = jobs.prepare(job, self._clock())
 
         def op(conn: sqlite3.Connection) -> EnqueueResult:
-            return run_sync(jobs.enqueue(job, now), conn, STATEMENTS)
+            return run_sync(jobs.enqueue(job, insert), conn, STATEMENTS)
 
         return await self._writer.run(op)
 

@@ -8,7 +8,7 @@
 -- store exactly one job, and pruning the job frees its key.
 --
 -- `job` holds what a job has beyond an event, as JSON (NULL for a webhook):
--- {"key": <Idempotency-Key or null>, "fingerprint": <of the payload>, "runAt": <unix time>}.
--- A column of the event rather than a table of its own: storing a job stays two statements
--- (the event, its run) like a webhook with one handler, and the writer pays per statement.
+-- {"key": <Idempotency-Key or null>, "fingerprint": <of the payload>, "runAt": <unix time>,
+--  and its first run: "runId", "handler", "maxAttempts", "concurrencyKey"}. SQLite inserts
+-- that run by trigger; here job_insert does it in a data-modifying WITH (queries.sql).
 ALTER TABLE events ADD COLUMN job TEXT;
