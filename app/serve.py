@@ -27,6 +27,7 @@ from hookline.config import Settings
 from hookline.pipeline import Registry
 from hookline.store import open_store
 from hookline.web.app import create_app
+from hookline.web.limits import InFlightLimit
 
 log = logging.getLogger("hookline.serve")
 SUPERVISOR_ENV = "HOOKLINE_SUPERVISOR_PID"
@@ -100,7 +101,9 @@ def run_server(
     workers: int,
 ) -> None:
     store = open_store(settings.storage)
-    app = create_app(settings, store, registry)
+    app = InFlightLimit(
+        create_app(settings, store, registry), settings.server.max_in_flight, _log_overloaded
+    )
     config = uvicorn.Config(
         app,
         host=host,
@@ -149,6 +152,10 @@ def _http_protocol(settings: Settings) -> Any:
             max_connections=server.max_connections,
         )
     )
+
+
+def _log_overloaded(scope: Any) -> None:
+    log.warning("overloaded", extra={"path": str(scope["path"])[:200]})
 
 
 @contextlib.contextmanager
