@@ -318,3 +318,30 @@ def test_bodies_beyond_max_buffered_bytes_get_503_not_memory(tmp_path: Path) -> 
             assert accepted.status_code == 200, accepted.text
     finally:
         server.stop()
+
+
+def test_connections_beyond_max_connections_get_503_and_are_closed(tmp_path: Path) -> None:
+    server = overload_server(tmp_path, "[server]\nmax_connections = 3\n")
+    try:
+        held = [connect(server) for _ in range(6)]  # idle: only the cap answers them
+        answered: dict[socket.socket, bytes] = {}
+        while len(answered) < 2:  # at least 6 - 3 - 1 (the readiness probe's, if still open)
+            ready, _, _ = select.select([s for s in held if s not in answered], [], [], 30)
+            assert ready, "no connection was turned away"
+            for sock in ready:
+                answered[sock] = read_answer(sock)
+        for answer in answered.values():
+            assert status_of(answer) == 503
+            assert b'"overloaded"' in answer
+            assert b"retry-after: 1" in answer.lower()
+        assert len(answered) <= 3  # the first 3 were let in and are still waiting
+        for sock in held:
+            sock.close()
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for _ in range(50):  # the server notices the closed ones and has room again
+                if client.get("/healthz").status_code == 200:
+                    break
+            else:
+                raise AssertionError("no room after the connections closed")
+    finally:
+        server.stop()
