@@ -41,6 +41,14 @@ class ServerConfig(_Model):
     port: int = Field(8400, ge=0, le=65535)
     max_body_bytes: int = Field(26_214_400, ge=1)
     graceful_timeout_seconds: float = Field(10.0, ge=0)
+    # Limits against slow and hostile clients; where each is enforced: docs/architecture.md.
+    max_header_bytes: int = Field(65_536, ge=1024, le=16_777_216)
+    max_headers: int = Field(100, ge=8, le=10_000)
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    body_timeout_seconds: float = Field(10.0, gt=0)
+    max_connections: int = Field(2048, ge=1)
+    max_in_flight: int = Field(512, ge=1)
+    max_buffered_bytes: int = Field(268_435_456, ge=1)
 
 
 class StorageConfig(_Model):

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -26,6 +27,7 @@ from hookline.config import Settings
 from hookline.pipeline import Registry
 from hookline.store import open_store
 from hookline.web.app import create_app
+from hookline.web.limits import InFlightLimit
 
 log = logging.getLogger("hookline.serve")
 SUPERVISOR_ENV = "HOOKLINE_SUPERVISOR_PID"
@@ -99,13 +101,16 @@ def run_server(
     workers: int,
 ) -> None:
     store = open_store(settings.storage)
-    app = create_app(settings, store, registry)
+    app = InFlightLimit(
+        create_app(settings, store, registry), settings.server.max_in_flight, _log_overloaded
+    )
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=_http_protocol(settings),
+        h11_max_incomplete_event_size=settings.server.max_header_bytes,
         lifespan="on",
         log_config=None,
         access_log=False,
@@ -127,6 +132,30 @@ def run_server(
             procs.stop(settings.pipeline.shutdown_grace_seconds)
     if not server.started:
         sys.exit(1)
+
+
+def _http_protocol(settings: Settings) -> Any:
+    """The HTTP protocol with hookline's limits (hookline.web.protocol); uvicorn's h11 one,
+    which caps only the head's size, where httptools is not installed."""
+    if not importlib.util.find_spec("httptools"):
+        log.warning("httptools is not installed: header count and read deadlines are off")
+        return "h11"
+    from hookline.web.protocol import ProtocolLimits, bounded_protocol
+
+    server = settings.server
+    return bounded_protocol(
+        ProtocolLimits(
+            max_header_bytes=server.max_header_bytes,
+            max_headers=server.max_headers,
+            header_timeout=server.header_timeout_seconds,
+            body_timeout=server.body_timeout_seconds,
+            max_connections=server.max_connections,
+        )
+    )
+
+
+def _log_overloaded(scope: Any) -> None:
+    log.warning("overloaded", extra={"path": str(scope["path"])[:200]})
 
 
 @contextlib.contextmanager

@@ -71,6 +71,12 @@ class Provider(Protocol):
     #: lower-case names of headers whose values are secrets/signatures and must be redacted
     signature_headers: frozenset[str]
 
+    def check_headers(self, headers: Mapping[str, str], now: float) -> None:
+        """What can be refused before the body is read: a header this provider always sends
+        is missing or malformed, or the signed timestamp is already outside the tolerance.
+        Raises the ``VerificationError`` that ``verify`` would; passing proves nothing."""
+        ...
+
     def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> Verified | Handshake:
         """Check the signature over the raw ``body`` first, then the timestamp window,
         then extract id and type. Raise a ``VerificationError`` subclass on failure."""

@@ -42,14 +42,25 @@ class GitHubProvider:
         # The SHA-1 header is redacted too: it is still a MAC of the body under our secret.
         self.signature_headers: frozenset[str] = frozenset({HEADER, LEGACY_HEADER})
 
-    def verify_signature(self, body: bytes, headers: Mapping[str, str]) -> None:
-        """Only the signature check; raises ``InvalidSignature``."""
+    def check_headers(self, headers: Mapping[str, str], now: float) -> None:
+        self._signature(headers)
+        for name in ("x-github-delivery", "x-github-event"):
+            if not headers.get(name):
+                raise InvalidPayload(f"missing {name} header")
+
+    @staticmethod
+    def _signature(headers: Mapping[str, str]) -> bytes:
         if HEADER not in headers and LEGACY_HEADER in headers:
             raise InvalidSignature("only the SHA-1 x-hub-signature was sent; sha256 is required")
         value = signature_header(headers, HEADER)
         signature = decode_hex(value.removeprefix(_PREFIX), _DIGEST_SIZE)
         if not value.startswith(_PREFIX) or signature is None:
             raise InvalidSignature("x-hub-signature-256 header is not sha256=<hex>")
+        return signature
+
+    def verify_signature(self, body: bytes, headers: Mapping[str, str]) -> None:
+        """Only the signature check; raises ``InvalidSignature``."""
+        signature = self._signature(headers)
         expected = (hmac.new(key, body, hashlib.sha256).digest() for key in self._keys)
         if not any_match(expected, [signature]):
             raise InvalidSignature("x-hub-signature-256 did not match")

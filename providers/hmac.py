@@ -112,7 +112,7 @@ class HmacProvider:
             return decode_hex(value, self._digest_size)
         return decode_base64(value, self._digest_size)
 
-    def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> Verified:
+    def _signed_headers(self, headers: Mapping[str, str]) -> tuple[bytes, str]:
         signature = self._decode(signature_header(headers, self._header))
         if signature is None:
             raise InvalidSignature(f"{self._header} header is malformed")
@@ -121,6 +121,18 @@ class HmacProvider:
             timestamp = signature_header(headers, self._timestamp_header)
             if parse_timestamp(timestamp) is None:
                 raise InvalidSignature(f"{self._timestamp_header} is not a Unix timestamp")
+        return signature, timestamp
+
+    def check_headers(self, headers: Mapping[str, str], now: float) -> None:
+        _, timestamp = self._signed_headers(headers)
+        if self._timestamp_header:
+            check_window(int(timestamp), now, self._tolerance)
+        for name, what in ((self._id_header, "id"), (self._type_header, "type")):
+            if name and not headers.get(name):
+                raise InvalidPayload(f"event {what} (header {name}) is missing")
+
+    def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> Verified:
+        signature, timestamp = self._signed_headers(headers)
         content = self._content(body, timestamp)
         expected = (self._digest(key, content) for key in self._keys)
         if not any_match(expected, [signature]):

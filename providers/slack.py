@@ -60,7 +60,8 @@ class SlackProvider:
     def _digest(self, key: bytes, timestamp: str, body: bytes) -> bytes:
         return hmac.new(key, b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).digest()
 
-    def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> Verified | Handshake:
+    @staticmethod
+    def _signed_headers(headers: Mapping[str, str]) -> tuple[bytes, str]:
         value = signature_header(headers, SIGNATURE_HEADER)
         signature = decode_hex(value.removeprefix(_PREFIX), _DIGEST_SIZE)
         if not value.startswith(_PREFIX) or signature is None:
@@ -68,6 +69,14 @@ class SlackProvider:
         timestamp = signature_header(headers, TIMESTAMP_HEADER)
         if parse_timestamp(timestamp) is None:
             raise InvalidSignature(f"{TIMESTAMP_HEADER} is not a Unix timestamp")
+        return signature, timestamp
+
+    def check_headers(self, headers: Mapping[str, str], now: float) -> None:
+        _, timestamp = self._signed_headers(headers)
+        check_window(int(timestamp), now, self._tolerance)
+
+    def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> Verified | Handshake:
+        signature, timestamp = self._signed_headers(headers)
         expected = (self._digest(key, timestamp, body) for key in self._keys)
         if not any_match(expected, [signature]):
             raise InvalidSignature(f"{SIGNATURE_HEADER} did not match")

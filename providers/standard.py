@@ -61,7 +61,9 @@ class StandardProvider:
         prefix = f"{msg_id}.{timestamp}.".encode("utf-8", "surrogatepass")
         return hmac.new(key, prefix + body, hashlib.sha256).digest()
 
-    def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> Verified:
+    @staticmethod
+    def _signed_headers(headers: Mapping[str, str]) -> tuple[str, str, int, list[bytes]]:
+        """The id, the timestamp (as sent and parsed) and the decodable v1 signatures."""
         msg_id = headers.get(ID_HEADER)
         if not msg_id or len(msg_id) > MAX_HEADER_LENGTH:
             raise InvalidSignature(f"missing or oversized {ID_HEADER} header")
@@ -82,6 +84,14 @@ class StandardProvider:
                     break
         if not signatures:
             raise InvalidSignature(f"{SIGNATURE_HEADER} header has no valid v1 signature")
+        return msg_id, timestamp_text, timestamp, signatures
+
+    def check_headers(self, headers: Mapping[str, str], now: float) -> None:
+        _, _, timestamp, _ = self._signed_headers(headers)
+        check_window(timestamp, now, self._tolerance)
+
+    def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> Verified:
+        msg_id, timestamp_text, timestamp, signatures = self._signed_headers(headers)
         expected = (self._digest(key, msg_id, timestamp_text, body) for key in self._keys)
         if not any_match(expected, signatures):
             raise InvalidSignature(f"no {SIGNATURE_HEADER} v1 signature matched")

@@ -64,6 +64,10 @@ class StripeProvider:
         # Stripe formats the parsed integer, so "t=0123" signs "123.".
         return hmac.new(key, b"%d." % timestamp + body, hashlib.sha256).digest()
 
+    def check_headers(self, headers: Mapping[str, str], now: float) -> None:
+        timestamp, _ = _parse_header(signature_header(headers, HEADER))
+        check_window(timestamp, now, self._tolerance)
+
     def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> Verified:
         timestamp, signatures = _parse_header(signature_header(headers, HEADER))
         expected = (self._digest(key, timestamp, body) for key in self._keys)

@@ -44,6 +44,7 @@ from hookline.web.admin_api import BadRequest
 from hookline.web.auth import AdminGuard
 from hookline.web.jobs import PREFIX as JOBS_PREFIX
 from hookline.web.jobs import JobsGateway
+from hookline.web.limits import BufferBudget
 from hookline.web.responses import error
 from hookline.web.session import Sessions
 from hookline.web.webhooks import PREFIX, WebhookEndpoint
@@ -230,5 +231,6 @@ def create_app(
         metrics,
         functools.cache(lambda: jobs_openapi.document(registry)),  # built once, on first use
     )
-    webhooks = WebhookEndpoint(ingestor, metrics, settings.server.max_body_bytes)
+    budget = BufferBudget(settings.server.max_buffered_bytes)
+    webhooks = WebhookEndpoint(ingestor, metrics, settings.server.max_body_bytes, budget)
     return HooklineApp(webhooks, rest, gateway)

@@ -1,15 +1,17 @@
 """``POST /webhooks/{source}`` as a bare ASGI app: the hot path, kept lean.
 
-It reads the body chunk by chunk (a 413 as soon as the limit is passed, reading
-no further), hands the raw bytes to the ``Ingestor`` and answers only after the
-store has committed the event to disk.
+Before reading the body it refuses what cannot be valid (400: the provider's headers
+missing, its signed timestamp already stale). It then reads the body chunk by chunk (a
+413 as soon as the limit is passed, a 503 as soon as the process's ``BufferBudget`` of
+bodies in memory is spent, reading no further either way), hands the raw bytes to the
+``Ingestor`` and answers only after the store has committed the event to disk.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import orjson
@@ -18,6 +20,7 @@ from hookline.errors import StoreError
 from hookline.ingest import Ingestor, Rejected
 from hookline.metrics import Metrics
 from hookline.providers import Handshake
+from hookline.web.limits import OVERLOADED, RETRY_AFTER_SECONDS, BufferBudget, Reservation
 
 log = logging.getLogger("hookline.webhooks")
 PREFIX = "/webhooks/"
@@ -32,6 +35,10 @@ class _Disconnected(Exception):
     pass
 
 
+class _OverBudget(Exception):
+    pass
+
+
 _JSON = (b"content-type", b"application/json")
 
 
@@ -42,7 +49,11 @@ async def _send_json(send: Any, status: int, payload: dict[str, Any], extra: lis
     await send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(receive: Any, limit: int) -> bytes:
+async def _read_body(
+    receive: Any, limit: int, budget: Callable[[int], bool] | None = None
+) -> bytes:
+    """The whole body, up to ``limit`` bytes; ``budget(n)`` is asked for every ``n`` bytes
+    held beyond what was reserved before (``_OverBudget`` when it says no)."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -53,16 +64,25 @@ async def _read_body(receive: Any, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise _TooLarge
+        if budget is not None and not budget(len(chunk)):
+            raise _OverBudget
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 
 
 class WebhookEndpoint:
-    def __init__(self, ingestor: Ingestor, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        metrics: Metrics,
+        max_body_bytes: int,
+        budget: BufferBudget | None = None,
+    ) -> None:
         self._ingestor = ingestor
         self._metrics = metrics
         self._max_body = max_body_bytes
+        self._budget = budget or BufferBudget(2**63)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -114,10 +134,36 @@ class WebhookEndpoint:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             return 413, _too_large(limit), [(b"connection", b"close")]
+        try:  # refuse what cannot verify before reading a byte of the body
+            self._ingestor.check_headers(source, headers)
+        except Rejected as exc:
+            return (
+                exc.status,
+                {"error": exc.code, "detail": exc.detail},
+                [(b"connection", b"close")],
+            )
+        # Bytes are counted as they arrive (not as declared: a declared length costs an
+        # attacker nothing), and given back once the request is answered.
+        held = Reservation(self._budget)
         try:
-            body = await _read_body(receive, limit)
+            return await self._verify_and_store(receive, source, headers, limit, held.take)
+        finally:
+            held.release()
+
+    async def _verify_and_store(
+        self,
+        receive: Any,
+        source: Any,
+        headers: dict[str, str],
+        limit: int,
+        budget: Callable[[int], bool],
+    ) -> tuple[int, dict[str, Any] | Handshake, list[Any]]:
+        try:
+            body = await _read_body(receive, limit, budget)
         except _TooLarge:
             return 413, _too_large(limit), [(b"connection", b"close")]
+        except _OverBudget:
+            return 503, dict(OVERLOADED), _OVERLOADED_HEADERS
         except _Disconnected:
             return 0, {}, []
         try:
@@ -138,6 +184,9 @@ class WebhookEndpoint:
             {"id": accepted.id, "eventId": accepted.event_id, "duplicate": accepted.duplicate},
             [],
         )
+
+
+_OVERLOADED_HEADERS = [(b"retry-after", b"%d" % RETRY_AFTER_SECONDS), (b"connection", b"close")]
 
 
 def _too_large(limit: int) -> dict[str, Any]:

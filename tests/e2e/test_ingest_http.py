@@ -134,9 +134,12 @@ def test_chunked_body_over_limit_is_413_before_the_body_ends(
     # The chunked body passes the limit and is never finished (no last chunk): a 413
     # can only come from a refusing_server that stops reading as soon as the limit is passed.
     chunk = b"a" * 65536
+    # Signature headers that look right, so the refusal is not for their absence.
+    signature = signing.stripe(b"")[1]["Stripe-Signature"].encode()
     with socket.create_connection(("127.0.0.1", refusing_server.port), timeout=10) as sock:
         sock.sendall(
             b"POST /webhooks/stripe HTTP/1.1\r\nHost: hookline\r\n"
+            b"Stripe-Signature: " + signature + b"\r\n"
             b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
         sent = 0
@@ -161,7 +164,10 @@ def test_streamed_body_over_limit_is_413_and_not_read_to_the_end(
             produced += 65536
             yield b"{" * 65536
 
-    response = httpx.post(f"{refusing_server.url}/webhooks/stripe", content=stream(), timeout=30)
+    headers = signing.stripe(b"")[1]  # looks signed: refused for its size, not its headers
+    response = httpx.post(
+        f"{refusing_server.url}/webhooks/stripe", content=stream(), headers=headers, timeout=30
+    )
     assert_error(response, 413, "payload_too_large")
     # The refusing_server hung up after ~1 MiB (plus what socket buffers hold): the client never
     # got to push the whole 32 MiB.
