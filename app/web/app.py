@@ -72,17 +72,17 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return error(500, "internal_error", "unexpected error; see the server log")
 
 
-async def _store_unavailable(request: Request, exc: Exception) -> Response:
+async def _storage_unavailable(request: Request, exc: Exception) -> Response:
     log.error("store failed", extra={"path": request.url.path, "error": str(exc)})
-    return error(503, "store_unavailable", "the store is unavailable; try again later",
+    return error(503, "storage_unavailable", "the store is unavailable; try again later",
                  headers={"retry-after": "1"})  # fmt: skip
 
 
 EXCEPTION_HANDLERS: Any = {
     BadRequest: _bad_request,
     HTTPException: _http_error,
-    StoreError: _store_unavailable,
-    sqlite3.Error: _store_unavailable,  # raised by the SQLite reader connection
+    StoreError: _storage_unavailable,
+    sqlite3.Error: _storage_unavailable,  # raised by the SQLite reader connection
     Exception: _server_error,
 }
 
