@@ -112,6 +112,10 @@ def run_server(
         timeout_graceful_shutdown=int(settings.server.graceful_timeout_seconds),
         server_header=False,
         backlog=4096,
+        # X-Forwarded-For / -Proto are believed from these peers alone (the client address
+        # of the login lockout, and https for the session cookie)
+        proxy_headers=True,
+        forwarded_allow_ips=settings.server.trusted_proxies,
     )
     server = uvicorn.Server(config)
     procs: WorkerProcesses | None = None

@@ -341,6 +341,8 @@ class Store(Protocol):
 
     async def delete_session(self, id_hash: str) -> None: ...
 
+    async def forget_sessions_of_other_tokens(self, token_hash: str) -> None: ...
+
     async def now(self) -> float:
         """The store's clock (see the module docstring): the one every lease and due time
         is compared with."""

@@ -409,6 +409,13 @@ class PostgresStore:
 
         await self._run(op)
 
+    async def forget_sessions_of_other_tokens(self, token_hash: str) -> None:
+        async def op(conn: Conn) -> None:
+            program = sessions.forget_other_tokens(token_hash)
+            await run_async(program, _executor(conn), STATEMENTS)
+
+        await self._run(op)
+
     # -- ingestion --------------------------------------------------------------------------
 
     async def ingest(self, event: NewEvent, resume_failed: bool) -> IngestResult:

@@ -25,3 +25,9 @@ def valid(id_hash: str, token_hash: str, now: float) -> Program[bool]:
 
 def delete(id_hash: str) -> Program[None]:
     yield Sql("session_delete", {"id_hash": id_hash})
+
+
+def forget_other_tokens(token_hash: str) -> Program[None]:
+    """Delete every session made under another admin token (run at start): going back to
+    an earlier token does not bring its sessions back."""
+    yield Sql("sessions_of_other_tokens_delete", {"token_hash": token_hash})

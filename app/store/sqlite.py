@@ -296,6 +296,10 @@ class SQLiteStore:
     async def delete_session(self, id_hash: str) -> None:
         await self._writer.run(lambda conn: run_sync(sessions.delete(id_hash), conn, STATEMENTS))
 
+    async def forget_sessions_of_other_tokens(self, token_hash: str) -> None:
+        program = sessions.forget_other_tokens
+        await self._writer.run(lambda conn: run_sync(program(token_hash), conn, STATEMENTS))
+
     # -- ingestion --------------------------------------------------------------------------
 
     async def ingest(self, event: NewEvent, resume_failed: bool) -> IngestResult:

@@ -44,6 +44,7 @@ from hookline.web.admin_api import BadRequest
 from hookline.web.auth import AdminGuard
 from hookline.web.jobs import PREFIX as JOBS_PREFIX
 from hookline.web.jobs import JobsGateway
+from hookline.web.lockout import LoginLimiter
 from hookline.web.responses import error
 from hookline.web.session import Sessions
 from hookline.web.webhooks import PREFIX, WebhookEndpoint
@@ -169,6 +170,7 @@ def create_app(
         if own_store:
             await store.open()
             await store.migrate()
+            await sessions.forget_other_tokens()
         ticking: asyncio.Task[None] | None = None
         if run_scheduler and settings.schedules:
             # After the migrations; every serve process ticks (the store keeps one job per
@@ -199,11 +201,15 @@ def create_app(
     admin.state.redact = Redactor(settings.secret_values())  # the dashboard shows no secret
     admin.state.registry = registry
     admin.state.schedules = schedules
-    admin.state.sessions = sessions = Sessions(settings.admin.token)
+    admin.state.sessions = sessions = Sessions(settings.admin.token, store)
+    admin.state.login_limiter = limiter = LoginLimiter(
+        settings.admin.max_failed_logins, settings.admin.failed_login_window_seconds
+    )
     session_ok, unauthorized = dashboard.guard_hooks(sessions)
     guard = AdminGuard(
         admin,
         settings.admin.token,
+        limiter,
         open_paths=frozenset({dashboard.LOGIN_PATH}),
         session_ok=session_ok,
         unauthorized=unauthorized,

@@ -11,6 +11,7 @@ from starlette.routing import Route
 from hookline.errors import StoreError
 from hookline.metrics import QUEUE_DEPTH_CAP, Metrics
 from hookline.store.base import Store
+from hookline.web.auth import bearer, token_matches
 from hookline.web.responses import JSON, error
 
 log = logging.getLogger("hookline.http")
@@ -39,6 +40,14 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    token = request.app.state.settings.metrics.token
+    if token and not token_matches(bearer(request.scope), token):
+        return error(
+            401,
+            "unauthorized",
+            "missing or wrong metrics token",
+            headers={"www-authenticate": "Bearer"},
+        )
     store: Store = request.app.state.store
     m: Metrics = request.app.state.metrics
     if m.store_read_due():  # cheap reads, and at most every few seconds (see hookline.metrics)

@@ -479,6 +479,9 @@ DELETE FROM admin_sessions WHERE expires_at <= hookline_now();
 SELECT 1 FROM admin_sessions
 WHERE id_hash = %(id_hash)s AND token_hash = %(token_hash)s AND expires_at > hookline_now();
 
+-- name: sessions_of_other_tokens_delete
+DELETE FROM admin_sessions WHERE token_hash <> %(token_hash)s;
+
 -- name: session_delete
 DELETE FROM admin_sessions WHERE id_hash = %(id_hash)s;
 

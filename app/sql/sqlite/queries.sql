@@ -237,6 +237,9 @@ DELETE FROM admin_sessions WHERE expires_at <= :now;
 SELECT 1 FROM admin_sessions
 WHERE id_hash = :id_hash AND token_hash = :token_hash AND expires_at > :now;
 
+-- name: sessions_of_other_tokens_delete
+DELETE FROM admin_sessions WHERE token_hash <> :token_hash;
+
 -- name: session_delete
 DELETE FROM admin_sessions WHERE id_hash = :id_hash;
 
