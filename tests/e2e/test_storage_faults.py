@@ -41,7 +41,8 @@ def burst(url: str, tally: Tally, prefix: str, n: int, parallel: int = 8) -> Non
     """``n`` webhooks, ``parallel`` at a time: several land in one group-commit batch."""
     with httpx.Client(timeout=30) as client, ThreadPoolExecutor(parallel) as pool:
         ids = [f"evt_{prefix}_{i}" for i in range(n)]
-        for event_id, response in zip(ids, pool.map(lambda e: send(client, url, e), ids), strict=True):
+        answers = pool.map(lambda e: send(client, url, e), ids)
+        for event_id, response in zip(ids, answers, strict=True):
             tally.record(response, event_id)
 
 
