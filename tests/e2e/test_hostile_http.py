@@ -297,7 +297,7 @@ def test_requests_beyond_max_in_flight_get_503_and_the_slots_come_back(tmp_path:
 
 def test_bodies_beyond_max_buffered_bytes_get_503_not_memory(tmp_path: Path) -> None:
     server = overload_server(
-        tmp_path, "[server]\nmax_buffered_bytes = 1000000\nbody_timeout_seconds = 2\n"
+        tmp_path, "[server]\nmax_buffered_bytes = 1000000\nbody_timeout_seconds = 5\n"
     )
     try:
         _, headers = signing.stripe()
