@@ -10,22 +10,25 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from hookline.config import Settings
 from hookline.errors import RedeliveryInProgress, StoreError
+from hookline.payload_view import payload_json
 from hookline.replay import FixtureError, fixture_from_event
 from hookline.store import Store, open_store
 from hookline.store.base import EVENT_STATUSES, EventFilter, EventRecord, EventSummary
 from hookline.web import shapes
-from hookline.web.responses import iso
+from hookline.web.responses import dumps, iso
 
 T = TypeVar("T")
 
@@ -153,7 +156,12 @@ def list_events(
 def show(event_id: EventId, config: ConfigOption = None) -> None:
     """Print an event with its runs and steps as JSON (signature headers are redacted)."""
     record = _get_event(_settings(config), event_id)
-    Console(highlight=False).print_json(data=shapes.event_detail(record), ensure_ascii=False)
+    # the payload as hookline.payload_view shows it, indented one level in (a newline is
+    # only ever whitespace between JSON tokens, so shifting lines changes no value)
+    payload = payload_json(record.body, record.headers, indent=True).replace(b"\n", b"\n  ")
+    detail = {**shapes.event_detail(record), "payload": orjson.Fragment(payload)}
+    sys.stdout.buffer.write(dumps(detail, indent=True) + b"\n")
+    sys.stdout.buffer.flush()
 
 
 @events_app.command("redeliver")
