@@ -112,6 +112,9 @@ class SourceConfig(_Model):
     secrets: list[str]
     tolerance_seconds: int = Field(300, ge=0)
     max_body_bytes: int | None = Field(None, ge=1)
+    # github, and hmac with an id_header: how long the same signed body under another
+    # (unsigned) id is answered as a duplicate of the first; "0" turns it off
+    replay_window: str = "7d"
     # generic HMAC only
     signature_header: str = ""
     algorithm: str = "sha256"
@@ -135,6 +138,19 @@ class SourceConfig(_Model):
     @classmethod
     def _provider(cls, value: str) -> str:
         return _one_of(value, PROVIDERS)
+
+    @field_validator("replay_window")
+    @classmethod
+    def _replay_window(cls, value: str) -> str:
+        if value.strip() != "0":
+            timetable.parse_duration(value)
+        return value
+
+    @property
+    def replay_window_seconds(self) -> int:
+        return (
+            0 if self.replay_window.strip() == "0" else timetable.parse_duration(self.replay_window)
+        )
 
     @field_validator("algorithm")
     @classmethod

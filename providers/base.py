@@ -98,6 +98,11 @@ class Provider(Protocol):
     #: lower-case names of headers whose values are secrets/signatures and must be redacted
     signature_headers: frozenset[str]
 
+    #: True when the event id comes from a header the signature does not cover (GitHub's
+    #: ``X-GitHub-Delivery``, an HMAC ``id_header``): anyone holding one signed delivery
+    #: could send it again under a fresh id, so hookline checks for replays of the body.
+    id_unsigned: bool
+
     def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> Verified | Handshake:
         """Check the signature over the raw ``body`` first, then the timestamp window,
         then extract id and type. Raise a ``VerificationError`` subclass on failure."""
