@@ -24,7 +24,7 @@ from hookline.pipeline import parse_data
 from hookline.providers.body import is_form, parse_form
 
 #: Largest body the dashboard parses and pretty-prints; larger ones are shown cut, as text.
-PAGE_MAX_BYTES = 256 * 1024
+PAGE_MAX_BYTES = 64 * 1024
 
 PayloadKind = Literal["json", "form", "text", "cut"]
 

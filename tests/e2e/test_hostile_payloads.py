@@ -8,8 +8,10 @@ past 254 levels.
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -122,3 +124,33 @@ def test_data_no_encoder_writes_is_stored_and_shown_everywhere(server: HooklineP
         other = api.post("/jobs/echo", content=b'{"a": "\\udfff"}', headers=key)
         assert other.status_code == 422, other.text
     assert json.loads(_shown(server, first.json()["jobId"]))["payload"] == {"a": "\ud800"}
+
+
+def test_a_25_mb_event_page_is_bounded_and_acks_go_on(tmp_path: Path, sqlite_url: str) -> None:
+    config = base_config(sqlite_url, max_body_bytes=26_214_400)
+    proc = HooklineProcess(tmp_path, config).start()
+    try:
+        items = b",".join(b'{"n":%d,"s":"abcdefgh"}' % n for n in range(900_000))
+        raw = b'{"id":"%s","type":"big","data":[%s]}' % (signing.new_id().encode(), items)
+        body, headers = signing.stripe(raw)
+        assert len(body) > 24_000_000
+        with httpx.Client(base_url=proc.url, timeout=60) as client:
+            stored = client.post("/webhooks/stripe", content=body, headers=headers)
+            assert stored.status_code == 200, stored.text
+            assert client.post("/admin/login", data={"token": ADMIN_TOKEN}).status_code == 303
+            event_page = f"/admin/ui/events/{stored.json()['id']}"
+            with ThreadPoolExecutor(2) as pool:  # an ack while the page is being made
+                page = pool.submit(client.get, event_page)
+                acks = [
+                    httpx.post(f"{proc.url}/webhooks/stripe", content=b, headers=h)
+                    for b, h in (signing.stripe() for _ in range(3))
+                ]
+                answer = page.result()
+        assert [ack.status_code for ack in acks] == [200, 200, 200]
+        assert answer.status_code == 200
+        # its first 64 KiB as text (quotes HTML-escaped), not a megabyte of pretty-printing
+        assert len(answer.content) < 500_000
+        shown = html.unescape(answer.text)
+        assert "truncated" in shown and '{"n":0,"s":"abcdefgh"}' in shown
+    finally:
+        proc.stop()
