@@ -194,9 +194,18 @@ def redeliver(
 def export(
     event_id: EventId,
     out: Annotated[Path, typer.Option("--out", "-o", help="The fixture file to write")],
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Overwrite an existing file, or write through a link"),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Write an event as a replayable fixture (its redacted signature is re-signed on replay)."""
+    """Write an event as a replayable fixture (replay it with --resign: its signature is
+    redacted)."""
+    if not force and out.is_symlink():
+        raise _fail(f"{out} is a symbolic link; pass --force to write through it", 1)
+    if not force and out.exists():
+        raise _fail(f"{out} exists; pass --force to overwrite it", 1)
     record = _get_event(_settings(config), event_id)
     try:
         fixture = fixture_from_event(record.summary.source, record.headers, record.body)
@@ -204,7 +213,13 @@ def export(
         raise _fail(f"cannot export {event_id}: {exc}", 1) from None
     text = json.dumps(fixture, indent=2, ensure_ascii=False) + "\n"
     try:
-        out.write_text(text, encoding="utf-8")
+        if force:
+            out.write_text(text, encoding="utf-8")
+        else:  # O_EXCL: a file or link put there since the check above is not written through
+            with out.open("x", encoding="utf-8") as file:
+                file.write(text)
+    except FileExistsError:
+        raise _fail(f"{out} exists; pass --force to overwrite it", 1) from None
     except OSError as exc:
         raise _fail(f"cannot write {out}: {exc.strerror}", 1) from None
     typer.echo(f"wrote {out}")
