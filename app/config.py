@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -41,6 +42,21 @@ class ServerConfig(_Model):
     port: int = Field(8400, ge=0, le=65535)
     max_body_bytes: int = Field(26_214_400, ge=1)
     graceful_timeout_seconds: float = Field(10.0, ge=0)
+    # the base of absolute links and redirects; never the request's Host ("": relative ones)
+    public_url: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError("must be an http:// or https:// URL, e.g. https://hooks.example.com")
+        return value.rstrip("/")
 
 
 class StorageConfig(_Model):

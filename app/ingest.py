@@ -23,8 +23,24 @@ from hookline.store.base import IngestResult, NewEvent, NewRun, Store
 
 log = logging.getLogger("hookline.ingest")
 
-# Never stored in clear, whatever the provider: credentials a sender might add.
-ALWAYS_REDACTED = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
+# Never stored in clear, whatever the source: credentials a sender might add, and every
+# known provider's signature header (a MAC under some secret, even when sent to a source of
+# another provider: svix-signature to a Standard source). Each configured source's own
+# signature headers (an HMAC source's signature_header) are added per ``Ingestor``.
+KNOWN_SIGNATURE_HEADERS = frozenset(
+    {
+        "stripe-signature",
+        "x-hub-signature",
+        "x-hub-signature-256",
+        "webhook-signature",
+        "svix-signature",
+        "x-slack-signature",
+    }
+)
+ALWAYS_REDACTED = (
+    frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
+    | KNOWN_SIGNATURE_HEADERS
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +91,10 @@ class Ingestor:
         self._registry = registry
         self._clock = clock
         self.sources: dict[str, Source] = build_sources(settings.sources)
+        # the signature headers of every configured source, redacted whatever the source
+        self._signature_headers = frozenset().union(
+            *(source.provider.signature_headers for source in self.sources.values())
+        )
 
     def source(self, name: str) -> Source | None:
         return self.sources.get(name)
@@ -149,7 +169,7 @@ class Ingestor:
             provider_event_id=verified.event_id,
             type=verified.event_type,
             received_at=now,
-            headers=redact(headers, source.provider.signature_headers),
+            headers=redact(headers, self._signature_headers),
             body=body,
             runs=runs,
             **self._replay_check(source, body, now),
