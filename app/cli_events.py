@@ -10,22 +10,25 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from hookline.config import Settings
 from hookline.errors import RedeliveryInProgress, StoreError
+from hookline.payload_view import payload_json
 from hookline.replay import FixtureError, fixture_from_event
 from hookline.store import Store, open_store
 from hookline.store.base import EVENT_STATUSES, EventFilter, EventRecord, EventSummary
 from hookline.web import shapes
-from hookline.web.responses import iso
+from hookline.web.responses import dumps, iso
 
 T = TypeVar("T")
 
@@ -153,7 +156,12 @@ def list_events(
 def show(event_id: EventId, config: ConfigOption = None) -> None:
     """Print an event with its runs and steps as JSON (signature headers are redacted)."""
     record = _get_event(_settings(config), event_id)
-    Console(highlight=False).print_json(data=shapes.event_detail(record), ensure_ascii=False)
+    # the payload as hookline.payload_view shows it, indented one level in (a newline is
+    # only ever whitespace between JSON tokens, so shifting lines changes no value)
+    payload = payload_json(record.body, record.headers, indent=True).replace(b"\n", b"\n  ")
+    detail = {**shapes.event_detail(record), "payload": orjson.Fragment(payload)}
+    sys.stdout.buffer.write(dumps(detail, indent=True) + b"\n")
+    sys.stdout.buffer.flush()
 
 
 @events_app.command("redeliver")
@@ -186,9 +194,18 @@ def redeliver(
 def export(
     event_id: EventId,
     out: Annotated[Path, typer.Option("--out", "-o", help="The fixture file to write")],
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Overwrite an existing file, or write through a link"),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Write an event as a replayable fixture (its redacted signature is re-signed on replay)."""
+    """Write an event as a replayable fixture (replay it with --resign: its signature is
+    redacted)."""
+    if not force and out.is_symlink():
+        raise _fail(f"{out} is a symbolic link; pass --force to write through it", 1)
+    if not force and out.exists():
+        raise _fail(f"{out} exists; pass --force to overwrite it", 1)
     record = _get_event(_settings(config), event_id)
     try:
         fixture = fixture_from_event(record.summary.source, record.headers, record.body)
@@ -196,7 +213,13 @@ def export(
         raise _fail(f"cannot export {event_id}: {exc}", 1) from None
     text = json.dumps(fixture, indent=2, ensure_ascii=False) + "\n"
     try:
-        out.write_text(text, encoding="utf-8")
+        if force:
+            out.write_text(text, encoding="utf-8")
+        else:  # O_EXCL: a file or link put there since the check above is not written through
+            with out.open("x", encoding="utf-8") as file:
+                file.write(text)
+    except FileExistsError:
+        raise _fail(f"{out} exists; pass --force to overwrite it", 1) from None
     except OSError as exc:
         raise _fail(f"cannot write {out}: {exc.strerror}", 1) from None
     typer.echo(f"wrote {out}")

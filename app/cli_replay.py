@@ -81,8 +81,8 @@ def replay(
         bool,
         typer.Option(
             "--resign",
-            help="Sign every fixture afresh (first secret, current time). Implied when the "
-            "captured signature is redacted or valid but stale.",
+            help="Sign every fixture afresh (first secret, current time). Required for a "
+            "redacted signature (an exported event); implied for a genuine but stale one.",
         ),
     ] = False,
     config: ConfigOption = None,
@@ -93,10 +93,13 @@ def replay(
         raise _fail(f"--url must start with http:// or https:// (got {url!r})")
     base_url = url or default_url(settings.server.host, settings.server.port)
     providers = {name: s.provider for name, s in build_sources(settings.sources).items()}
+    skipped: list[str] = []
     try:
-        files = find_fixtures(paths)
+        files = find_fixtures(paths, skipped)
     except FixtureError as exc:
         raise _fail(str(exc)) from None
+    for reason in skipped:
+        typer.echo(f"hookline: {reason}", err=True)
     if not files:
         raise _fail("no fixture files (*.json) found in " + ", ".join(map(str, paths)))
 

@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -65,6 +66,22 @@ class ServerConfig(_Model):
                     f"trusted_proxies[{index}]: {entry!r} is not an IP address or network"
                 ) from None
         return value
+
+    # the base of absolute links and redirects; never the request's Host ("": relative ones)
+    public_url: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError("must be an http:// or https:// URL, e.g. https://hooks.example.com")
+        return value.rstrip("/")
 
 
 class StorageConfig(_Model):
@@ -145,6 +162,9 @@ class SourceConfig(_Model):
     secrets: list[str]
     tolerance_seconds: int = Field(300, ge=0)
     max_body_bytes: int | None = Field(None, ge=1)
+    # github, and hmac with an id_header: how long the same signed body under another
+    # (unsigned) id is answered as a duplicate of the first; "0" turns it off
+    replay_window: str = "7d"
     # generic HMAC only
     signature_header: str = ""
     algorithm: str = "sha256"
@@ -168,6 +188,19 @@ class SourceConfig(_Model):
     @classmethod
     def _provider(cls, value: str) -> str:
         return _one_of(value, PROVIDERS)
+
+    @field_validator("replay_window")
+    @classmethod
+    def _replay_window(cls, value: str) -> str:
+        if value.strip() != "0":
+            timetable.parse_duration(value)
+        return value
+
+    @property
+    def replay_window_seconds(self) -> int:
+        return (
+            0 if self.replay_window.strip() == "0" else timetable.parse_duration(self.replay_window)
+        )
 
     @field_validator("algorithm")
     @classmethod

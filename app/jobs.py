@@ -117,11 +117,12 @@ def parse_idempotency_key(value: str) -> str:
 
 
 def canonical_json(data: Any) -> bytes:
-    """Keys sorted, no whitespace; the stdlib for what orjson refuses (ints past 64 bits)."""
+    """Keys sorted, no whitespace; the stdlib for what orjson refuses (ints past 64 bits,
+    lone surrogates: ``ensure_ascii`` writes those as escapes, so they encode)."""
     try:
         return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     except TypeError:
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
 _INVALID = object()

@@ -3,11 +3,14 @@
 A fixture (SPEC §5) is one JSON file ``{"source", "method", "headers", "body"}``;
 ``body`` is the raw body as a string, sent as its exact UTF-8 bytes.
 
-Re-signing (the source's first secret, the current time) happens when asked for,
-when the captured signature is redacted (an exported event), or when the
-captured signature is valid but its timestamp is outside the window. A signature
-that does not match is never re-signed: a tampered fixture is sent as it is and
-the server rejects it.
+Re-signing (the source's first secret, the current time) happens when asked for
+(``--resign``: required for a redacted signature, as in an exported event), or when
+the captured signature is valid but its timestamp is outside the window. A signature
+that does not match is never re-signed on its own: a tampered fixture is sent as it
+is and the server rejects it.
+
+Walking a directory, a symbolic link to a file outside that directory is skipped,
+not followed: a fixture tree must not send files from elsewhere on the machine.
 
 Everything here is pure but ``send``, which takes an ``httpx.Client`` (tests give
 it a ``MockTransport``). The ``replay`` command in ``hookline.cli_replay`` wires it up.
@@ -115,12 +118,19 @@ class Tally:
 # -- loading -----------------------------------------------------------------------------------
 
 
-def find_fixtures(paths: Iterable[Path]) -> list[Path]:
-    """Files as given; directories searched recursively for ``*.json``, sorted."""
+def find_fixtures(paths: Iterable[Path], skipped: list[str] | None = None) -> list[Path]:
+    """Files as given; directories searched recursively for ``*.json``, sorted. A link
+    found in a directory that leads out of it is left out (why: appended to ``skipped``)."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*.json") if p.is_file()))
+            root = path.resolve()
+            for candidate in sorted(p for p in path.rglob("*.json") if p.is_file()):
+                if candidate.is_symlink() and not candidate.resolve().is_relative_to(root):
+                    if skipped is not None:
+                        skipped.append(f"{candidate}: a symbolic link out of {path}; skipped")
+                    continue
+                found.append(candidate)
         elif path.is_file():
             found.append(path)
         else:
@@ -191,12 +201,22 @@ def _lower(headers: Mapping[str, str]) -> dict[str, str]:
 def resign_reason(
     provider: Provider, body: bytes, headers: Mapping[str, str], now: float, *, force: bool
 ) -> ResignReason | None:
-    """Why this request must be signed afresh, or None to send it as captured."""
-    if force:
-        return "forced"
+    """Why this request must be signed afresh, or None to send it as captured.
+
+    A redacted signature is re-signed only when asked (``force``): signing whatever a
+    fixture file holds with the real secret would turn a forged fixture into a valid event,
+    so that takes the operator's ``--resign``. A stale but genuine signature (it verifies
+    against the configured secret) is re-signed on its own: its content is vouched for."""
     lowered = _lower(headers)
     if any(lowered.get(name) == REDACTED for name in provider.signature_headers):
+        if not force:
+            raise FixtureError(
+                "its signature is redacted (an exported event): pass --resign to sign it "
+                "with the configured secret"
+            )
         return "redacted"
+    if force:
+        return "forced"
     try:
         provider.verify(body, lowered, now)
     except StaleTimestamp:  # the signature matched: only its age is wrong

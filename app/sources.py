@@ -22,6 +22,9 @@ class Source:
     name: str
     provider: Provider
     max_body_bytes: int | None
+    # seconds the same signed body under another id is a replay; 0 when the provider's
+    # signature covers the id (a new id would not verify) or the window is off
+    replay_window: int = 0
 
 
 def build_provider(config: SourceConfig) -> Provider:
@@ -56,5 +59,6 @@ def build_sources(configs: Sequence[SourceConfig]) -> dict[str, Source]:
             provider = build_provider(config)
         except ValueError as exc:  # e.g. a Standard Webhooks secret that is not base64
             raise ConfigError(f"{source_label(index, config.name)}: {exc}") from None
-        sources[config.name] = Source(config.name, provider, config.max_body_bytes)
+        window = config.replay_window_seconds if provider.id_unsigned else 0
+        sources[config.name] = Source(config.name, provider, config.max_body_bytes, window)
     return sources

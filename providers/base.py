@@ -45,12 +45,39 @@ class InvalidPayload(VerificationError):
     code = "invalid_payload"
 
 
+#: Longest event id or type stored, in UTF-8 bytes (PostgreSQL's unique index on the id
+#: refuses entries past ~2.7 KB; real ids and types are well under 256).
+MAX_KEY_BYTES = 1024
+
+
+def _storable(value: str, what: str) -> None:
+    """Refuse text no store can hold as a key: lone surrogates (no UTF-8 form: SQLite's
+    driver raises), NUL (PostgreSQL text refuses it) or an oversized value."""
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidPayload(f"event {what} contains a lone surrogate") from None
+    if "\x00" in value:
+        raise InvalidPayload(f"event {what} contains a NUL character")
+    if size > MAX_KEY_BYTES:
+        raise InvalidPayload(f"event {what} is longer than {MAX_KEY_BYTES} bytes")
+
+
 @dataclass(frozen=True, slots=True)
 class Verified:
-    """What a provider vouches for once the signature matched."""
+    """What a provider vouches for once the signature matched.
+
+    Made only of text every store can hold: a validly signed payload whose id or type is
+    not (``"id": "evt_\\ud800"``) is refused here, once for every provider, with an
+    ``InvalidPayload`` naming why, rather than failing in the store's insert.
+    """
 
     event_id: str
     event_type: str
+
+    def __post_init__(self) -> None:
+        _storable(self.event_id, "id")
+        _storable(self.event_type, "type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +103,11 @@ class Provider(Protocol):
         is missing or malformed, or the signed timestamp is already outside the tolerance.
         Raises the ``VerificationError`` that ``verify`` would; passing proves nothing."""
         ...
+
+    #: True when the event id comes from a header the signature does not cover (GitHub's
+    #: ``X-GitHub-Delivery``, an HMAC ``id_header``): anyone holding one signed delivery
+    #: could send it again under a fresh id, so hookline checks for replays of the body.
+    id_unsigned: bool
 
     def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> Verified | Handshake:
         """Check the signature over the raw ``body`` first, then the timestamp window,

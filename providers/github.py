@@ -41,6 +41,7 @@ class GitHubProvider:
         self._keys = tuple(secret.encode() for secret in check_secrets(secrets))
         # The SHA-1 header is redacted too: it is still a MAC of the body under our secret.
         self.signature_headers: frozenset[str] = frozenset({HEADER, LEGACY_HEADER})
+        self.id_unsigned = True  # X-GitHub-Delivery is not signed
 
     def check_headers(self, headers: Mapping[str, str], now: float) -> None:
         self._signature(headers)

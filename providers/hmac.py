@@ -96,6 +96,7 @@ class HmacProvider:
         self._id_header, self._id_path = id_header.lower(), _path("id_field", id_field)
         self._type_header, self._type_path = type_header.lower(), _path("type_field", type_field)
         self.signature_headers: frozenset[str] = frozenset({self._header})
+        self.id_unsigned = bool(self._id_header)  # headers are never in the signed content
 
     def _content(self, body: bytes, timestamp: str) -> bytes:
         parts = {"{body}": body, "{timestamp}": timestamp.encode()}

@@ -56,6 +56,7 @@ class SlackProvider:
         self._keys = tuple(secret.encode() for secret in check_secrets(secrets))
         self._tolerance = check_tolerance(tolerance_seconds)
         self.signature_headers: frozenset[str] = frozenset({SIGNATURE_HEADER})
+        self.id_unsigned = False
 
     def _digest(self, key: bytes, timestamp: str, body: bytes) -> bytes:
         return hmac.new(key, b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).digest()

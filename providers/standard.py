@@ -55,6 +55,7 @@ class StandardProvider:
         self._keys = tuple(decode_secret(secret) for secret in check_secrets(secrets))
         self._tolerance = check_tolerance(tolerance_seconds)
         self.signature_headers: frozenset[str] = frozenset({SIGNATURE_HEADER})
+        self.id_unsigned = False
 
     def _digest(self, key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
         # surrogatepass: an arbitrary str id must not make verify() raise UnicodeEncodeError.

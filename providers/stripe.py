@@ -59,6 +59,7 @@ class StripeProvider:
         self._keys = tuple(secret.encode() for secret in check_secrets(secrets))
         self._tolerance = check_tolerance(tolerance_seconds)
         self.signature_headers: frozenset[str] = frozenset({HEADER})
+        self.id_unsigned = False
 
     def _digest(self, key: bytes, timestamp: int, body: bytes) -> bytes:
         # Stripe formats the parsed integer, so "t=0123" signs "123.".

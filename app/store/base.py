@@ -69,6 +69,10 @@ class NewEvent:
     headers: dict[str, str]
     body: bytes
     runs: Sequence[NewRun] = ()
+    # Set for sources whose id the signature does not cover (hookline.ingest): the body's
+    # SHA-256 (hex), and since when the same body under another id is a replay.
+    body_sha256: str | None = None
+    replay_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +154,8 @@ class IngestResult:
     id: str
     duplicate: bool
     resumed_run_ids: tuple[str, ...] = ()
+    # a replay: the provider event id of the event whose body this was (``id`` is its id)
+    replay_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -428,10 +428,17 @@ class PostgresStore:
             "received_at": event.received_at,
             "body": event.body,
             "headers": json.dumps(event.headers, separators=(",", ":")),
+            "body_sha256": event.body_sha256,
         }
         key = {"source": event.source, "provider_event_id": event.provider_event_id}
+        replay = {**key, "body_sha256": event.body_sha256, "since": event.replay_since}
 
         async def op(conn: Conn) -> IngestResult:
+            if event.replay_since is not None:
+                await conn.execute(Q["lock_body_digest"], replay)
+                original = await _one(conn, "replay_original", replay)
+                if original is not None:
+                    return IngestResult(original[0], duplicate=True, replay_of=original[1])
             while True:
                 cur = await conn.execute(Q["insert_event"], row_params)
                 if cur.rowcount == 1:

@@ -307,6 +307,13 @@ class SQLiteStore:
         status = "queued" if event.runs else "unhandled"
 
         def op(conn: sqlite3.Connection) -> IngestResult:
+            if event.replay_since is not None:
+                original = conn.execute(
+                    Q["replay_original"],
+                    (event.source, event.body_sha256, event.replay_since, event.provider_event_id),
+                ).fetchone()
+                if original is not None:
+                    return IngestResult(original[0], duplicate=True, replay_of=original[1])
             cur = conn.execute(
                 Q["insert_event"],
                 (
@@ -318,6 +325,7 @@ class SQLiteStore:
                     event.received_at,
                     headers_json,
                     event.body,
+                    event.body_sha256,
                 ),
             )
             if cur.rowcount == 1:

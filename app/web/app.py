@@ -46,6 +46,7 @@ from hookline.web.jobs import PREFIX as JOBS_PREFIX
 from hookline.web.jobs import JobsGateway
 from hookline.web.limits import BufferBudget
 from hookline.web.lockout import LoginLimiter
+from hookline.web.redirects import NoHostInRedirects
 from hookline.web.responses import error
 from hookline.web.session import Sessions
 from hookline.web.webhooks import PREFIX, WebhookEndpoint
@@ -134,11 +135,13 @@ class HooklineApp:
     """Routes ``/webhooks/*`` and ``/jobs/*`` straight to their endpoints (each logs its own
     line), the rest to Starlette."""
 
-    def __init__(self, webhooks: WebhookEndpoint, rest: Starlette, jobs: JobsGateway) -> None:
+    def __init__(
+        self, webhooks: WebhookEndpoint, rest: Starlette, jobs: JobsGateway, public_url: str = ""
+    ) -> None:
         self.webhooks = webhooks
         self.jobs = jobs
         self.rest = rest
-        self.logged_rest = RequestLog(rest)
+        self.logged_rest = RequestLog(NoHostInRedirects(rest, public_url))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PREFIX):
@@ -239,4 +242,4 @@ def create_app(
     )
     budget = BufferBudget(settings.server.max_buffered_bytes)
     webhooks = WebhookEndpoint(ingestor, metrics, settings.server.max_body_bytes, budget)
-    return HooklineApp(webhooks, rest, gateway)
+    return HooklineApp(webhooks, rest, gateway, settings.server.public_url)

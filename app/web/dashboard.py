@@ -36,8 +36,7 @@ from starlette.types import Scope
 
 from hookline.config import Settings
 from hookline.errors import RedeliveryInProgress
-from hookline.pipeline import parse_data
-from hookline.providers.body import is_form
+from hookline.payload_view import PAGE_MAX_BYTES, page_view
 from hookline.store.base import ACTIVE_RUN_STATUSES, EVENT_STATUSES, EventFilter, EventRecord, Store
 from hookline.web.admin_api import (
     BadRequest,
@@ -56,7 +55,6 @@ PREFIX = "/admin"
 LOGIN_PATH = f"{PREFIX}/login"
 PAGE_SIZE = 50
 MAX_FORM_BYTES = 16_384
-MAX_PAYLOAD_CHARS = 1_000_000  # larger payloads are cut on the page (the API has them whole)
 
 SECURITY_HEADERS = {
     "content-security-policy": (
@@ -346,21 +344,6 @@ async def redeliver_failed(request: Request) -> Response:
 # -- one event ----------------------------------------------------------------------------------
 
 
-def _payload_text(record: EventRecord) -> tuple[str, str]:
-    """The payload for display and how it was read: ``json``, ``form`` (a urlencoded body,
-    shown parsed, as handlers get it) or ``text`` (it does not parse: the raw body)."""
-    data = parse_data(record.body, record.headers)
-    text, kind = record.body.decode("utf-8", "replace"), "text"
-    if data is not None or record.body.strip() == b"null":
-        try:
-            text, kind = _pretty(data), "form" if is_form(record.headers) else "json"
-        except RecursionError:  # nested deeper than json.dumps goes: show the raw text
-            pass
-    if len(text) > MAX_PAYLOAD_CHARS:
-        text = text[:MAX_PAYLOAD_CHARS] + "\n… (cut here; GET /admin/events/{id} has it all)"
-    return text, kind
-
-
 async def _event_or_404(request: Request) -> EventRecord | Response:
     record = await _store(request).get_event(request.path_params["event_id"])
     if record is None:
@@ -385,15 +368,17 @@ async def event_page(request: Request) -> Response:
     record = await _event_or_404(request)
     if isinstance(record, Response):
         return record
-    payload, kind = _payload_text(record)
+    view = page_view(record.body, record.headers)
     done = request.query_params.get("done", "")
     redact = request.app.state.redact
     return html(
         "event.html",
         **await _event_context(request, record),
         headers=sorted((name, redact(value)) for name, value in record.headers.items()),
-        payload=redact(payload),
-        payload_kind=kind,
+        payload=redact(view.text),
+        payload_kind=view.kind,
+        payload_size=view.size,
+        payload_shown=PAGE_MAX_BYTES,
         done=done if done in ("resume", "fresh", "cancelled") else "",
     )
 

@@ -20,10 +20,28 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        try:
-            return orjson.dumps(content)
-        except TypeError:  # nested deeper than orjson writes (254), or an int over 64 bits
-            return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+        return dumps(content)
+
+
+def dumps(content: Any, *, indent: bool = False) -> bytes:
+    """JSON bytes of ``content``; ``orjson.Fragment`` values are embedded as they are."""
+    try:
+        return orjson.dumps(content, option=orjson.OPT_INDENT_2 if indent else 0)
+    except TypeError:  # nested deeper than orjson writes (254), an int over 64 bits, or a
+        # lone surrogate (ensure_ascii writes it as an escape, so it encodes)
+        return json.dumps(
+            content,
+            indent=2 if indent else None,
+            separators=None if indent else (",", ":"),
+            default=_fragment,
+        ).encode()
+
+
+def _fragment(value: Any) -> Any:
+    """An ``orjson.Fragment`` (already JSON text) as its value, for the stdlib fallback."""
+    if isinstance(value, orjson.Fragment):
+        return json.loads(orjson.dumps([value])[1:-1])
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSON:

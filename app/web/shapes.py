@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hookline.pipeline import parse_data
+from hookline.payload_view import payload_fragment
 from hookline.store.base import EventRecord, EventSummary, RunRecord, StepRecord
 from hookline.web.responses import iso
 
@@ -62,6 +62,7 @@ def event_detail(e: EventRecord) -> dict[str, Any]:
     return {
         **event_summary(e.summary),
         "headers": e.headers,
-        "payload": parse_data(e.body, e.headers),  # exactly what handlers get as Event.data
+        # exactly what handlers get as Event.data, as JSON text (hookline.payload_view)
+        "payload": payload_fragment(e.body, e.headers),
         "runs": [run(r) for r in e.runs],
     }

@@ -165,9 +165,23 @@ def test_export_replay_prune_replay(stored: Stored, tmp_path: Path) -> None:
     assert not {"host", "content-length", "connection"} & set(fixture["headers"])
 
     url = stored.server.url
+    # its signature is redacted: signing it with the real secret takes --resign
     code, out, _ = cli(stored, "replay", exported, "--url", url)
     line = replay_lines(out)[str(exported)]
+    assert code == 1 and "signature is redacted" in line and "pass --resign" in line
+    code, out, _ = cli(stored, "replay", exported, "--url", url, "--resign")
+    line = replay_lines(out)[str(exported)]
     assert code == 0 and "evt_cli_ok  duplicate=true  re-signed (redacted)" in line
+    # export does not overwrite it, nor write through a link, without --force
+    code, _, err = cli(stored, "events", "export", stored.ok, "--out", exported)
+    assert code == 1 and "exists; pass --force" in err
+    link = tmp_path / "link.json"
+    link.symlink_to(tmp_path / "elsewhere.json")
+    code, _, err = cli(stored, "events", "export", stored.ok, "--out", link)
+    assert code == 1 and "symbolic link" in err and not (tmp_path / "elsewhere.json").exists()
+    exported.write_text("old")
+    code, _, _ = cli(stored, "events", "export", stored.ok, "--out", exported, "--force")
+    assert code == 0 and json.loads(exported.read_text("utf-8"))["source"] == "stripe"
 
     code, out, _ = cli(stored, "prune", "--older-than", "1h")
     assert code == 0 and out.startswith("pruned 0 event(s)")
@@ -177,7 +191,7 @@ def test_export_replay_prune_replay(stored: Stored, tmp_path: Path) -> None:
     assert cli(stored, "events", "show", stored.unhandled)[0] == 1
     assert cli(stored, "events", "show", stored.failed)[0] == 0
 
-    code, out, _ = cli(stored, "replay", exported, "--url", url)
+    code, out, _ = cli(stored, "replay", exported, "--url", url, "--resign")
     line = replay_lines(out)[str(exported)]
     assert code == 0 and "evt_cli_ok  duplicate=false  re-signed (redacted)" in line
     items = stored.admin.get("/admin/events").json()["items"]

@@ -14,6 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
+from tests.support import fuzz
 from tests.support.server import API_KEY, HooklineProcess, base_config
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -34,14 +35,17 @@ def _fresh_key(case: Any) -> Any:
     return case
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HooklineProcess]:
+@pytest.fixture(scope="module", params=fuzz.BACKENDS)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HooklineProcess]:
     workdir: Path = tmp_path_factory.mktemp("jobs-fuzz")
-    # no worker: generated jobs stay queued (and cancellable); nothing runs their handlers
-    config = base_config(f"sqlite:///{workdir / 'h.db'}", handlers=["tests.e2e.job_handlers"])
-    server = HooklineProcess(workdir, config).start()
-    yield server
-    server.stop()
+    with fuzz.database(request, workdir) as url:
+        # no worker: generated jobs stay queued (and cancellable); nothing runs their handlers
+        config = base_config(url, handlers=["tests.e2e.job_handlers"])
+        server = HooklineProcess(workdir, config).start()
+        yield server
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +76,7 @@ def test_fuzzed_requests_conform(
 
     @given(case=strategy)
     @settings(
-        max_examples=25,
+        max_examples=fuzz.EXAMPLES or 10,
         deadline=None,
         database=None,
         phases=[Phase.explicit, Phase.generate],

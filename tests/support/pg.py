@@ -8,6 +8,7 @@ where they fail: CI must never pass by silently testing SQLite alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -70,9 +71,10 @@ def pg_template() -> Iterator[str]:
         _drop(name)
 
 
-@pytest.fixture
-def pg_url(pg_template: str) -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for one test."""
+@contextlib.contextmanager
+def cloned_database(pg_template: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database (its URL), dropped afterwards; for fixtures of
+    any scope."""
     name = f"hookline_test_{secrets.token_hex(6)}"
     with _admin() as conn:
         conn.execute(
@@ -84,6 +86,13 @@ def pg_url(pg_template: str) -> Iterator[str]:
         yield database_url(name)
     finally:
         _drop(name)
+
+
+@pytest.fixture
+def pg_url(pg_template: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test."""
+    with cloned_database(pg_template) as url:
+        yield url
 
 
 @pytest.fixture

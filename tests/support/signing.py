@@ -82,8 +82,8 @@ def stripe(payload: Any = None, *, now: float | None = None) -> Signed:
 def github(
     payload: Any = None, *, event: str = "pull_request", delivery: str | None = None
 ) -> Signed:
-    if payload is None:
-        payload = {"action": "opened", "number": 1}
+    if payload is None:  # a body of its own, as GitHub's are (the same body is a replay)
+        payload = {"action": "opened", "number": 1, "pull_request": {"id": uuid.uuid4().int >> 80}}
     body = as_bytes(payload)
     headers = {
         "Content-Type": "application/json",
@@ -110,8 +110,8 @@ def standard(payload: Any = None, *, msg_id: str | None = None, now: float | Non
 def shopify(
     payload: Any = None, *, topic: str = "orders/create", webhook_id: str | None = None
 ) -> Signed:
-    if payload is None:
-        payload = {"id": 6418263457894, "email": "a@example.com"}
+    if payload is None:  # a body of its own, as Shopify's are (the same body is a replay)
+        payload = {"id": uuid.uuid4().int >> 80, "email": "a@example.com"}
     body = as_bytes(payload)
     headers = {
         "Content-Type": "application/json",

@@ -88,6 +88,19 @@ def test_every_shipped_fixture_loads_with_its_exact_bytes() -> None:
     assert "Montréal".encode() in fixture("shopify/orders.create.json").body
 
 
+def test_find_fixtures_skips_links_out_of_the_directory(tmp_path: Path) -> None:
+    tree, outside = tmp_path / "tree", tmp_path / "secret.json"
+    tree.mkdir()
+    outside.write_text("{}")
+    (tree / "a.json").write_text("{}")
+    (tree / "inside.json").symlink_to(tree / "a.json")
+    (tree / "out.json").symlink_to(outside)
+    skipped: list[str] = []
+    assert find_fixtures([tree], skipped) == [tree / "a.json", tree / "inside.json"]
+    assert skipped == [f"{tree / 'out.json'}: a symbolic link out of {tree}; skipped"]
+    assert find_fixtures([tree / "out.json"]) == [tree / "out.json"]  # named: the user's choice
+
+
 def test_find_fixtures_recurses_sorted_and_keeps_explicit_files(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
     (tmp_path / "a" / "deep").mkdir(parents=True)
@@ -153,9 +166,11 @@ def test_stale_signature_is_resigned_fresh_one_is_not(relative: str) -> None:
     assert resign_reason(provider, fx.body, fx.headers, at - HOUR, force=False) == "stale"
 
 
-def test_redacted_signature_is_resigned() -> None:
+def test_redacted_signature_is_resigned_only_with_resign() -> None:
     fx = with_header(fixture("github/push.json"), "X-Hub-Signature-256", REDACTED)
-    reason = resign_reason(PROVIDERS["github"], fx.body, fx.headers, 0, force=False)
+    with pytest.raises(FixtureError, match=r"redacted .* pass --resign"):
+        resign_reason(PROVIDERS["github"], fx.body, fx.headers, 0, force=False)
+    reason = resign_reason(PROVIDERS["github"], fx.body, fx.headers, 0, force=True)
     assert reason == "redacted"
 
 
@@ -242,7 +257,7 @@ def test_exported_event_round_trips_to_a_resigned_request() -> None:
     assert exported["method"] == "POST" and exported["body"] == fx.body.decode()
 
     loaded = parse_fixture(json.dumps(exported, ensure_ascii=False).encode(), Path("e.json"))
-    delivery = prepare(loaded, source="github", provider=PROVIDERS["github"], now=0, force=False)
+    delivery = prepare(loaded, source="github", provider=PROVIDERS["github"], now=0, force=True)
     assert delivery.resigned == "redacted"
     assert REDACTED not in delivery.headers.values()  # no redacted header is ever sent
     assert "authorization" not in delivery.headers

@@ -45,10 +45,22 @@ SELECT pg_notify(channel, '') FROM unnest(%(channels)s::text[]) AS channel;
 SELECT hookline_now();
 
 -- name: insert_event
-INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body)
+INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body,
+                    body_sha256)
 VALUES (%(id)s, %(source)s, %(provider_event_id)s, %(type)s, %(status)s, %(received_at)s,
-        %(headers)s, %(body)s)
+        %(headers)s, %(body)s, %(body_sha256)s)
 ON CONFLICT (source, provider_event_id) DO NOTHING;
+
+-- name: lock_body_digest
+-- serializes ingests of one body of one source, so two replays at once cannot both be new
+SELECT pg_advisory_xact_lock(hashtextextended(%(source)s || '/' || %(body_sha256)s, 0));
+
+-- name: replay_original
+-- the first event of this source with the same body under another id since %(since)s
+SELECT id, provider_event_id FROM events
+WHERE source = %(source)s AND body_sha256 = %(body_sha256)s AND received_at >= %(since)s
+  AND provider_event_id <> %(provider_event_id)s
+ORDER BY received_at LIMIT 1;
 
 -- name: event_id_by_key
 SELECT id FROM events WHERE source = %(source)s AND provider_event_id = %(provider_event_id)s;

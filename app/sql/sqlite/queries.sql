@@ -1,9 +1,16 @@
 -- Named queries of the SQLite store. A block starts with "-- name: <name>".
 
 -- name: insert_event
-INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body,
+                    body_sha256)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (source, provider_event_id) DO NOTHING;
+
+-- name: replay_original
+-- the first event of this source with the same body under another id since ``?``
+SELECT id, provider_event_id FROM events
+WHERE source = ? AND body_sha256 = ? AND received_at >= ? AND provider_event_id <> ?
+ORDER BY received_at LIMIT 1;
 
 -- name: event_id_by_key
 SELECT id FROM events WHERE source = ? AND provider_event_id = ?;
