@@ -102,6 +102,7 @@ async def test_a_run_committed_late_waits_for_the_running_run_of_its_key(
                 "received_at": T0,
                 "headers": "{}",
                 "body": b"{}",
+                "body_sha256": None,
             },
         )
         await slow.execute(
