@@ -23,9 +23,9 @@ def config(db_url: str, *, admin: str = "", server: str = "", token: str = ADMIN
 
 
 @pytest.fixture
-def guarded(tmp_path: Path, db_url: str) -> Iterator[HooklineProcess]:
-    """Three wrong tokens lock a client out for five minutes."""
-    text = config(db_url, admin="max_failed_logins = 3\nfailed_login_window_seconds = 300")
+def guarded(tmp_path: Path, sqlite_url: str) -> Iterator[HooklineProcess]:
+    """Three wrong tokens lock a client out for five minutes (in memory: either backend)."""
+    text = config(sqlite_url, admin="max_failed_logins = 3\nfailed_login_window_seconds = 300")
     proc = HooklineProcess(tmp_path, text).start()
     yield proc
     proc.stop()
