@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= hookline.toml
 
-.PHONY: run test lint typecheck fmt bench clean install install-dev browser nextjs
+.PHONY: run test lint typecheck fmt bench clean install install-dev browser nextjs image-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ test: install-dev browser nextjs lint typecheck
 fmt: install-dev
 	$(BIN)/ruff format app providers tests bench examples scripts
 	$(BIN)/ruff check --fix app providers tests bench examples scripts
+
+# Builds the container image from a locally made Debian base and runs it read-only with a
+# data volume (scripts/image_test.py). Needs root, podman, runc, debootstrap; not in `test`.
+image-test: install-dev
+	$(BIN)/python scripts/image_test.py
 
 bench: install-dev
 	$(BIN)/python bench/ingest.py

@@ -83,6 +83,16 @@ def check_storage(url: str) -> None:
             raise ConfigError(f"storage.url: {problem}")
 
 
+def database_from(settings: Settings) -> None:
+    """Migrate, or exit: 2 for a database hookline must not use, 1 for one out of reach."""
+    from hookline.startup import UnusableDatabase, prepare_database
+
+    try:
+        prepare_database(settings.storage)
+    except UnusableDatabase as exc:
+        raise fail(str(exc), exc.status) from None
+
+
 def registry_from(settings: Settings) -> Registry:
     if str(Path.cwd()) not in sys.path:  # handler modules are named relative to the project
         sys.path.insert(0, str(Path.cwd()))
@@ -150,6 +160,7 @@ def serve(
     except ConfigError as exc:
         raise fail(f"invalid config: {exc}") from None
     start_logging(settings)
+    database_from(settings)  # before any process starts: workers never race the migration
     run_server(
         settings,
         registry,
@@ -169,6 +180,7 @@ def worker(config: ConfigOption = None) -> None:
     settings = settings_from(config)
     registry = registry_from(settings)
     start_logging(settings)
+    database_from(settings)
     supervisor = os.environ.get(SUPERVISOR_ENV, "")
     run_worker_process(settings, registry, int(supervisor) if supervisor.isdigit() else None)
 

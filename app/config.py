@@ -5,6 +5,7 @@ Built once by the CLI and passed explicitly; nothing else reads the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -49,6 +50,21 @@ class ServerConfig(_Model):
     max_connections: int = Field(2048, ge=1)
     max_in_flight: int = Field(512, ge=1)
     max_buffered_bytes: int = Field(268_435_456, ge=1)
+    # Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed: the client address of the login lockout, and https.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for index, entry in enumerate(value):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies[{index}]: {entry!r} is not an IP address or network"
+                ) from None
+        return value
 
 
 class StorageConfig(_Model):
@@ -67,6 +83,15 @@ class StorageConfig(_Model):
 
 
 class AdminConfig(_Model):
+    token: str = ""
+    # wrong admin tokens (login form or Bearer) from one client within the window, before
+    # that client gets 429 for the rest of the window
+    max_failed_logins: int = Field(10, ge=1, le=10_000)
+    failed_login_window_seconds: float = Field(300.0, gt=0)
+
+
+class MetricsConfig(_Model):
+    # Bearer token for GET /metrics; empty: /metrics is open (bind it to a private address)
     token: str = ""
 
 
@@ -246,6 +271,7 @@ class Settings(_Model):
     server: ServerConfig = Field(default_factory=ServerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     admin: AdminConfig = Field(default_factory=AdminConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
@@ -301,8 +327,9 @@ class Settings(_Model):
 
     def secret_values(self) -> list[str]:
         """Every configured secret value: ``[secrets]``, source secrets, API keys, the
-        admin token and the notify secret. Redacted wherever hookline writes text."""
-        found = [*self.secrets.values(), self.admin.token, *self.api.keys]
+        admin and metrics tokens and the notify secret. Redacted wherever hookline writes
+        text."""
+        found = [*self.secrets.values(), self.admin.token, self.metrics.token, *self.api.keys]
         found.append(self.pipeline.notify_secret)
         for source in self.sources:
             found.extend(source.secrets)

@@ -6,7 +6,7 @@ Exception tree::
      +-- ConfigError              -- invalid configuration file (CLI exit status 2)
      +-- StartupError             -- a handler module failed to import (exit 2)
      +-- StoreError               -- storage failure
-     |    +-- SchemaError         -- database schema is older/newer than this code
+     |    +-- SchemaError         -- not hookline's database, or a schema older/newer than this code
      +-- PipelineError            -- misuse of the handler API
      |    +-- NonDeterminismError -- a replayed step has another name than was recorded
      +-- NonRetryableError        -- raised by handler code: fail the run at once
@@ -36,7 +36,8 @@ class StoreError(HooklineError):
 
 
 class SchemaError(StoreError):
-    """The database schema does not match this version of hookline."""
+    """The database is not one this version of hookline may use: its schema is older or
+    newer, it holds another application's tables, or it is not a database at all."""
 
 
 class PipelineError(HooklineError):

@@ -138,6 +138,13 @@ def _json_value(body: bytes) -> Any:
 _NOT_JSON = "the body is not JSON (send the payload as JSON, e.g. {})"
 
 
+def _as_json(headers: dict[str, str]) -> dict[str, str]:
+    """The stored headers say JSON: a job's body is JSON whatever the client labelled it
+    (``curl -d`` says urlencoded form), and ``Event.data`` is decoded by that label."""
+    kept = {name: value for name, value in headers.items() if name.lower() != "content-type"}
+    return {**kept, "content-type": "application/json"}
+
+
 def _validated(spec: HandlerSpec, body: bytes) -> None:
     """Raise ``JobRejected`` unless ``body`` is JSON (and valid for the job's model)."""
     if spec.payload is None:
@@ -235,7 +242,7 @@ class Jobs:
             idempotency_key=idempotency_key,
             fingerprint=hashlib.sha256(body).hexdigest() if idempotency_key is not None else None,
             # credentials by name (Authorization...); the dashboard redacts secret values
-            headers=redact_headers(headers or {}, frozenset()),
+            headers=_as_json(redact_headers(headers or {}, frozenset())),
         )
 
     @staticmethod

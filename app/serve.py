@@ -124,11 +124,14 @@ def run_server(
         timeout_graceful_shutdown=int(settings.server.graceful_timeout_seconds),
         server_header=False,
         backlog=4096,
+        # X-Forwarded-For / -Proto are believed from these peers alone (the client address
+        # of the login lockout, and https for the session cookie)
+        proxy_headers=True,
+        forwarded_allow_ips=settings.server.trusted_proxies,
     )
     server = uvicorn.Server(config)
     procs: WorkerProcesses | None = None
-    if workers > 0:
-        _migrate_first(settings)  # workers must not race the schema creation
+    if workers > 0:  # the CLI has migrated the database already: no race on the schema
         procs = WorkerProcesses(config_path, workers)
     log.info("serving", extra={"host": host, "port": port, "workers": workers})
     try:
@@ -182,17 +185,3 @@ def _stop_signals_absorbed(server: uvicorn.Server) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _migrate_first(settings: Settings) -> None:
-    import asyncio
-
-    async def go() -> None:
-        store = open_store(settings.storage)
-        await store.open()
-        try:
-            await store.migrate()
-        finally:
-            await store.close()
-
-    asyncio.run(go())

@@ -330,8 +330,18 @@ class Store(Protocol):
         ...
 
     async def check_ready(self) -> None:
-        """Raise if the store is unreachable or its schema is not current."""
+        """Raise if the store is unreachable, cannot write (a full disk) or its schema is not
+        current. Bounded in time: a readiness probe answers within about a second."""
         ...
+
+    # dashboard sessions (hashes only; see ``hookline.store.sessions``)
+    async def create_session(self, id_hash: str, token_hash: str, max_age: float) -> None: ...
+
+    async def session_valid(self, id_hash: str, token_hash: str) -> bool: ...
+
+    async def delete_session(self, id_hash: str) -> None: ...
+
+    async def forget_sessions_of_other_tokens(self, token_hash: str) -> None: ...
 
     async def now(self) -> float:
         """The store's clock (see the module docstring): the one every lease and due time

@@ -30,6 +30,18 @@ from typing import Any, TypeVar
 
 from hookline.errors import StoreError
 
+# SQLite result codes (primary, the low byte) that mean the storage itself failed: the disk
+# is full, an I/O error, the file cannot be opened or written, or it is corrupt.
+_STORAGE_FAULTS = frozenset({8, 10, 11, 13, 14, 26})  # READONLY IOERR CORRUPT FULL CANTOPEN NOTADB
+
+
+def storage_fault(error: BaseException | None) -> bool:
+    """Whether ``error`` (or its cause) is SQLite reporting a failed disk, not a failed op."""
+    cause = error.__cause__ if isinstance(error, StoreError) else error
+    code = getattr(cause, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in _STORAGE_FAULTS
+
+
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 _Item = tuple["Op | OpRows", asyncio.Future[Any], asyncio.AbstractEventLoop]
@@ -163,6 +175,9 @@ class GroupCommitWriter:
         self._carry: collections.deque[Any] = collections.deque()  # taken, not yet written
         self._stopping = False
         self._closed = False
+        # The storage error of the last batch that hit one, until a batch commits a write
+        # again: read by the readiness probe (a full disk answers 503 there too).
+        self.fault: str | None = None
         self.batches = 0
         self.ops = 0
 
@@ -305,6 +320,11 @@ class GroupCommitWriter:
     def _resolve(self, batch: list[_Item], outcomes: list[_Outcome]) -> None:
         self.batches += 1
         self.ops += len(batch)
+        faults = [error for _future, error, _result in outcomes if storage_fault(error)]
+        if faults:
+            self.fault = str(faults[0])
+        elif any(error is None for _future, error, _result in outcomes):
+            self.fault = None  # a write committed: the storage works again
         by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
         for (_op, _future, loop), outcome in zip(batch, outcomes, strict=True):
             by_loop.setdefault(loop, []).append(outcome)

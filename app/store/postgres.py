@@ -46,7 +46,7 @@ from psycopg_pool import AsyncConnectionPool
 from hookline.errors import RedeliveryInProgress, SchemaError, StoreError
 from hookline.ids import new_id
 from hookline.sql import migrations, queries
-from hookline.store import jobs, records, schedules
+from hookline.store import jobs, records, schedules, sessions
 from hookline.store.base import (
     ACTIVE_RUN_STATUSES,
     Claim,
@@ -80,6 +80,12 @@ RETIRE_WORKERS_AFTER = 3600.0  # a worker silent this long has its counters fold
 _LOCK_SPACE_MIGRATE = 0x686F6F6B  # 'hook': advisory lock (space, 0) while migrating
 _LOCK_SPACE_KEYS = _LOCK_SPACE_MIGRATE + 1  # (space, hashtext(handler, key)) while claiming
 _MAX_TRIES = 5
+# How long a caller waits for a pooled connection: while the database answers, long enough
+# to ride out a burst; once a connection has failed, short, so that requests during an
+# outage get their 503 at once instead of each waiting (the pool reconnects meanwhile).
+ACQUIRE_SECONDS = 5.0
+ACQUIRE_WHILE_DOWN_SECONDS = 0.5
+PROBE_SECONDS = 1.0  # the readiness probe's bound, connection included
 _RETRYABLE = (errors.DeadlockDetected, errors.SerializationFailure)
 
 Conn = AsyncConnection[TupleRow]
@@ -123,6 +129,43 @@ async def _all(conn: Conn, name: str, params: Params | None = None) -> list[Tupl
 async def _one(conn: Conn, name: str, params: Params | None = None) -> TupleRow | None:
     cur = await conn.execute(Q[name], params)
     return await cur.fetchone()
+
+
+def _connection_lost(exc: psycopg.Error) -> bool:
+    """The server went away or could not be reached (not a query's own failure)."""
+    if isinstance(exc, errors.QueryCanceled):  # a statement timeout: the server is there
+        return False
+    state = exc.sqlstate or ""
+    return isinstance(exc, psycopg.OperationalError) or state.startswith(("08", "57P"))
+
+
+HOOKLINE_TABLES = (
+    "events", "runs", "steps", "step_attempts", "workers", "schedule_state", "schedule_ticks",
+    "admin_sessions",
+)  # fmt: skip
+
+
+async def _refuse_foreign(conn: Conn, latest: int) -> None:
+    """Refuse a database where tables of hookline's names exist without its
+    schema_migrations (another application's), or whose schema is newer than this code.
+    Other tables beside hookline's are left alone: a PostgreSQL database may be shared."""
+    row = await _one(conn, "schema_migrations_exists")
+    if row is None or row[0] is None:
+        clashes = await _all(conn, "tables_named", {"names": list(HOOKLINE_TABLES)})
+        if clashes:
+            names = ", ".join(sorted(r[0] for r in clashes))
+            raise SchemaError(
+                f"this database is not hookline's: it has tables named like hookline's "
+                f"({names}) and no schema_migrations. Use another database (or schema)"
+            )
+        return
+    version = await _one(conn, "schema_version")
+    current = int(version[0]) if version else 0
+    if current > latest:
+        raise SchemaError(
+            f"the database schema is at version {current}, newer than this hookline knows "
+            f"({latest}): run the hookline version that migrated it, or a newer one"
+        )
 
 
 async def _configure(conn: Conn) -> None:
@@ -229,6 +272,7 @@ class PostgresStore:
         self._wake = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
         self._listening: frozenset[str] = frozenset()
+        self._down = False  # the last operation lost its connection, or got none
 
     def _connect_kwargs(self) -> dict[str, Any]:
         return {
@@ -268,28 +312,36 @@ class PostgresStore:
         tries = 0
         while True:
             tries += 1
+            wait = ACQUIRE_WHILE_DOWN_SECONDS if self._down else ACQUIRE_SECONDS
             try:
-                async with self._pool.connection() as conn:
+                async with self._pool.connection(timeout=wait) as conn:
                     if not transaction:
-                        return await op(conn)
-                    async with conn.transaction():
-                        return await op(conn)
+                        result = await op(conn)
+                    else:
+                        async with conn.transaction():
+                            result = await op(conn)
+                self._down = False
+                return result
             except psycopg.Error as exc:
                 if isinstance(exc, _RETRYABLE) and tries < _MAX_TRIES:
                     await asyncio.sleep(0.005 * tries)
                     continue
+                if _connection_lost(exc):
+                    self._down = True
                 raise StoreError(f"{type(exc).__name__}: {exc}") from exc
 
     async def migrate(self) -> int:
         lock = {"space": _LOCK_SPACE_MIGRATE, "key": 0}
+        known = migrations("postgres")
 
         async def op(conn: Conn) -> int:
             await conn.execute(Q["advisory_lock"], lock)
             try:
+                await _refuse_foreign(conn, known[-1][0])
                 await conn.execute(Q["create_schema_migrations"])
                 row = await _one(conn, "schema_version")
                 current = int(row[0]) if row else 0
-                for version, name, sql in migrations("postgres"):
+                for version, name, sql in known:
                     if version <= current:
                         continue
                     async with conn.transaction():
@@ -308,18 +360,61 @@ class PostgresStore:
         return await self._run(op, transaction=False)
 
     async def check_ready(self) -> None:
+        """On a fresh connection of its own (the pool may be waiting on a dead server), with
+        the whole probe bounded by ``PROBE_SECONDS``."""
         expected = migrations("postgres")[-1][0]
 
-        async def op(conn: Conn) -> int:
-            try:
-                row = await _one(conn, "schema_version")
-            except errors.UndefinedTable as exc:
-                raise SchemaError(f"schema not migrated ({exc})") from None
-            return int(row[0]) if row else 0
+        async def probe() -> int:
+            conn = await AsyncConnection.connect(
+                self.url,
+                autocommit=True,
+                connect_timeout=2,  # libpq's least; the wait_for below is the real bound
+                options=f"-c statement_timeout={round(PROBE_SECONDS * 1000)}",
+            )
+            async with conn:
+                try:
+                    row = await _one(conn, "schema_version")
+                except errors.UndefinedTable as exc:
+                    raise SchemaError(f"schema not migrated ({exc})") from None
+                return int(row[0]) if row else 0
 
-        version = await self._run(op, transaction=False)
+        try:
+            version = await asyncio.wait_for(probe(), PROBE_SECONDS)
+        except TimeoutError:
+            raise StoreError("PostgreSQL did not answer in time") from None
+        except psycopg.Error as exc:
+            raise StoreError(f"{type(exc).__name__}: {exc}") from exc
         if version != expected:
             raise SchemaError(f"schema version {version}, expected {expected}")
+
+    # -- dashboard sessions (the database's clock: ``hookline_now()``) -----------------------
+
+    async def create_session(self, id_hash: str, token_hash: str, max_age: float) -> None:
+        async def op(conn: Conn) -> None:
+            program = sessions.create(id_hash, token_hash, max_age, 0.0)
+            await run_async(program, _executor(conn), STATEMENTS)
+
+        await self._run(op)
+
+    async def session_valid(self, id_hash: str, token_hash: str) -> bool:
+        async def op(conn: Conn) -> bool:
+            program = sessions.valid(id_hash, token_hash, 0.0)
+            return await run_async(program, _executor(conn), STATEMENTS)
+
+        return await self._run(op, transaction=False)
+
+    async def delete_session(self, id_hash: str) -> None:
+        async def op(conn: Conn) -> None:
+            await run_async(sessions.delete(id_hash), _executor(conn), STATEMENTS)
+
+        await self._run(op)
+
+    async def forget_sessions_of_other_tokens(self, token_hash: str) -> None:
+        async def op(conn: Conn) -> None:
+            program = sessions.forget_other_tokens(token_hash)
+            await run_async(program, _executor(conn), STATEMENTS)
+
+        await self._run(op)
 
     # -- ingestion --------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ that an ack queued behind them waits for one chunk at most.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -27,7 +28,7 @@ import orjson
 from hookline.errors import RedeliveryInProgress, SchemaError, StoreError
 from hookline.ids import new_id
 from hookline.sql import migrations, queries
-from hookline.store import jobs, records, schedules
+from hookline.store import jobs, records, schedules, sessions
 from hookline.store.base import (
     ACTIVE_RUN_STATUSES,
     Claim,
@@ -52,7 +53,7 @@ from hookline.store.base import (
     WorkerInfo,
     WorkerStats,
 )
-from hookline.store.group_commit import GroupCommitWriter, OpRows
+from hookline.store.group_commit import GroupCommitWriter, OpRows, storage_fault
 from hookline.store.program import run_async, run_sync, statements
 
 Q = queries("sqlite")
@@ -60,6 +61,8 @@ STATEMENTS = statements("sqlite")
 log = logging.getLogger("hookline.store")
 BULK_CHUNK = 50  # events per transaction of prune / bulk redelivery: ~4 ms (docs/benchmarks.md)
 RETIRE_WORKERS_AFTER = 3600.0  # a worker silent this long has its counters folded
+PROBE_BYTES = 65_536  # the readiness probe's write while a storage fault is in force
+PROBE_SECONDS = 1.0  # the readiness probe's bound
 
 
 def sqlite_path(url: str) -> str:
@@ -189,7 +192,13 @@ class SQLiteStore:
             raise StoreError(f"storage.url: {problem}")
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(exist_ok=True)  # only the data directory itself
-        self._writer.start()
+        try:
+            self._writer.start()
+        except sqlite3.DatabaseError as exc:  # random bytes, or a damaged header
+            raise SchemaError(
+                f"{self.path} is not a SQLite database hookline can open ({exc}); "
+                "point [storage] url at another file, or restore this one from a backup"
+            ) from None
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         await self._reader.execute("PRAGMA busy_timeout = 30000")
         await self._reader.execute("PRAGMA query_only = ON")
@@ -219,13 +228,16 @@ class SQLiteStore:
         return self._reader
 
     async def migrate(self) -> int:
+        known = migrations("sqlite")
+
         def apply(conn: sqlite3.Connection) -> int:
+            _refuse_foreign(conn, self.path, known[-1][0])
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
                 "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
             )
             current = conn.execute(Q["schema_version"]).fetchone()[0]
-            for version, name, sql in migrations("sqlite"):
+            for version, name, sql in known:
                 if version <= current:
                     continue
                 for statement in _statements(sql):
@@ -241,11 +253,52 @@ class SQLiteStore:
     async def check_ready(self) -> None:
         expected = migrations("sqlite")[-1][0]
         try:
-            row = await self._one(Q["schema_version"])
+            row = await asyncio.wait_for(self._one(Q["schema_version"]), PROBE_SECONDS)
         except sqlite3.OperationalError as exc:
             raise SchemaError(f"schema not migrated ({exc})") from None
+        except TimeoutError:
+            raise StoreError("the database did not answer in time") from None
         if row is None or row[0] != expected:
             raise SchemaError(f"schema version {row[0] if row else 0}, expected {expected}")
+        if self._writer.fault is not None:
+            await self._probe_write()
+
+    async def _probe_write(self) -> None:
+        """While the last write failed on the storage itself (a full disk), ready means a
+        write of some size commits again; it also clears the fault for everyone."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(Q["storage_probe"], {"size": PROBE_BYTES})
+
+        try:
+            await asyncio.wait_for(self._writer.run(op), PROBE_SECONDS)
+        except TimeoutError:
+            raise StoreError("a probe write did not commit in time") from None
+        except StoreError as exc:
+            if storage_fault(exc):
+                raise StoreError(f"the storage cannot be written ({exc})") from None
+            raise
+
+    # -- dashboard sessions -----------------------------------------------------------------
+
+    async def create_session(self, id_hash: str, token_hash: str, max_age: float) -> None:
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> None:
+            run_sync(sessions.create(id_hash, token_hash, max_age, now), conn, STATEMENTS)
+
+        await self._writer.run(op)
+
+    async def session_valid(self, id_hash: str, token_hash: str) -> bool:
+        program = sessions.valid(id_hash, token_hash, self._clock())
+        return await run_async(program, self._all, STATEMENTS)
+
+    async def delete_session(self, id_hash: str) -> None:
+        await self._writer.run(lambda conn: run_sync(sessions.delete(id_hash), conn, STATEMENTS))
+
+    async def forget_sessions_of_other_tokens(self, token_hash: str) -> None:
+        program = sessions.forget_other_tokens
+        await self._writer.run(lambda conn: run_sync(program(token_hash), conn, STATEMENTS))
 
     # -- ingestion --------------------------------------------------------------------------
 
@@ -576,6 +629,43 @@ def _retire_workers(conn: sqlite3.Connection, before: float) -> None:
         total.add(WorkerStats.from_json(stats))
         conn.execute(Q["delete_worker"], (worker_id,))
     conn.execute(Q["upsert_retired"], (total.to_json(),))
+
+
+MIGRATIONS_COLUMNS = ["version", "name", "applied_at"]
+
+
+def _refuse_foreign(conn: sqlite3.Connection, path: str, latest: int) -> None:
+    """Refuse a file that holds another application's tables, or a schema newer than this
+    code knows: migrating either would damage it. An empty file is a new database."""
+    tables = sorted(
+        name
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not name.startswith("sqlite_")
+    )
+    if not tables:
+        return
+    if "schema_migrations" not in tables:
+        shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
+        raise SchemaError(
+            f"{path} is not a hookline database: it has tables ({shown}) and no "
+            "schema_migrations. Point [storage] url at a new file (hookline creates it)"
+        )
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(schema_migrations)")]
+    if columns != MIGRATIONS_COLUMNS:
+        raise SchemaError(
+            f"{path} is not a hookline database: its schema_migrations table has the "
+            f"columns {columns}, not {MIGRATIONS_COLUMNS}"
+        )
+    current = conn.execute(Q["schema_version"]).fetchone()[0]
+    if current > latest:
+        raise SchemaError(newer_schema(current, latest))
+
+
+def newer_schema(found: int, latest: int) -> str:
+    return (
+        f"the database schema is at version {found}, newer than this hookline knows "
+        f"({latest}): run the hookline version that migrated it, or a newer one"
+    )
 
 
 def _statements(sql: str) -> list[str]:

@@ -45,6 +45,7 @@ from hookline.web.auth import AdminGuard
 from hookline.web.jobs import PREFIX as JOBS_PREFIX
 from hookline.web.jobs import JobsGateway
 from hookline.web.limits import BufferBudget
+from hookline.web.lockout import LoginLimiter
 from hookline.web.responses import error
 from hookline.web.session import Sessions
 from hookline.web.webhooks import PREFIX, WebhookEndpoint
@@ -73,17 +74,17 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return error(500, "internal_error", "unexpected error; see the server log")
 
 
-async def _store_unavailable(request: Request, exc: Exception) -> Response:
+async def _storage_unavailable(request: Request, exc: Exception) -> Response:
     log.error("store failed", extra={"path": request.url.path, "error": str(exc)})
-    return error(503, "store_unavailable", "the store is unavailable; try again later",
+    return error(503, "storage_unavailable", "the store is unavailable; try again later",
                  headers={"retry-after": "1"})  # fmt: skip
 
 
 EXCEPTION_HANDLERS: Any = {
     BadRequest: _bad_request,
     HTTPException: _http_error,
-    StoreError: _store_unavailable,
-    sqlite3.Error: _store_unavailable,  # raised by the SQLite reader connection
+    StoreError: _storage_unavailable,
+    sqlite3.Error: _storage_unavailable,  # raised by the SQLite reader connection
     Exception: _server_error,
 }
 
@@ -170,6 +171,7 @@ def create_app(
         if own_store:
             await store.open()
             await store.migrate()
+            await sessions.forget_other_tokens()
         ticking: asyncio.Task[None] | None = None
         if run_scheduler and settings.schedules:
             # After the migrations; every serve process ticks (the store keeps one job per
@@ -200,11 +202,15 @@ def create_app(
     admin.state.redact = Redactor(settings.secret_values())  # the dashboard shows no secret
     admin.state.registry = registry
     admin.state.schedules = schedules
-    admin.state.sessions = sessions = Sessions(settings.admin.token)
+    admin.state.sessions = sessions = Sessions(settings.admin.token, store)
+    admin.state.login_limiter = limiter = LoginLimiter(
+        settings.admin.max_failed_logins, settings.admin.failed_login_window_seconds
+    )
     session_ok, unauthorized = dashboard.guard_hooks(sessions)
     guard = AdminGuard(
         admin,
         settings.admin.token,
+        limiter,
         open_paths=frozenset({dashboard.LOGIN_PATH}),
         session_ok=session_ok,
         unauthorized=unauthorized,

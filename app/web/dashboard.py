@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -48,6 +48,7 @@ from hookline.web.admin_api import (
     parse_mode,
 )
 from hookline.web.auth import token_matches
+from hookline.web.lockout import LoginLimiter, client_of
 from hookline.web.session import Session, Sessions
 from hookline.web.timeline import timeline
 
@@ -147,12 +148,12 @@ def login_page(next_url: str, *, status: int, message: str = "", enabled: bool =
 
 def guard_hooks(
     sessions: Sessions,
-) -> tuple[Callable[[Scope], bool], Callable[[Scope], Response | None]]:
+) -> tuple[Callable[[Scope], Awaitable[bool]], Callable[[Scope], Response | None]]:
     """``session_ok`` and ``unauthorized`` for ``AdminGuard``: a session cookie opens the
     dashboard pages only (never the JSON API), and those pages answer 401 with the form."""
 
-    def session_ok(scope: Scope) -> bool:
-        return is_dashboard_path(scope["path"]) and sessions.of(Request(scope)) is not None
+    async def session_ok(scope: Scope) -> bool:
+        return is_dashboard_path(scope["path"]) and await sessions.of(Request(scope)) is not None
 
     def unauthorized(scope: Scope) -> Response | None:
         path = scope["path"]
@@ -202,7 +203,7 @@ async def read_form(request: Request) -> dict[str, str]:
 async def checked_form(request: Request) -> tuple[dict[str, str], Session] | Response:
     """The form of a state-changing POST, or the 403 answer when its CSRF token is wrong."""
     form = await read_form(request)
-    session = _sessions(request).of(request)
+    session = await _sessions(request).of(request)
     if session is None or not Sessions.csrf_ok(session, form.get("csrf")):
         text = "This form has expired or did not come from the dashboard. Reload and retry."
         return message(403, "Forbidden", text, session)
@@ -223,12 +224,26 @@ async def login(request: Request) -> Response:
     form = await read_form(request)
     sessions = _sessions(request)
     settings: Settings = request.app.state.settings
+    limiter: LoginLimiter = request.app.state.login_limiter
+    client = client_of(request.scope)
+    wait = limiter.retry_after(client)
+    if wait is not None:  # locked out: not even the right token gets in
+        page = login_page(
+            form.get("next", ""),
+            status=429,
+            message=f"Too many wrong admin tokens from this address. Try again in {wait} s.",
+            enabled=sessions.enabled,
+        )
+        page.headers["retry-after"] = str(wait)
+        return page
     if not token_matches(form.get("token", ""), settings.admin.token):
+        limiter.failed(client)
         message = "Wrong admin token." if sessions.enabled else "No admin token is configured."
         return login_page(
             form.get("next", ""), status=401, message=message, enabled=sessions.enabled
         )
-    cookie, _ = sessions.new()
+    limiter.succeeded(client)
+    cookie, _ = await sessions.new()
     response = RedirectResponse(safe_next(form.get("next")), status_code=303)
     sessions.set_cookie(response, cookie, secure=_https(request))
     return response
@@ -238,6 +253,7 @@ async def logout(request: Request) -> Response:
     checked = await checked_form(request)
     if isinstance(checked, Response):
         return checked
+    await _sessions(request).end(checked[1])
     response = RedirectResponse(LOGIN_PATH, status_code=303)
     Sessions.clear_cookie(response, secure=_https(request))
     return response
@@ -287,7 +303,7 @@ async def _list_context(request: Request, failed: bool) -> tuple[dict[str, Any],
         "poll_url": f"{PREFIX}/ui/rows?{urlencode(poll)}",
         "error": error,
         "redelivered": None,
-        "session": _sessions(request).of(request),
+        "session": await _sessions(request).of(request),
     }
     return context, 400 if error else 200
 
@@ -319,7 +335,7 @@ async def redeliver_failed(request: Request) -> Response:
         flt = event_filter({"source": form.get("source"), "type": form.get("type")})
         mode = parse_mode(form.get("mode") or None)
     except BadRequest as exc:
-        return message(400, "Bad request", exc.detail, _sessions(request).of(request))
+        return message(400, "Bad request", exc.detail, await _sessions(request).of(request))
     flt = EventFilter(source=flt.source, type_glob=flt.type_glob, status="failed")
     count = await _store(request).redeliver_matching(flt, mode)
     keep = {k: v for k in ("source", "type") if (v := form.get(k, "").strip())}
@@ -348,18 +364,20 @@ def _payload_text(record: EventRecord) -> tuple[str, str]:
 async def _event_or_404(request: Request) -> EventRecord | Response:
     record = await _store(request).get_event(request.path_params["event_id"])
     if record is None:
-        return message(404, "Not found", "No event with this id.", _sessions(request).of(request))
+        return message(
+            404, "Not found", "No event with this id.", await _sessions(request).of(request)
+        )
     return record
 
 
-def _event_context(request: Request, record: EventRecord) -> dict[str, Any]:
+async def _event_context(request: Request, record: EventRecord) -> dict[str, Any]:
     event_id = record.summary.id
     return {
         "redact": request.app.state.redact,
         "event": record.summary,
         "runs": timeline(record.runs),
         "live_url": f"{PREFIX}/ui/events/{event_id}/live",
-        "session": _sessions(request).of(request),
+        "session": await _sessions(request).of(request),
     }
 
 
@@ -372,7 +390,7 @@ async def event_page(request: Request) -> Response:
     redact = request.app.state.redact
     return html(
         "event.html",
-        **_event_context(request, record),
+        **await _event_context(request, record),
         headers=sorted((name, redact(value)) for name, value in record.headers.items()),
         payload=redact(payload),
         payload_kind=kind,
@@ -384,7 +402,7 @@ async def live_fragment(request: Request) -> Response:
     record = await _event_or_404(request)
     if isinstance(record, Response):
         return record
-    return html("_live.html", **_event_context(request, record))
+    return html("_live.html", **await _event_context(request, record))
 
 
 async def redeliver_event(request: Request) -> Response:

@@ -36,7 +36,7 @@ def _schedules(request: Request) -> Schedules:
 async def _context(request: Request) -> dict[str, Any]:
     return {
         "views": await _schedules(request).views(),
-        "session": request.app.state.sessions.of(request),
+        "session": await request.app.state.sessions.of(request),
     }
 
 

@@ -89,7 +89,7 @@ class JobsGateway:
         except StoreError as exc:
             log.error("store failed", extra={"error": str(exc)})
             status, payload, extra, outcome = _error(
-                503, "store_unavailable", "try again later", [(b"retry-after", b"1")]
+                503, "storage_unavailable", "try again later", [(b"retry-after", b"1")]
             )
         if status != 0:  # 0: the client went away, nothing to answer
             await _send_json(send, status, payload, extra)

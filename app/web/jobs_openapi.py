@@ -95,7 +95,7 @@ def _enqueue(job: str, payload: Schema, has_model: bool) -> Schema:
                 unprocessable,
                 "`invalid_payload` (with pydantic's `errors`), or `idempotency_key_reused`.",
             ),
-            "503": _error("`store_unavailable`: try again (see `Retry-After`)."),
+            "503": _error("`storage_unavailable`: try again (see `Retry-After`)."),
         },
     }
 

@@ -261,6 +261,22 @@ RESPONSES: dict[str, Schema] = {
     "BadRequest": _error("Invalid parameters or body."),
     "Unauthorized": _error("Missing or wrong admin token."),
     "NotFound": _error("No such resource."),
+    "TooManyFailedLogins": {
+        **_error(
+            "`too_many_failed_logins`: this client sent too many wrong admin tokens; every "
+            "token is refused until `Retry-After` seconds have passed."
+        ),
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
+    "StorageUnavailable": {
+        **_error("`storage_unavailable`: the database is unreachable or full; retry later."),
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
+}
+# answers any operation may give, added to each in ``document()``
+_COMMON = {
+    "429": {"$ref": "#/components/responses/TooManyFailedLogins"},
+    "503": {"$ref": "#/components/responses/StorageUnavailable"},
 }
 _401 = {"$ref": "#/components/responses/Unauthorized"}
 _400 = {"$ref": "#/components/responses/BadRequest"}
@@ -471,7 +487,13 @@ def document() -> dict[str, Any]:
                 "camelCase; times are ISO-8601 UTC."
             ),
         },
-        "paths": PATHS,
+        "paths": {
+            path: {
+                method: {**op, "responses": {**op["responses"], **_COMMON}}
+                for method, op in operations.items()
+            }
+            for path, operations in PATHS.items()
+        },
         "components": {
             "schemas": SCHEMAS,
             "responses": RESPONSES,

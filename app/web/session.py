@@ -1,13 +1,17 @@
-"""Dashboard sessions: a signed, expiring cookie and the per-session CSRF token.
+"""Dashboard sessions: a signed, expiring cookie, a row on the server, the CSRF token.
 
 Logging in with the admin token sets ``hookline_session``: a random session id,
 signed and timestamped with ``itsdangerous`` under a key derived from the admin
-token (HMAC-SHA256(token, "hookline-session")). Nothing is kept on the server, so
+token (HMAC-SHA256(token, "hookline-session")), and stores a row for it
+(``hookline.store.sessions``: the SHA-256 of the id, and a hash of the admin token
+it was made under — never the id or the token themselves). A cookie opens the
+dashboard only while its signature, its age and its row all hold, so
 
-- rotating the admin token ends every session at once;
-- a session ends after ``max_age`` seconds (the signature carries its issue time);
-- logging out clears the cookie in the browser. A copy of the cookie taken
-  before that stays valid until it expires: the price of keeping no state.
+- logging out deletes the row: a copy of the cookie taken before stops working;
+- rotating the admin token ends every session at once (the signing key changes,
+  and no row names the new token);
+- a session ends after ``max_age`` seconds (the signature carries its issue time,
+  the row its expiry on the store's clock).
 
 The CSRF token of a session is HMAC(key, "csrf:" + session id). Every dashboard
 form carries it in a hidden field; a state-changing POST whose field does not
@@ -27,14 +31,22 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from hookline.store.base import Store
+
 COOKIE = "hookline_session"
 COOKIE_PATH = "/admin"
 DEFAULT_MAX_AGE = 8 * 3600
+_CACHE = "hookline.session"  # the scope key of a request's session, looked up once
 
 
 def session_key(admin_token: str) -> bytes:
     """The signing key of dashboard sessions, derived from the admin token."""
     return hmac.new(admin_token.encode(), b"hookline-session", hashlib.sha256).digest()
+
+
+def id_hash(sid: str) -> str:
+    """What the store keeps of a session id: enough to find it, useless as a cookie."""
+    return hashlib.sha256(sid.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,24 +56,28 @@ class Session:
 
 
 class Sessions:
-    """Issues and checks dashboard session cookies for one admin token."""
+    """Issues, checks and ends dashboard sessions for one admin token."""
 
-    def __init__(self, admin_token: str, max_age: int = DEFAULT_MAX_AGE) -> None:
+    def __init__(self, admin_token: str, store: Store, max_age: int = DEFAULT_MAX_AGE) -> None:
         self.enabled = bool(admin_token)  # no token configured: no one can log in
         self.max_age = max_age
+        self._store = store
         self._key = session_key(admin_token)
+        # the admin token's generation, as rows record it: a new token matches no old row
+        self._generation = hmac.new(self._key, b"generation", hashlib.sha256).hexdigest()
         self._serializer = URLSafeTimedSerializer(self._key, salt="hookline.session")
 
     def _csrf(self, sid: str) -> str:
         return hmac.new(self._key, f"csrf:{sid}".encode(), hashlib.sha256).hexdigest()
 
-    def new(self) -> tuple[str, Session]:
-        """A fresh session and the cookie value that carries it."""
-        sid = secrets.token_urlsafe(24)
+    async def new(self) -> tuple[str, Session]:
+        """A fresh session, stored, and the cookie value that carries it."""
+        sid = secrets.token_urlsafe(32)
+        await self._store.create_session(id_hash(sid), self._generation, self.max_age)
         return self._serializer.dumps({"sid": sid}), Session(sid, self._csrf(sid))
 
-    def load(self, cookie: str | None) -> Session | None:
-        """The session of a cookie value; None if absent, forged or expired."""
+    async def load(self, cookie: str | None) -> Session | None:
+        """The session of a cookie value; None if absent, forged, expired or ended."""
         if not self.enabled or not cookie or len(cookie) > 512:
             return None
         try:
@@ -71,10 +87,24 @@ class Sessions:
         sid = data.get("sid") if isinstance(data, dict) else None
         if not isinstance(sid, str) or not sid:
             return None
+        if not await self._store.session_valid(id_hash(sid), self._generation):
+            return None
         return Session(sid, self._csrf(sid))
 
-    def of(self, conn: HTTPConnection) -> Session | None:
-        return self.load(conn.cookies.get(COOKIE))
+    async def of(self, conn: HTTPConnection) -> Session | None:
+        """The request's session, looked up once per request."""
+        if _CACHE not in conn.scope:
+            conn.scope[_CACHE] = await self.load(conn.cookies.get(COOKIE))
+        session: Session | None = conn.scope[_CACHE]
+        return session
+
+    async def forget_other_tokens(self) -> None:
+        """At start: sessions of any earlier admin token end for good."""
+        await self._store.forget_sessions_of_other_tokens(self._generation)
+
+    async def end(self, session: Session) -> None:
+        """Log out: the session's row goes, so no copy of its cookie works any more."""
+        await self._store.delete_session(id_hash(session.sid))
 
     @staticmethod
     def csrf_ok(session: Session | None, presented: object) -> bool:

@@ -174,7 +174,7 @@ class WebhookEndpoint:
             log.error("store failed", extra={"error": str(exc)})
             return (
                 503,
-                {"error": "store_unavailable", "detail": "try again later"},
+                {"error": "storage_unavailable", "detail": "try again later"},
                 [(b"retry-after", b"1")],
             )
         if isinstance(accepted, Handshake):  # a signed check of the endpoint: nothing stored

@@ -140,6 +140,16 @@ def test_a_job_without_a_model_takes_any_json_value(api: httpx.Client) -> None:
         assert wait_job(api, response.json()["jobId"], "succeeded")["result"] == payload
 
 
+def test_a_json_body_sent_as_a_form_is_still_the_jobs_json_payload(api: httpx.Client) -> None:
+    # `curl -d '{...}'` labels JSON as a urlencoded form: a job's body is JSON whatever the
+    # label, for the gateway's validation and for Event.data alike
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    payload = {"a": 1, "b": ["x", "y"]}
+    response = api.post("/jobs/echo", content=json.dumps(payload), headers=form)
+    assert response.status_code == 202, response.text
+    assert wait_job(api, response.json()["jobId"], "succeeded")["result"] == payload
+
+
 def test_hookline_delay_sets_run_at(api: httpx.Client) -> None:
     response = api.post("/jobs/echo", json={}, headers={"Hookline-Delay": "1d"})
     assert response.status_code == 202

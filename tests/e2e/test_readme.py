@@ -7,7 +7,12 @@ README runs in order, in that directory, from a shell that has not activated any
 - a fenced block tagged ``sh``, ``bash`` or ``shell`` runs as one script that stops at
   the first failing command; every command must succeed;
 - a ``console`` block holds ``$ command`` lines, each followed by the output it shows:
-  the command must succeed and every line of that output must appear in what it prints;
+  the command must succeed and every line of that output must appear in what it prints
+  (see ``Expected``: ids, times and ``...`` stand for what varies from run to run; an id
+  the README shows is bound to the real one at its first appearance and replaced by it in
+  later commands); a read-only command (a plain GET) is retried for up to 30 s until its
+  output matches, as a reader would look again while a job runs;
+- fences may be indented (inside a list item);
 - a block right after an HTML comment ``<!-- readme-test: skip (reason) -->`` (invisible
   on GitHub) is not run; the reason is required;
 - ``source``, ``.``, ``export`` and ``cd`` lines of earlier blocks carry over, as they
@@ -37,7 +42,7 @@ from tests.support.server import ROOT, free_port
 
 README = ROOT / "README.md"
 SHELL_TAGS = ("sh", "bash", "shell")
-_FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
+_FENCE = re.compile(r"^([ \t]*)```([\w-]*)[^\n]*\n(.*?)^\1```[ \t]*$", re.M | re.S)
 _SKIP = re.compile(r"<!--\s*readme-test:\s*skip\b(.*?)-->\s*$")
 _SESSION = ("source ", ". ", "export ", "cd ")
 _COPY_IGNORE = shutil.ignore_patterns(
@@ -60,14 +65,15 @@ class Block:
 def shell_blocks(markdown: str) -> list[Block]:
     blocks = []
     for match in _FENCE.finditer(markdown):
-        tag = match.group(1).lower()
+        indent, tag = match.group(1), match.group(2).lower()
         if tag not in (*SHELL_TAGS, "console"):
             continue
         start = markdown.count("\n", 0, match.start())
         before = markdown[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         skip = _SKIP.search(before)
         reason = skip.group(1).strip(" ()") if skip else None
-        blocks.append(Block(start + 1, tag, match.group(2), reason))
+        text = "".join(line.removeprefix(indent) for line in match.group(3).splitlines(True))
+        blocks.append(Block(start + 1, tag, text, reason))
     return blocks
 
 
@@ -85,7 +91,7 @@ def console_commands(text: str) -> list[tuple[str, list[str]]]:
         command = line[2:]
         while command.endswith("\\") and i + 1 < len(lines):
             i += 1
-            command = command[:-1] + "\n" + lines[i]
+            command = command + "\n" + lines[i]  # bash joins the lines itself
         output: list[str] = []
         i += 1
         while i < len(lines) and not lines[i].startswith("$ "):
@@ -93,6 +99,65 @@ def console_commands(text: str) -> list[tuple[str, list[str]]]:
             i += 1
         commands.append((command, output))
     return commands
+
+
+# What varies between the README and a real run: hookline's ids and ISO-8601 times.
+_ID = re.compile(r"\b(?:job|run|evt)_[0-9a-z]{26}\b")
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
+_VARYING = re.compile(rf"{_ID.pattern}|{_TIME.pattern}|\.\.\.")
+_READ_ONLY = re.compile(r"^curl(?!.*\s(?:-X|-d|--data|--request)\b)", re.S)
+
+
+class Expected:
+    """Matches shown output against printed output, binding the README's ids to real ones.
+
+    Each non-blank shown line (leading blanks dropped: long JSON is wrapped in the README)
+    must occur in the printed text, where an id matches any id of its kind (the same
+    real one wherever the README shows the same id), an ISO time any time, and ``...``
+    anything on that line.
+    """
+
+    def __init__(self) -> None:
+        self.ids: dict[str, str] = {}  # the README's id -> the real one
+
+    def pattern(self, line: str) -> tuple[re.Pattern[str], dict[str, str]]:
+        parts, groups, at = [], {}, 0
+        for token in _VARYING.finditer(line):
+            parts.append(re.escape(line[at : token.start()]))
+            text = token.group()
+            if text == "...":
+                parts.append(".*?")
+            elif _TIME.fullmatch(text):
+                parts.append(_TIME.pattern)
+            elif text in self.ids:
+                parts.append(re.escape(self.ids[text]))
+            elif text in groups.values():
+                name = next(k for k, v in groups.items() if v == text)
+                parts.append(f"(?P={name})")
+            else:
+                name = f"id{len(groups)}"
+                groups[name] = text
+                parts.append(f"(?P<{name}>{text.split('_')[0]}_[0-9a-z]{{26}})")
+            at = token.end()
+        parts.append(re.escape(line[at:]))
+        return re.compile("".join(parts)), groups
+
+    def missing(self, shown: list[str], printed: str) -> str | None:
+        """The first shown line that is not in ``printed``; binds ids as lines match."""
+        bound: dict[str, str] = {}
+        for line in (raw.strip() for raw in shown):
+            if not line:
+                continue
+            regex, groups = self.pattern(line)
+            found = regex.search(printed)
+            if found is None:
+                return line
+            bound.update({readme: found.group(name) for name, readme in groups.items()})
+        self.ids.update(bound)
+        return None
+
+    def command(self, text: str) -> str:
+        return _ID.sub(lambda m: self.ids.get(m.group(), m.group()), text)
 
 
 def fresh_shell_env() -> dict[str, str]:
@@ -203,19 +268,15 @@ def test_every_readme_command_succeeds_against_a_fresh_make_run(
     assert "created hookline.toml from hookline.example.toml" in make_run.output()
 
     session: list[str] = []
+    expected = Expected()
     ran = 0
     for block in shell_blocks(README.read_text("utf-8")):
         if block.skip_reason is not None:
             continue
         text = block.text.replace(":8400", f":{port}")
         if block.tag == "console":
-            for command, expected in console_commands(text):
-                result = bash("\n".join([*session, command]), directory)
-                shown = f"{block}: $ {command}\n{result.stdout}\n{result.stderr}"
-                assert result.returncode == 0, shown
-                printed = {line.rstrip("\r").rstrip() for line in result.stdout.splitlines()}
-                for line in expected:
-                    assert not line.strip() or line.rstrip() in printed, f"{line!r} not in {shown}"
+            for command, shown in console_commands(text):
+                run_console_command(expected, command, shown, session, directory, block)
                 ran += 1
         else:
             result = bash("\n".join(["set -e", *session, text]), directory)
@@ -223,6 +284,52 @@ def test_every_readme_command_succeeds_against_a_fresh_make_run(
             session += [line for line in text.splitlines() if line.strip().startswith(_SESSION)]
             ran += 1
     assert ran >= 3
+
+
+def run_console_command(
+    expected: Expected,
+    command: str,
+    shown: list[str],
+    session: list[str],
+    directory: Path,
+    block: Block,
+) -> None:
+    command = expected.command(command)
+    deadline = time.monotonic() + (30 if _READ_ONLY.match(command) else 0)
+    while True:
+        result = bash("\n".join([*session, command]), directory)
+        report = f"{block}: $ {command}\n{result.stdout}\n{result.stderr}"
+        assert result.returncode == 0, report
+        missing = expected.missing(shown, result.stdout)
+        if missing is None:
+            return
+        assert time.monotonic() < deadline, f"{missing!r} not in {report}"
+        time.sleep(1)
+
+
+def test_console_lines_match_what_varies_and_bind_ids() -> None:
+    expected = Expected()
+    readme_id = "job_01m8ma6y16fvfz1b0hehx1ref9"
+    real = "job_01aaaaaaaaaaaaaaaaaaaaaaaa"
+    printed = f'HTTP/1.1 202 Accepted\r\n\r\n{{"jobId":"{real}","status":"queued"}}'
+    shown = ["HTTP/1.1 202 Accepted", "", f'{{"jobId":"{readme_id}","status":"queued"}}']
+    assert expected.missing(shown, printed) is None
+    assert expected.command(f"curl /jobs/{readme_id}") == f"curl /jobs/{real}"
+    # once bound, the id must be the same real one
+    other = "job_01bbbbbbbbbbbbbbbbbbbbbbbb"
+    assert expected.missing([f'"jobId":"{readme_id}"'], f'"jobId":"{other}"') is not None
+    # times and ... match anything; literal text must match exactly
+    line = ' "createdAt":"2026-11-29T18:48:51.494Z",...,"paused":true'
+    when = '"createdAt":"2027-01-02T03:04:05Z"'
+    assert expected.missing([line], when + ',"x":1,"paused":true') is None
+    assert expected.missing([line], when + ',"paused":false') == line.strip()
+    # the same README id twice within one line is the same real id
+    twice = f'"a":"{readme_id}x","b":"{readme_id}"'
+    fresh = Expected()
+    assert fresh.missing([twice], f'"a":"{real}x","b":"{other}"') is not None
+    assert _READ_ONLY.match("curl http://h/jobs/x -H 'A: b'")
+    assert not _READ_ONLY.match("curl -X POST http://h/jobs/x")
+    assert not _READ_ONLY.match("curl http://h/x \\\n -d '{}'")
 
 
 def test_make_run_never_overwrites_an_existing_config(project: tuple[Path, int]) -> None:

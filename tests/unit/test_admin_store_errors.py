@@ -34,5 +34,5 @@ async def test_a_store_failure_answers_503(tmp_path: Path) -> None:
         await store.close()
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
-    assert response.json()["error"] == "store_unavailable"
+    assert response.json()["error"] == "storage_unavailable"
     assert "disk I/O" not in response.text  # details stay in the log

@@ -467,3 +467,31 @@ SELECT paused, resumed_at, last_job_id FROM schedule_state WHERE name = %(name)s
 -- name: ticks_newest
 SELECT tick_at, outcome, job_id, recorded_at FROM schedule_ticks
 WHERE schedule = %(name)s ORDER BY tick_at DESC LIMIT %(limit)s;
+
+-- name: session_insert
+INSERT INTO admin_sessions (id_hash, token_hash, created_at, expires_at)
+VALUES (%(id_hash)s, %(token_hash)s, hookline_now(), hookline_now() + %(max_age)s);
+
+-- name: sessions_expire
+DELETE FROM admin_sessions WHERE expires_at <= hookline_now();
+
+-- name: session_valid
+SELECT 1 FROM admin_sessions
+WHERE id_hash = %(id_hash)s AND token_hash = %(token_hash)s AND expires_at > hookline_now();
+
+-- name: sessions_of_other_tokens_delete
+DELETE FROM admin_sessions WHERE token_hash <> %(token_hash)s;
+
+-- name: session_delete
+DELETE FROM admin_sessions WHERE id_hash = %(id_hash)s;
+
+-- name: storage_probe
+-- SQLite only (its readiness probe while a storage fault is in force).
+
+-- name: schema_migrations_exists
+SELECT to_regclass('schema_migrations');
+
+-- name: tables_named
+SELECT c.relname FROM pg_class c
+WHERE c.relkind IN ('r', 'p', 'v', 'm') AND c.relname = ANY(%(names)s)
+  AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema());

@@ -225,3 +225,26 @@ SELECT paused, resumed_at, last_job_id FROM schedule_state WHERE name = :name;
 -- name: ticks_newest
 SELECT tick_at, outcome, job_id, recorded_at FROM schedule_ticks
 WHERE schedule = :name ORDER BY tick_at DESC LIMIT :limit;
+
+-- name: session_insert
+INSERT INTO admin_sessions (id_hash, token_hash, created_at, expires_at)
+VALUES (:id_hash, :token_hash, :now, :now + :max_age);
+
+-- name: sessions_expire
+DELETE FROM admin_sessions WHERE expires_at <= :now;
+
+-- name: session_valid
+SELECT 1 FROM admin_sessions
+WHERE id_hash = :id_hash AND token_hash = :token_hash AND expires_at > :now;
+
+-- name: sessions_of_other_tokens_delete
+DELETE FROM admin_sessions WHERE token_hash <> :token_hash;
+
+-- name: session_delete
+DELETE FROM admin_sessions WHERE id_hash = :id_hash;
+
+-- name: storage_probe
+-- Rewrites one row's blob: WAL frames of that size, so it commits only where a write
+-- of that size can.
+INSERT INTO storage_probe (id, filler) VALUES (1, randomblob(:size))
+ON CONFLICT (id) DO UPDATE SET filler = excluded.filler;

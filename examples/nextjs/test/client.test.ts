@@ -90,7 +90,7 @@ describe("retries", () => {
             kind: "answer",
             status: 503,
             headers: { "retry-after": "1" },
-            body: { error: "store_unavailable", detail: "try again later" },
+            body: { error: "storage_unavailable", detail: "try again later" },
           }
         : { kind: "forward" };
     await withProxy(unavailableOnce, async (proxy) => {
@@ -116,13 +116,13 @@ describe("retries", () => {
   });
 
   test("after the last attempt the typed error carries hookline's code and Retry-After", async () => {
-    const unavailable = { error: "store_unavailable", detail: "try again later" };
+    const unavailable = { error: "storage_unavailable", detail: "try again later" };
     const always = (): Plan => ({ kind: "answer", status: 503, headers: { "retry-after": "0" }, body: unavailable });
     await withProxy(always, async (proxy) => {
       await assert.rejects(client(proxy.url, API_KEY, { maxAttempts: 3 }).getJob("job_x"), (error) => {
         assert.ok(error instanceof HooklineError);
         assert.equal(error.status, 503);
-        assert.equal(error.code, "store_unavailable");
+        assert.equal(error.code, "storage_unavailable");
         assert.equal(error.detail, "try again later");
         assert.equal(error.retryAfterMs, 0);
         return true;

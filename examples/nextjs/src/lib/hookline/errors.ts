@@ -19,7 +19,7 @@ export type HooklineErrorCode =
   | "payload_too_large"
   | "job_finished"
   | "method_not_allowed"
-  | "store_unavailable"
+  | "storage_unavailable"
   | "unexpected_response"
   | (string & {});
 

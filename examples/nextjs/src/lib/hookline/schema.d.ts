@@ -296,7 +296,7 @@ export interface operations {
                     "application/json": components["schemas"]["InvalidPayload"] | components["schemas"]["Error"];
                 };
             };
-            /** @description `store_unavailable`: try again (see `Retry-After`). */
+            /** @description `storage_unavailable`: try again (see `Retry-After`). */
             503: {
                 headers: {
                     [name: string]: unknown;
