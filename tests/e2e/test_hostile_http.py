@@ -293,6 +293,7 @@ def test_requests_beyond_max_in_flight_get_503_and_the_slots_come_back(tmp_path:
             assert refused.status_code == 503, refused.text
             assert refused.json()["error"] == "overloaded"
             assert refused.headers["retry-after"] == "1"
+            assert client.get("/healthz").status_code == 200  # liveness is never refused
             for sock in slow:  # their deadline passes: 408, slots freed
                 assert status_of(read_answer(sock)) == 408
                 sock.close()
