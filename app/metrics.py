@@ -99,6 +99,12 @@ class Metrics:
             "Worker processes heartbeating (deployment-wide)",
             registry=self.registry,
         )
+        self.http_refused = Counter(
+            "hookline_http_refused",
+            "Requests refused before reaching a route (431, 408, 503 overloaded), by reason",
+            ["reason"],
+            registry=self.registry,
+        )
         self.worker_counters = WorkerCounters()
         self.registry.register(self.worker_counters)
         self.store_read_at = float("-inf")  # time.monotonic() of the last store read
@@ -123,6 +129,11 @@ class Metrics:
             if histogram is None:
                 histogram = self._ack_histograms[source] = self.ack_seconds.labels(source)
             histogram.observe(ack_seconds)
+
+    def refused(self, reason: str) -> None:
+        """Count a refusal made below the routes (``hookline.web.protocol``, ``limits``);
+        ``reason`` is the answer's error code, from a fixed set."""
+        self.http_refused.labels(reason).inc()
 
     def store_read_due(self) -> bool:
         """Whether a scrape should read the store again (else it serves the last values)."""

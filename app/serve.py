@@ -24,6 +24,7 @@ from typing import Any
 import uvicorn
 
 from hookline.config import Settings
+from hookline.metrics import Metrics
 from hookline.pipeline import Registry
 from hookline.store import open_store
 from hookline.web.app import create_app
@@ -101,15 +102,21 @@ def run_server(
     workers: int,
 ) -> None:
     store = open_store(settings.storage)
+    metrics = Metrics()
+
+    def overloaded(scope: Any) -> None:
+        log.warning("overloaded", extra={"path": str(scope["path"])[:200]})
+        metrics.refused("overloaded")
+
     app = InFlightLimit(
-        create_app(settings, store, registry), settings.server.max_in_flight, _log_overloaded
+        create_app(settings, store, registry, metrics), settings.server.max_in_flight, overloaded
     )
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http=_http_protocol(settings),
+        http=_http_protocol(settings, metrics),
         h11_max_incomplete_event_size=settings.server.max_header_bytes,
         lifespan="on",
         log_config=None,
@@ -137,7 +144,7 @@ def run_server(
         sys.exit(1)
 
 
-def _http_protocol(settings: Settings) -> Any:
+def _http_protocol(settings: Settings, metrics: Metrics) -> Any:
     """The HTTP protocol with hookline's limits (hookline.web.protocol); uvicorn's h11 one,
     which caps only the head's size, where httptools is not installed."""
     if not importlib.util.find_spec("httptools"):
@@ -153,12 +160,9 @@ def _http_protocol(settings: Settings) -> Any:
             header_timeout=server.header_timeout_seconds,
             body_timeout=server.body_timeout_seconds,
             max_connections=server.max_connections,
+            on_refused=metrics.refused,
         )
     )
-
-
-def _log_overloaded(scope: Any) -> None:
-    log.warning("overloaded", extra={"path": str(scope["path"])[:200]})
 
 
 @contextlib.contextmanager

@@ -71,7 +71,13 @@ class Reservation:
 
 
 class InFlightLimit:
-    """Wraps the app: a request beyond ``limit`` in flight gets 503 without running."""
+    """Wraps the app: a request beyond ``limit`` in flight gets 503 without running.
+
+    ``/healthz`` is exempt: it costs nothing, and a liveness probe failing under load
+    would have the process restarted just when it is busiest (``/readyz`` is not: taking
+    an overloaded replica out of a load balancer's rotation is what it is for)."""
+
+    EXEMPT = frozenset({"/healthz"})
 
     def __init__(self, app: ASGIApp, limit: int, on_refused: Any = None) -> None:
         self._app = app
@@ -80,7 +86,7 @@ class InFlightLimit:
         self._on_refused = on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.EXEMPT:
             await self._app(scope, receive, send)
             return
         if self.in_flight >= self.limit:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -38,6 +39,8 @@ class ProtocolLimits:
     body_timeout: float
     max_connections: int
     retry_after_seconds: int = 1
+    #: called with the error code of every refusal (for /metrics)
+    on_refused: Callable[[str], None] = lambda reason: None
 
 
 #: After a refusal, input is read and dropped for at most this long / this much.
@@ -73,7 +76,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._heads_done = 0
         self._header_count = 0
-        self._refusal: bytes | None = None
+        self._refusal: tuple[str, bytes] | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._lingering: int | None = None  # bytes discarded after a refusal
 
@@ -83,7 +86,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if len(self.connections) > self.limits.max_connections:
             detail = "too many connections; try again later"
             retry = self.limits.retry_after_seconds
-            self._close_with(503, refusal_bytes(503, "overloaded", detail, retry))
+            self._close_with("overloaded", refusal_bytes(503, "overloaded", detail, retry))
             return
         self._arm(self.limits.header_timeout, self._head_timed_out)
 
@@ -114,7 +117,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._heads_done == heads_before:
             limit = self.limits.max_header_bytes
             detail = f"request line and headers exceed {limit} bytes"
-            self._close_with(431, refusal_bytes(431, "headers_too_large", detail))
+            self._close_with("headers_too_large", refusal_bytes(431, "headers_too_large", detail))
             return
         self.data_received(data[room:])
 
@@ -130,7 +133,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._unsupported_upgrade_warning()
         except httptools.HttpParserError:
             if self._refusal is not None:
-                self._close_with(431, self._refusal)
+                self._close_with(*self._refusal)
                 return
             msg = "Invalid HTTP request received."
             self.logger.warning(msg)
@@ -145,7 +148,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count += 1
         if self._header_count > self.limits.max_headers:
             detail = f"more than {self.limits.max_headers} headers"
-            self._refusal = refusal_bytes(431, "too_many_headers", detail)
+            self._refusal = ("too_many_headers", refusal_bytes(431, "too_many_headers", detail))
             raise _Refused
         super().on_header(name, value)
 
@@ -183,7 +186,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()  # an idle connection: nothing to answer
             return
         detail = f"request headers not received within {self.limits.header_timeout:g}s"
-        self._close_with(408, refusal_bytes(408, "header_timeout", detail))
+        self._close_with("header_timeout", refusal_bytes(408, "header_timeout", detail))
 
     def _body_timed_out(self) -> None:
         self._deadline = None
@@ -197,13 +200,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         cycle.disconnected = True
         cycle.message_event.set()
         detail = f"request body not received within {self.limits.body_timeout:g}s"
-        self._close_with(408, refusal_bytes(408, "body_timeout", detail))
+        self._close_with("body_timeout", refusal_bytes(408, "body_timeout", detail))
 
-    def _close_with(self, status: int, answer: bytes) -> None:
+    def _close_with(self, reason: str, answer: bytes) -> None:
         """Answer, then close gently: closing a socket with unread input resets it, and the
         client, still sending, would never read why. So stop writing, read and drop what
         still comes for a moment (bounded in bytes and time), then close."""
-        log.info("refused", extra={"status": status, "client": _client(self.client)})
+        log.info("refused", extra={"reason": reason, "client": _client(self.client)})
+        self.limits.on_refused(reason)
         self.transport.write(answer)
         if self._lingering is not None or not self.transport.can_write_eof():
             self._disarm()

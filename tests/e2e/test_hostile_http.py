@@ -143,6 +143,8 @@ def test_more_than_100_headers_is_431(edge_server: HooklineProcess) -> None:
         answer = read_answer(sock)
     assert status_of(answer) == 431
     assert b'"too_many_headers"' in answer
+    metrics = httpx.get(f"{edge_server.url}/metrics", timeout=10).text
+    assert 'hookline_http_refused_total{reason="too_many_headers"} 1.0' in metrics
 
 
 def test_100_headers_are_fine(edge_server: HooklineProcess) -> None:
@@ -242,6 +244,16 @@ def _queues(port: int, client_port: int) -> tuple[int, int]:
     return tx, rx
 
 
+def wait_until_read(server: HooklineProcess, sock: socket.socket) -> None:
+    """Until the server process has read every byte sent on ``sock`` (a bounded wait)."""
+    client_port = sock.getsockname()[1]
+    for _ in range(10_000):
+        if _queues(server.port, client_port) == (0, 0):
+            return
+        time.sleep(0.001)
+    raise AssertionError("the server never read what was sent")
+
+
 def test_a_small_ack_is_answered_while_a_big_body_is_being_verified(
     edge_server: HooklineProcess,
 ) -> None:
@@ -252,13 +264,7 @@ def test_a_small_ack_is_answered_while_a_big_body_is_being_verified(
     small_body, small_headers = signing.stripe()
     with connect(edge_server) as big_sock, connect(edge_server) as small_sock:
         big_sock.sendall(head_of("/webhooks/slow", wrong, len(big)) + big)
-        client_port = big_sock.getsockname()[1]
-        for _ in range(10_000):  # until the server process has read every byte of it
-            if _queues(edge_server.port, client_port) == (0, 0):
-                break
-            time.sleep(0.001)
-        else:
-            raise AssertionError("the server never read the big body")
+        wait_until_read(edge_server, big_sock)
         small_sock.sendall(head_of("/webhooks/stripe", small_headers, len(small_body)) + small_body)
         ready, _, _ = select.select([big_sock, small_sock], [], [], 60)
         assert ready == [small_sock], "the small ack waited for the big verification"
@@ -278,6 +284,7 @@ def test_requests_beyond_max_in_flight_get_503_and_the_slots_come_back(tmp_path:
         slow = [connect(server) for _ in range(2)]
         for sock in slow:  # two requests whose bodies never end hold both slots
             sock.sendall(head_of("/webhooks/stripe", headers, len(body)) + body[:5])
+            wait_until_read(server, sock)
         with httpx.Client(base_url=server.url, timeout=30) as client:
             for _ in range(100):
                 refused = client.post("/webhooks/stripe", content=body, headers=headers)
@@ -286,6 +293,7 @@ def test_requests_beyond_max_in_flight_get_503_and_the_slots_come_back(tmp_path:
             assert refused.status_code == 503, refused.text
             assert refused.json()["error"] == "overloaded"
             assert refused.headers["retry-after"] == "1"
+            assert client.get("/healthz").status_code == 200  # liveness is never refused
             for sock in slow:  # their deadline passes: 408, slots freed
                 assert status_of(read_answer(sock)) == 408
                 sock.close()
@@ -306,6 +314,7 @@ def test_bodies_beyond_max_buffered_bytes_get_503_not_memory(tmp_path: Path) -> 
         with connect(server) as hog, httpx.Client(base_url=server.url, timeout=30) as client:
             # 900 kB of a body held in memory by a client that never finishes it
             hog.sendall(head_of("/webhooks/stripe", headers, 2_000_000) + b"a" * 900_000)
+            wait_until_read(server, hog)
             for _ in range(100):
                 refused = client.post("/webhooks/stripe", content=big, headers=big_headers)
                 if refused.status_code == 503:

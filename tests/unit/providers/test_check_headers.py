@@ -8,7 +8,7 @@ must raise nothing but a ``VerificationError`` whatever the headers.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hookline.providers import (
@@ -101,6 +101,7 @@ def test_github_sha1_alone_is_refused() -> None:
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
+@settings(max_examples=50, deadline=None)
 @given(headers=st.dictionaries(st.text(max_size=30), st.text(max_size=80), max_size=6))
 def test_any_headers_raise_only_verification_errors(name: str, headers: dict[str, str]) -> None:
     provider, _ = PROVIDERS[name]
