@@ -18,7 +18,8 @@ handler finished (both side effects seen), no side effect happened twice, no 5xx
     .venv/bin/python bench/soak.py [--events 1000000] [--rate 250] [--retention 5m]
         [--prune-every 60] [--sample-every 30] [--warmup 300] [--max-seconds 0]
 
-Prints a table and writes ``bench/results/soak.json``. Loopback only; bounded by
+Prints a table and writes ``bench/results/soak.json``; ``--report bench/results/soak.json``
+prints a saved run as the markdown tables of docs/reliability.md. Loopback only; bounded by
 ``--events`` and ``--max-seconds``; every process started is stopped.
 """
 
@@ -485,8 +486,69 @@ def print_summary(result: dict[str, Any], summary: dict[str, Any]) -> None:
         )
 
 
+def markdown(saved: dict[str, Any], every: float = 300) -> str:
+    """The tables of docs/reliability.md, from a saved ``soak.json``."""
+    r, summary = saved, saved["summary"]
+    out = [
+        "| figure | value |",
+        "|---|---|",
+        f"| events offered / requests tried | {r['events_offered']:,} / {r['requests_tried']:,} |",
+        f"| events acked (200) | {r['events_acked']:,} |",
+        f"| acked and in the database at the end | {r['acked_found_in_db']:,} |",
+        f"| acked and pruned after their run succeeded | {r['acked_pruned_after_success']:,} |",
+        f"| acked and lost | {r['acked_lost']} |",
+        f"| acked whose run had not finished at the end | {r['acked_not_completed']} |",
+        f"| duplicate side effects | {r['duplicate_side_effects']} |",
+        f"| 5xx / connection errors | {r['five_xx']} / {r['errors']} |",
+        f"| responses | {r['statuses']} |",
+        f"| prune runs (failed) / events pruned | {r['prune_runs']} ({r['prune_failures']}) / "
+        f"{r['pruned']:,} |",
+        f"| sending / drain | {r['send_seconds']:.0f} s / {r['drain_seconds']:.0f} s |",
+        f"| load average before / after | {r['load_average_before']} / {r['load_average_after']} |",
+        "",
+        "| process | RSS first | after warm-up | last | max after warm-up | spread after "
+        "warm-up | fds first | after warm-up | last | min-max after warm-up |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, p in summary["processes"].items():
+        low, high = p["fds_min_max_after_warmup"]
+        out.append(
+            f"| {label} | {p['rss_mib_first']} MiB | {p['rss_mib_after_warmup']} MiB | "
+            f"{p['rss_mib_last']} MiB | {p['rss_mib_max_after_warmup']} MiB | "
+            f"{p['rss_spread_after_warmup_pct']}% | {p['fds_first']} | {p['fds_after_warmup']} "
+            f"| {p['fds_last']} | {low}-{high} |"
+        )
+    out += [
+        "",
+        "| time | acked | acks/s | runs done/s | backlog | rows | DB + WAL | serve RSS / fds "
+        "| worker RSS | load |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    samples, shown, previous = r["samples"], [], None
+    for s in samples:
+        if previous is None or s["t"] - previous["t"] >= every or s is samples[-1]:
+            shown.append((previous, s))
+            previous = s
+    for before, s in shown:
+        dt = s["t"] - before["t"] if before else 0
+        acks = (s["acked"] - before["acked"]) / dt if before and dt else 0
+        done = (s["done"] - before["done"]) / dt if before and dt else 0
+        procs = s["procs"]
+        serve = procs.get("serve", {})
+        workers = " / ".join(f"{v['rss_kib'] / 1024:.0f}" for k, v in procs.items() if k != "serve")
+        out.append(
+            f"| {s['t'] / 60:.0f} min | {s['acked']:,} | {acks:.0f} | {done:.0f} | "
+            f"{s['acked'] - s['done']:,} | {s['rows']:,} | "
+            f"{(s['db_bytes'] + s['wal_bytes']) / 2**20:.0f} MiB | "
+            f"{serve.get('rss_kib', 0) / 1024:.0f} MiB / {serve.get('fds', 0)} | "
+            f"{workers} MiB | {s['load']} |"
+        )
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--report", type=Path, help="print a saved soak.json as markdown, exit")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=250)
     parser.add_argument("--in-flight", type=int, default=128, help="unanswered requests, max")
@@ -498,6 +560,9 @@ def main() -> None:
     parser.add_argument("--drain-seconds", type=float, default=600)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
+    if args.report:
+        print(markdown(json.loads(args.report.read_text())))
+        return
     # Installed first, so a signal at any point still stops the server this bench started.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda number, _frame: SIGNALS.append(number))

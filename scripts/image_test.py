@@ -6,7 +6,8 @@
 3. ``podman run --read-only`` with a named volume for the data, the config mounted
    read-only, its secrets passed as environment variables.
 4. Checks: ``/readyz`` answers 200; a Stripe webhook signed here (plain hmac, not
-   hookline's code) is acked and then found through the admin API; the process runs as
+   hookline's code) is acked, then found through the admin API, and the demo handler run by
+   the worker process succeeds (its step writes to the volume); the process runs as
    uid 10001, not root; writing anywhere outside the data volume fails, inside it works;
    SIGTERM stops it with exit code 0; a new container on the same volume still has the
    event.
@@ -62,7 +63,7 @@ url = "sqlite:////var/lib/hookline/hookline.db"
 token = "${{ADMIN_TOKEN}}"
 
 [pipeline]
-handlers = []
+handlers = "examples.handlers"   # the demo handlers the image carries in /srv/hookline
 workers = 1
 
 [[sources]]
@@ -93,9 +94,10 @@ def free_port() -> int:
 
 
 def signed_stripe(event_id: str) -> tuple[bytes, dict[str, str]]:
+    subscription = {"id": "sub_image_test", "customer": "cus_image_test", "status": "active"}
     body = json.dumps(
-        {"id": event_id, "object": "event", "type": "payment_intent.succeeded",
-         "created": int(time.time()), "data": {"object": {"id": "pi_image_test"}}}
+        {"id": event_id, "object": "event", "type": "customer.subscription.updated",
+         "created": int(time.time()), "data": {"object": subscription}}
     ).encode()  # fmt: skip
     timestamp = int(time.time())
     signed = f"{timestamp}.".encode() + body
@@ -205,6 +207,24 @@ def find_event(url: str, event_id: str) -> dict[str, object]:
     return item
 
 
+def wait_succeeded(url: str, name: str, event_id: str, timeout: float = 60) -> None:
+    """The demo handler ran in the worker process: its step wrote to the data volume."""
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        status = find_event(url, event_id)["status"]
+        if status == "succeeded":
+            break
+        time.sleep(0.25)
+    else:
+        print(podman("logs", name, check=False).stderr[-4000:])
+        fail(f"the run of {event_id} is {status!r}, not succeeded, after {timeout:.0f} s")
+    outbox = exec_in(name, "cat", "/var/lib/hookline/demo-outbox/subscriptions.jsonl").stdout
+    if "sub_image_test" not in outbox:
+        fail("the handler's step left nothing in /var/lib/hookline/demo-outbox")
+    step(f"the worker ran the demo handler: succeeded; its step wrote {outbox.strip()}")
+
+
 def stop(name: str) -> int:
     podman("stop", "--time", "20", name)
     code = podman("inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip()
@@ -247,6 +267,7 @@ def main() -> None:
             step(f"signed webhook acked {answer.json()}; a wrong signature got 400")
             item = find_event(url, event_id)
             step(f"admin API: {item['eventId']} stored, status {item['status']}")
+            wait_succeeded(url, names[0], event_id)
             check_user(names[0])
             check_read_only(names[0])
             code = stop(names[0])
