@@ -130,6 +130,12 @@ def serve(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Bind address (overrides [server] host)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (overrides [server] port)")] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="HTTP processes on this port ([server] processes; default: the cores)"
+        ),
+    ] = None,
     workers: Annotated[
         int | None, typer.Option(help="Worker processes to start beside HTTP ([pipeline] workers)")
     ] = None,
@@ -157,6 +163,29 @@ def serve(
         host=host or settings.server.host,
         port=settings.server.port if port is None else port,
         workers=settings.pipeline.workers if workers is None else workers,
+        processes=settings.server.process_count() if processes is None else processes,
+    )
+
+
+@cli.command("serve-http", hidden=True)
+def serve_http(
+    config: ConfigOption = None,
+    fd: Annotated[int, typer.Option(help="The inherited listening socket")] = -1,
+    index: Annotated[int, typer.Option(help="This HTTP process's index (1..)")] = 1,
+) -> None:
+    """One of the extra HTTP processes of `hookline serve` (started by it, not by hand)."""
+    from hookline.serve import SUPERVISOR_ENV, run_http_process
+
+    settings = settings_from(config)
+    registry = registry_from(settings)
+    start_logging(settings)
+    supervisor = os.environ.get(SUPERVISOR_ENV, "")
+    run_http_process(
+        settings,
+        registry,
+        fd=fd,
+        index=index,
+        supervisor_pid=int(supervisor) if supervisor.isdigit() else None,
     )
 
 

@@ -41,6 +41,11 @@ class ServerConfig(_Model):
     port: int = Field(8400, ge=0, le=65535)
     max_body_bytes: int = Field(26_214_400, ge=1)
     graceful_timeout_seconds: float = Field(10.0, ge=0)
+    # HTTP processes sharing the port; unset: one per core (os.cpu_count()).
+    processes: int | None = Field(None, ge=1, le=256)
+
+    def process_count(self) -> int:
+        return self.processes or os.cpu_count() or 1
 
 
 class StorageConfig(_Model):

@@ -99,6 +99,12 @@ class Metrics:
             "Worker processes heartbeating (deployment-wide)",
             registry=self.registry,
         )
+        self.http_process = Gauge(
+            "hookline_http_process_pid",
+            "The process id of the HTTP process that answered this scrape, by its index",
+            ["index"],
+            registry=self.registry,
+        )
         self.worker_counters = WorkerCounters()
         self.registry.register(self.worker_counters)
         self.store_read_at = float("-inf")  # time.monotonic() of the last store read
