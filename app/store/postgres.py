@@ -71,10 +71,12 @@ from hookline.store.base import (
     WorkerInfo,
     WorkerStats,
 )
+from hookline.store.pg_ingest import IngestBatcher
 from hookline.store.program import Row, run_async, statements
 
 Q = queries("postgres")
 STATEMENTS = statements("postgres")
+INGEST_BATCHES_IN_FLIGHT = 2  # per process (hookline.store.pg_ingest)
 PRUNE_CHUNK = 1000  # events per transaction of prune
 RETIRE_WORKERS_AFTER = 3600.0  # a worker silent this long has its counters folded
 _LOCK_SPACE_MIGRATE = 0x686F6F6B  # 'hook': advisory lock (space, 0) while migrating
@@ -229,6 +231,12 @@ class PostgresStore:
         self._wake = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
         self._listening: frozenset[str] = frozenset()
+        # two batches at once: one waits for its round trip while the next one fills
+        self._ingests = IngestBatcher(
+            self._write_ingest_batch,
+            self._ingest_alone,
+            max_in_flight=max(1, min(INGEST_BATCHES_IN_FLIGHT, pool_size // 2)),
+        )
 
     def _connect_kwargs(self) -> dict[str, Any]:
         return {
@@ -257,6 +265,7 @@ class PostgresStore:
         self._pool = pool
 
     async def close(self) -> None:
+        await self._ingests.drain()
         await self._stop_listener()
         if self._pool is not None:
             await self._pool.close()
@@ -324,6 +333,18 @@ class PostgresStore:
     # -- ingestion --------------------------------------------------------------------------
 
     async def ingest(self, event: NewEvent, resume_failed: bool) -> IngestResult:
+        """Group-committed with concurrent ingests (``hookline.store.pg_ingest``)."""
+        return await self._ingests.ingest(event, resume_failed)
+
+    async def _write_ingest_batch(self, params: Params) -> set[str]:
+        """One statement in autocommit: it returns once the batch is committed."""
+        assert self._pool is not None, "store is not open"
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(Q["ingest_batch"], params)
+            return {row[0] for row in await cur.fetchall()}
+
+    async def _ingest_alone(self, event: NewEvent, resume_failed: bool) -> IngestResult:
+        """One event in its own transaction: a duplicate's answer, a resume, a retry."""
         row_params = {
             "id": event.id,
             "source": event.source,
