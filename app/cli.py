@@ -167,39 +167,16 @@ def serve(
     )
 
 
-@cli.command("serve-http", hidden=True)
-def serve_http(
-    config: ConfigOption = None,
-    fd: Annotated[int, typer.Option(help="The inherited listening socket")] = -1,
-    index: Annotated[int, typer.Option(help="This HTTP process's index (1..)")] = 1,
-) -> None:
-    """One of the extra HTTP processes of `hookline serve` (started by it, not by hand)."""
-    from hookline.serve import SUPERVISOR_ENV, run_http_process
-
-    settings = settings_from(config)
-    registry = registry_from(settings)
-    start_logging(settings)
-    supervisor = os.environ.get(SUPERVISOR_ENV, "")
-    run_http_process(
-        settings,
-        registry,
-        fd=fd,
-        index=index,
-        supervisor_pid=int(supervisor) if supervisor.isdigit() else None,
-    )
-
-
 @cli.command()
 def worker(config: ConfigOption = None) -> None:
     """Run pipeline workers only (scale-out): claim runs and execute handlers."""
-    from hookline.serve import SUPERVISOR_ENV
+    from hookline.child import supervisor_pid
     from hookline.worker import run_worker_process
 
     settings = settings_from(config)
     registry = registry_from(settings)
     start_logging(settings)
-    supervisor = os.environ.get(SUPERVISOR_ENV, "")
-    run_worker_process(settings, registry, int(supervisor) if supervisor.isdigit() else None)
+    run_worker_process(settings, registry, supervisor_pid())
 
 
 @cli.command()

@@ -25,13 +25,13 @@ from types import FrameType
 
 import uvicorn
 
+from hookline.child import SUPERVISOR_ENV
 from hookline.config import Settings
 from hookline.pipeline import Registry
 from hookline.store import open_store
 from hookline.web.app import HooklineApp, create_app
 
 log = logging.getLogger("hookline.serve")
-SUPERVISOR_ENV = "HOOKLINE_SUPERVISOR_PID"
 
 
 class ChildProcesses:
@@ -56,7 +56,9 @@ class ChildProcesses:
         self._pass_fds = pass_fds
         self.procs = [self._spawn(index) for index in range(len(commands))]
         self._stopping = threading.Event()
-        self._monitor = threading.Thread(target=self._watch, name=f"hookline-{kind}", daemon=True)
+        self._monitor = threading.Thread(
+            target=self._watch, name=f"hookline-{kind.replace(' ', '-')}", daemon=True
+        )
         self._monitor.start()
 
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
@@ -75,7 +77,7 @@ class ChildProcesses:
                 if not due[index]:
                     due[index] = now + delays[index]
                     log.error(
-                        f"{self.kind} process exited; restarting",
+                        f"{self.kind} exited; restarting",
                         extra={"pid": proc.pid, "status": proc.returncode,
                                "in_seconds": delays[index]},
                     )  # fmt: skip
@@ -100,7 +102,7 @@ class ChildProcesses:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.warning(f"{self.kind} process did not stop in time; killing",
+                log.warning(f"{self.kind} did not stop in time; killing",
                             extra={"pid": proc.pid})  # fmt: skip
                 proc.kill()
                 proc.wait()
@@ -109,8 +111,8 @@ class ChildProcesses:
         return [proc.returncode for proc in self.procs]
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "hookline.cli", *args]
+def _child(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hookline.child", *args]
 
 
 def uvicorn_config(settings: Settings, app: HooklineApp, host: str, port: int) -> uvicorn.Config:
@@ -155,14 +157,15 @@ def run_server(
     if workers > 0 or processes > 1:
         _migrate_first(settings)  # children must not race the schema creation
     if processes > 1:
-        fd = sock.fileno()
+        # A copy of the listening socket for the children, kept open until they are stopped:
+        # one restarted while uvicorn here has already closed its socket gets a valid one.
+        fd = os.dup(sock.fileno())
         commands = [
-            _cli("serve-http", "--config", config_path, "--fd", str(fd), "--index", str(index))
-            for index in range(1, processes)
+            _child("http", config_path, str(fd), str(index)) for index in range(1, processes)
         ]
-        http = ChildProcesses("http", commands, config_path, pass_fds=(fd,))
+        http = ChildProcesses("http process", commands, config_path, pass_fds=(fd,))
     if workers > 0:
-        procs = ChildProcesses("worker", [_cli("worker", "--config", config_path)] * workers,
+        procs = ChildProcesses("worker", [_child("worker", config_path)] * workers,
                                config_path)  # fmt: skip
     log.info(
         "serving", extra={"host": host, "port": port, "processes": processes, "workers": workers}
@@ -173,6 +176,7 @@ def run_server(
     finally:
         if http is not None:  # they drain their own requests in flight
             http.stop(settings.server.graceful_timeout_seconds)
+            os.close(fd)
         if procs is not None:
             procs.stop(settings.pipeline.shutdown_grace_seconds)
     if not server.started:
