@@ -107,8 +107,9 @@ def test_two_processes_share_the_port_survive_kill_9_and_drain_on_sigterm(
 ) -> None:
     schedules = [{"name": "often", "every": "1s", "job": "tick"}]
     handlers = ["tests.e2e.schedule_handlers"]
-    config = base_config(db_url, processes=2, handlers=handlers, schedules=schedules)
-    server = HooklineProcess(tmp_path, config).start()
+    config = base_config(db_url, processes=1, handlers=handlers, schedules=schedules)
+    # the flag overrides [server] processes
+    server = HooklineProcess(tmp_path, config, extra_args=("--processes", "2")).start()
     try:
         pids = wait_for_pids(server, 2)
         assert set(pids) == {0, 1}
