@@ -107,9 +107,6 @@ class ChildProcesses:
                 proc.kill()
                 proc.wait()
 
-    def exit_statuses(self) -> list[int]:
-        return [proc.returncode for proc in self.procs]
-
 
 def _child(*args: str) -> list[str]:
     return [sys.executable, "-m", "hookline.child", *args]
