@@ -140,6 +140,12 @@ def serve(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Bind address (overrides [server] host)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (overrides [server] port)")] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="HTTP processes on this port ([server] processes; default: the cores)"
+        ),
+    ] = None,
     workers: Annotated[
         int | None, typer.Option(help="Worker processes to start beside HTTP ([pipeline] workers)")
     ] = None,
@@ -168,21 +174,21 @@ def serve(
         host=host or settings.server.host,
         port=settings.server.port if port is None else port,
         workers=settings.pipeline.workers if workers is None else workers,
+        processes=settings.server.process_count() if processes is None else processes,
     )
 
 
 @cli.command()
 def worker(config: ConfigOption = None) -> None:
     """Run pipeline workers only (scale-out): claim runs and execute handlers."""
-    from hookline.serve import SUPERVISOR_ENV
+    from hookline.child import supervisor_pid
     from hookline.worker import run_worker_process
 
     settings = settings_from(config)
     registry = registry_from(settings)
     start_logging(settings)
     database_from(settings)
-    supervisor = os.environ.get(SUPERVISOR_ENV, "")
-    run_worker_process(settings, registry, int(supervisor) if supervisor.isdigit() else None)
+    run_worker_process(settings, registry, supervisor_pid())
 
 
 @cli.command()

@@ -83,6 +83,12 @@ class ServerConfig(_Model):
             raise ValueError("must be an http:// or https:// URL, e.g. https://hooks.example.com")
         return value.rstrip("/")
 
+    # HTTP processes sharing the port; unset: one per core (os.cpu_count()).
+    processes: int | None = Field(None, ge=1, le=256)
+
+    def process_count(self) -> int:
+        return self.processes or os.cpu_count() or 1
+
 
 class StorageConfig(_Model):
     url: str = "sqlite:///./hookline.db"

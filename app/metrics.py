@@ -21,22 +21,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from hookline.step_stats import STEP_BUCKETS, observe_step
 from hookline.store.base import WorkerStats
 
+__all__ = ["STEP_BUCKETS", "Metrics", "WorkerCounters", "observe_step"]
+
 ACK_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 RUN_OUTCOMES = ("succeeded", "failed", "retrying", "queued")
 QUEUE_DEPTH_CAP = 100_000
 STORE_READ_SECONDS = 2.0  # a scrape reads the store at most this often per process
-
-
-def observe_step(stats: WorkerStats, outcome: str, seconds: float) -> None:
-    """Count one step attempt in a worker's counters: one count per bucket (the last one
-    is +Inf), then the sum of the durations."""
-    values = stats.steps.setdefault(outcome, [0.0] * (len(STEP_BUCKETS) + 2))
-    index = next((i for i, le in enumerate(STEP_BUCKETS) if seconds <= le), len(STEP_BUCKETS))
-    values[index] += 1
-    values[-1] += seconds
 
 
 class WorkerCounters(Collector):
@@ -103,6 +96,12 @@ class Metrics:
             "hookline_http_refused",
             "Requests refused before reaching a route (431, 408, 503 overloaded), by reason",
             ["reason"],
+            registry=self.registry,
+        )
+        self.http_process = Gauge(
+            "hookline_http_process_pid",
+            "The process id of the HTTP process that answered this scrape, by its index",
+            ["index"],
             registry=self.registry,
         )
         self.worker_counters = WorkerCounters()

@@ -1,9 +1,11 @@
-"""``hookline serve``: uvicorn for HTTP, plus N worker processes beside it.
+"""``hookline serve``: P HTTP processes on one port, plus N worker processes beside them.
 
-Lifecycle: start workers → run uvicorn until SIGTERM/SIGINT (uvicorn stops
-accepting, finishes in-flight requests within the graceful timeout, then the
-app's lifespan flushes and closes the store) → stop the workers (SIGTERM, wait
-for them to drain within their grace time, then SIGKILL what is left).
+Lifecycle: bind the port → apply migrations → start the other HTTP processes (they
+inherit the listening socket) and the workers → run uvicorn until SIGTERM/SIGINT
+(uvicorn stops accepting, finishes in-flight requests within the graceful timeout,
+then the app's lifespan flushes and closes the store) → stop the other HTTP
+processes (SIGTERM: each drains the same way) → stop the workers (SIGTERM, wait for
+them to drain within their grace time, then SIGKILL what is left).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import importlib.util
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +26,7 @@ from typing import Any
 
 import uvicorn
 
+from hookline.child import SUPERVISOR_ENV
 from hookline.config import Settings
 from hookline.metrics import Metrics
 from hookline.pipeline import Registry
@@ -31,27 +35,37 @@ from hookline.web.app import create_app
 from hookline.web.limits import InFlightLimit
 
 log = logging.getLogger("hookline.serve")
-SUPERVISOR_ENV = "HOOKLINE_SUPERVISOR_PID"
 
 
-class WorkerProcesses:
-    """The worker processes of ``hookline serve``: started, restarted if one exits while
-    serving (a crash, an unreachable database), and stopped with a bounded grace time."""
+class ChildProcesses:
+    """Child processes of ``hookline serve`` (its workers, its other HTTP processes):
+    started, restarted if one exits while serving (a crash, an unreachable database, a
+    ``kill -9``), and stopped with a bounded grace time."""
 
     RESTART_DELAY_SECONDS = 1.0
     MAX_RESTART_DELAY_SECONDS = 60.0
 
-    def __init__(self, config_path: str, count: int) -> None:
-        # Workers stop by themselves if this process dies without stopping them (kill -9).
+    def __init__(
+        self,
+        kind: str,
+        commands: list[list[str]],
+        config_path: str,
+        pass_fds: tuple[int, ...] = (),
+    ) -> None:
+        self.kind = kind
+        # Children stop by themselves if this process dies without stopping them (kill -9).
         self._env = {**os.environ, "HOOKLINE_CONFIG": config_path, SUPERVISOR_ENV: str(os.getpid())}
-        self._args = [sys.executable, "-m", "hookline.cli", "worker", "--config", config_path]
-        self.procs = [self._spawn() for _ in range(count)]
+        self._commands = commands
+        self._pass_fds = pass_fds
+        self.procs = [self._spawn(index) for index in range(len(commands))]
         self._stopping = threading.Event()
-        self._monitor = threading.Thread(target=self._watch, name="hookline-workers", daemon=True)
+        self._monitor = threading.Thread(
+            target=self._watch, name=f"hookline-{kind.replace(' ', '-')}", daemon=True
+        )
         self._monitor.start()
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self._args, env=self._env)
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self._commands[index], env=self._env, pass_fds=self._pass_fds)
 
     def _watch(self) -> None:
         delays = [self.RESTART_DELAY_SECONDS] * len(self.procs)
@@ -66,41 +80,43 @@ class WorkerProcesses:
                 if not due[index]:
                     due[index] = now + delays[index]
                     log.error(
-                        "worker exited; restarting",
+                        f"{self.kind} exited; restarting",
                         extra={"pid": proc.pid, "status": proc.returncode,
                                "in_seconds": delays[index]},
                     )  # fmt: skip
                 elif now >= due[index]:
-                    self.procs[index] = self._spawn()
+                    self.procs[index] = self._spawn(index)
                     due[index] = 0.0
                     # back off while it keeps dying (e.g. the database is down)
                     delays[index] = min(delays[index] * 2, self.MAX_RESTART_DELAY_SECONDS)
 
-    def stop(self, grace: float) -> None:
+    def signal_all(self, signum: int) -> None:
+        """Stop restarting them and send each one ``signum``; ``stop`` then waits."""
         self._stopping.set()
         self._monitor.join()
         for proc in self.procs:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signum)
+
+    def stop(self, grace: float) -> None:
+        self.signal_all(signal.SIGTERM)
         deadline = time.monotonic() + grace + 5
         for proc in self.procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.warning("worker did not stop in time; killing", extra={"pid": proc.pid})
+                log.warning(f"{self.kind} did not stop in time; killing",
+                            extra={"pid": proc.pid})  # fmt: skip
                 proc.kill()
                 proc.wait()
 
 
-def run_server(
-    settings: Settings,
-    registry: Registry,
-    *,
-    config_path: str,
-    host: str,
-    port: int,
-    workers: int,
-) -> None:
+def _child(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hookline.child", *args]
+
+
+def _app(settings: Settings, registry: Registry, index: int) -> tuple[InFlightLimit, Metrics]:
+    """HTTP process ``index``'s app, bounded in requests in flight, and its metrics."""
     store = open_store(settings.storage)
     metrics = Metrics()
 
@@ -108,10 +124,14 @@ def run_server(
         log.warning("overloaded", extra={"path": str(scope["path"])[:200]})
         metrics.refused("overloaded")
 
-    app = InFlightLimit(
-        create_app(settings, store, registry, metrics), settings.server.max_in_flight, overloaded
-    )
-    config = uvicorn.Config(
+    app = create_app(settings, store, registry, metrics, http_process=index)
+    return InFlightLimit(app, settings.server.max_in_flight, overloaded), metrics
+
+
+def uvicorn_config(
+    settings: Settings, app: InFlightLimit, metrics: Metrics, host: str, port: int
+) -> uvicorn.Config:
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -129,15 +149,52 @@ def run_server(
         proxy_headers=True,
         forwarded_allow_ips=settings.server.trusted_proxies,
     )
+
+
+def run_server(
+    settings: Settings,
+    registry: Registry,
+    *,
+    config_path: str,
+    host: str,
+    port: int,
+    workers: int,
+    processes: int,
+) -> None:
+    """HTTP process 0 (this one: migrations, the scheduler, the supervisor) and, with
+    ``processes`` > 1, the other HTTP processes on the same listening socket, plus the
+    worker processes."""
+    app, metrics = _app(settings, registry, 0)
+    config = uvicorn_config(settings, app, metrics, host, port)
+    try:
+        sock = config.bind_socket()  # bound once, here; the other HTTP processes inherit it
+    except SystemExit:  # uvicorn logged why (e.g. the port is in use)
+        sys.exit(1)
     server = uvicorn.Server(config)
-    procs: WorkerProcesses | None = None
-    if workers > 0:  # the CLI has migrated the database already: no race on the schema
-        procs = WorkerProcesses(config_path, workers)
-    log.info("serving", extra={"host": host, "port": port, "workers": workers})
+    http: ChildProcesses | None = None
+    procs: ChildProcesses | None = None
+    # the CLI has migrated the database already: no child races the schema
+    if processes > 1:
+        # A copy of the listening socket for the children, kept open until they are stopped:
+        # one restarted while uvicorn here has already closed its socket gets a valid one.
+        fd = os.dup(sock.fileno())
+        commands = [
+            _child("http", config_path, str(fd), str(index)) for index in range(1, processes)
+        ]
+        http = ChildProcesses("http process", commands, config_path, pass_fds=(fd,))
+    if workers > 0:
+        procs = ChildProcesses("worker", [_child("worker", config_path)] * workers,
+                               config_path)  # fmt: skip
+    log.info(
+        "serving", extra={"host": host, "port": port, "processes": processes, "workers": workers}
+    )
     try:
         with _stop_signals_absorbed(server):
-            server.run()
+            server.run(sockets=[sock])
     finally:
+        if http is not None:  # they drain their own requests in flight
+            http.stop(settings.server.graceful_timeout_seconds)
+            os.close(fd)
         if procs is not None:
             procs.stop(settings.pipeline.shutdown_grace_seconds)
     if not server.started:
@@ -163,6 +220,33 @@ def _http_protocol(settings: Settings, metrics: Metrics) -> Any:
             on_refused=metrics.refused,
         )
     )
+
+
+def run_http_process(
+    settings: Settings, registry: Registry, *, fd: int, index: int, supervisor_pid: int | None
+) -> None:
+    """HTTP process ``index`` > 0 of a ``serve``: the same app on the inherited listening
+    socket, without migrations, scheduler or workers (process 0 has them)."""
+    app, metrics = _app(settings, registry, index)
+    config = uvicorn_config(settings, app, metrics, "", 0)
+    server = uvicorn.Server(config)
+    sock = socket.socket(fileno=fd)
+    if supervisor_pid is not None:
+        threading.Thread(
+            target=_stop_without_supervisor, args=(server, supervisor_pid), daemon=True
+        ).start()
+    with _stop_signals_absorbed(server):
+        server.run(sockets=[sock])
+    if not server.started:
+        sys.exit(1)
+
+
+def _stop_without_supervisor(server: uvicorn.Server, pid: int) -> None:
+    """Stop gracefully once the ``hookline serve`` that started us is gone."""
+    while os.getppid() == pid:
+        time.sleep(0.5)
+    log.warning("supervisor is gone; stopping", extra={"supervisor": pid})
+    server.should_exit = True
 
 
 @contextlib.contextmanager

@@ -29,17 +29,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import httpx
-
 from hookline.config import Settings
 from hookline.context import Lease, while_held
 from hookline.errors import StoreError
 from hookline.ids import new_id
-from hookline.metrics import observe_step
-from hookline.notify import Notifier
 from hookline.pipeline import Registry
 from hookline.redaction import Redactor, Secrets
 from hookline.runner import Runner
+from hookline.step_stats import observe_step
 from hookline.store import open_store
 from hookline.store.base import ClaimedRun, RunOutcome, Store, WorkerInfo, WorkerStats
 
@@ -369,13 +366,17 @@ async def serve_worker(
     await store.open()
     try:
         await store.migrate()
-        async with httpx.AsyncClient(timeout=10.0) as client:
+        async with contextlib.AsyncExitStack() as resources:
             p = settings.pipeline
-            notifier = (
-                Notifier(p.notify_url, p.notify_secret, client)
-                if (p.notify_url and p.notify_secret)
-                else None
-            )
+            notifier = None
+            if p.notify_url and p.notify_secret:
+                # imported only here: httpx is about 8 MB a worker without callbacks never uses
+                import httpx
+
+                from hookline.notify import Notifier
+
+                client = await resources.enter_async_context(httpx.AsyncClient(timeout=10.0))
+                notifier = Notifier(p.notify_url, p.notify_secret, client)
             stats = WorkerStats()
             runner = Runner(
                 store,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -125,7 +126,11 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     if args.worker_nice is not None:
         pipeline["worker_nice"] = args.worker_nice
     config = base_config(
-        f"sqlite:///{db}", handlers=["handlers_bench"], workers=2, pipeline=pipeline
+        f"sqlite:///{db}",
+        handlers=["handlers_bench"],
+        workers=2,
+        pipeline=pipeline,
+        processes=args.processes,
     )
     server = HooklineProcess(
         workdir,
@@ -138,7 +143,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     try:
         assert server.proc is not None
         deadline = time.monotonic() + 10
-        while len(workers := children(server.proc.pid)) < 2 and time.monotonic() < deadline:
+        while len(workers := worker_children(server.proc.pid)) < 2 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)  # let the workers import and start polling
         idle = await phase(server, args, "idle", workers)
@@ -204,10 +209,21 @@ def print_table(r: dict[str, Any]) -> None:
     )
 
 
+def worker_children(pid: int) -> list[int]:
+    """The worker processes among serve's children (the others are HTTP processes)."""
+    found = []
+    for child in children(pid):
+        with contextlib.suppress(OSError):
+            if b"\0worker\0" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=500.0, help="requests/s offered")
     parser.add_argument("--seconds", type=float, default=12.0, help="measured seconds per phase")
+    parser.add_argument("--processes", type=int, default=2, help="serve's HTTP processes")
     parser.add_argument(
         "--worker-nice",
         type=int,

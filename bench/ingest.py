@@ -211,17 +211,29 @@ class Target:
 class Hookline(Target):
     ack_field = "eventId"
     stored_ids_sql = "SELECT provider_event_id FROM events"
+    processes: int = 1
+    pg_url: str = ""  # PostgreSQL instead of SQLite (a fresh database)
+
+    def stored_ids(self) -> set[str]:
+        if not self.pg_url:
+            return super().stored_ids()
+        import psycopg
+
+        with psycopg.connect(self.pg_url) as conn:
+            return {row[0] for row in conn.execute(self.stored_ids_sql)}
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         config = self.workdir / "hookline.toml"
+        url = self.pg_url or f"sqlite:///{self.db}"
         config.write_text(
             f"""
 [server]
 host = "{HOST}"
 graceful_timeout_seconds = 10
+processes = {self.processes}
 
 [storage]
-url = "sqlite:///{self.db}"
+url = "{url}"
 
 [admin]
 token = "bench-admin-token-0123456789"
@@ -248,6 +260,25 @@ secrets = ["{SECRET}"]
             "--workers",
             "0",
         ]
+        return args, {}
+
+    def ready(self, client: httpx.Client) -> bool:
+        return client.get("/readyz").status_code == 200
+
+
+class Bare(Target):
+    """uvicorn + Starlette, a constant 200: the framework's ceiling (nothing stored)."""
+
+    ack_field = "id"
+    processes: int = 1
+
+    def stored_ids(self) -> set[str]:
+        return {"bare"}
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        args = [PYTHON, "-m", "uvicorn", "bare_receiver:app", "--app-dir", str(BENCH),
+                "--host", HOST, "--port", str(self.port), "--workers", str(self.processes),
+                "--no-access-log"]  # fmt: skip
         return args, {}
 
     def ready(self, client: httpx.Client) -> bool:
@@ -292,6 +323,18 @@ def proc_status(pid: int) -> dict[str, int]:
         if key in ("VmRSS", "VmHWM"):
             out[key] = int(value.split()[0])
     return out
+
+
+def group_rss_kib(pgid: int) -> int:
+    """VmRSS summed over every process of a process group (a server and its children)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if os.getpgid(int(entry.name)) == pgid:
+                total += proc_status(int(entry.name)).get("VmRSS", 0)
+    return total
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
@@ -613,6 +656,7 @@ def bench_target(target: Target, load: Load, plan: Plan, profile: Path | None) -
         )
         result.update(
             memory_kib=proc_status(target.pid),
+            group_rss_kib=group_rss_kib(target.pid),
             warmup=warm.figures,
             saturation=sat.figures,
             fixed_rate=fixed.figures,
@@ -812,6 +856,16 @@ def _errors(result: dict[str, Any]) -> int:
     )
 
 
+def fresh_pg_database(admin_url: str) -> str:
+    """A new, empty database on the given server; its URL."""
+    import psycopg
+
+    name = f"hookline_bench_{os.getpid()}_{int(time.time())}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10, help="saturation run (s)")
@@ -827,7 +881,15 @@ def main() -> int:
         default=10_000,
         help="events pre-signed per second of wrk run (caps the figure)",
     )
-    parser.add_argument("--no-baseline", action="store_true", help="hookline only")
+    parser.add_argument("--no-baseline", action="store_true", help="no hand-written receiver")
+    parser.add_argument("--processes", type=int, default=1, help="HTTP processes (and bare's)")
+    parser.add_argument("--bare", action="store_true", help="+ bare uvicorn+Starlette ceiling")
+    parser.add_argument(
+        "--postgres",
+        default="",
+        metavar="ADMIN_URL",
+        help="hookline on a fresh database of this PostgreSQL (e.g. postgresql://postgres@127.0.0.1/postgres)",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="py-spy flame graph of hookline's saturation run"
     )
@@ -877,7 +939,15 @@ def main() -> int:
         write_wrk_files(events[:n_warm], load.warmup, args.threads)
         write_wrk_files(events[n_warm : n_warm + n_sat], load.saturation, args.threads)
         del events
-        targets: list[Target] = [Hookline("hookline", work)]
+        hook = Hookline("hookline", work)
+        hook.processes = args.processes
+        if args.postgres:
+            hook.pg_url = fresh_pg_database(args.postgres)
+        targets: list[Target] = [hook]
+        if args.bare:
+            bare = Bare("bare", work)
+            bare.processes = args.processes
+            targets.append(bare)
         if not args.no_baseline:
             targets.append(Baseline("baseline", work))
         for target in targets:
@@ -896,6 +966,15 @@ def main() -> int:
             / base["saturation"]["accepted_per_s"],
             2,
         )
+    bare = results.get("bare")
+    if bare:
+        share = results["hookline"]["saturation"]["accepted_per_s"] / max(
+            1.0, bare["saturation"]["accepted_per_s"]
+        )
+        results["share_of_bare"] = round(share, 3)
+        print(f"\nhookline / bare uvicorn+Starlette ({args.processes} processes): {share:.0%}")
+        rss = results["hookline"]["group_rss_kib"] / 1024, bare["group_rss_kib"] / 1024
+        print(f"RSS of all processes: hookline {rss[0]:.0f} MiB, bare {rss[1]:.0f} MiB")
     print("\n" + table(results["hookline"], base))
     print("\n" + target_checks(results))
     out = args.out / f"ingest-{stamp}.json"

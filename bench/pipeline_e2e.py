@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -151,6 +152,39 @@ async def push(
 # -- hookline ----------------------------------------------------------------------------------
 
 
+class PeakRss:
+    """The largest sum of VmRSS over a process group (serve, its HTTP processes, workers)."""
+
+    def __init__(self, pgid: int) -> None:
+        self.pgid = pgid
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sum(self) -> int:
+        total = 0
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, ValueError):
+                    if os.getpgid(int(entry.name)) == self.pgid:
+                        for line in (entry / "status").read_text().splitlines():
+                            if line.startswith("VmRSS:"):
+                                total += int(line.split()[1])
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            self.peak_kib = max(self.peak_kib, self._sum())
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 async def run_hookline(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     db = workdir / "e2e.db"
     config = base_config(
@@ -158,6 +192,7 @@ async def run_hookline(args: argparse.Namespace, workdir: Path) -> dict[str, Any
         handlers=["handlers_bench"],
         workers=2,
         pipeline={"lease_seconds": 60, "poll_interval_seconds": 0.02},
+        processes=args.processes,
     )
     server = HooklineProcess(
         workdir,
@@ -186,8 +221,12 @@ async def run_hookline(args: argparse.Namespace, workdir: Path) -> dict[str, Any
                 ).fetchone()[0]
             )
 
-        t0, post, done = await push(server.port, args.events, args.concurrency, "hl", succeeded)
+        with PeakRss(server.proc.pid) as rss:
+            t0, post, done = await push(server.port, args.events, args.concurrency, "hl", succeeded)
         out = figures("hookline", args.events, t0, post, done)
+        out["processes"] = args.processes
+        out["peak_rss_all_processes_mib"] = round(rss.peak_kib / 1024, 1)
+        print(f"hookline: peak RSS of every process together {rss.peak_kib / 1024:.0f} MiB")
         runs = dict(reader.execute("SELECT status, count(*) FROM runs GROUP BY status"))
         out["runs_by_status"] = runs
         out["workers"] = 2
@@ -374,6 +413,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=64, help="keep-alive connections")
     parser.add_argument("--compare", choices=("bullmq", "none"), default="bullmq")
+    parser.add_argument("--processes", type=int, default=2, help="hookline's HTTP processes")
     args = parser.parse_args()
     exit_on_sigterm()
     load_before = load_average()

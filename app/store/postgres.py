@@ -71,10 +71,12 @@ from hookline.store.base import (
     WorkerInfo,
     WorkerStats,
 )
+from hookline.store.pg_ingest import IngestBatcher
 from hookline.store.program import Row, run_async, statements
 
 Q = queries("postgres")
 STATEMENTS = statements("postgres")
+INGEST_BATCHES_IN_FLIGHT = 2  # per process (hookline.store.pg_ingest)
 PRUNE_CHUNK = 1000  # events per transaction of prune
 RETIRE_WORKERS_AFTER = 3600.0  # a worker silent this long has its counters folded
 _LOCK_SPACE_MIGRATE = 0x686F6F6B  # 'hook': advisory lock (space, 0) while migrating
@@ -273,6 +275,12 @@ class PostgresStore:
         self._listener: asyncio.Task[None] | None = None
         self._listening: frozenset[str] = frozenset()
         self._down = False  # the last operation lost its connection, or got none
+        # two batches at once: one waits for its round trip while the next one fills
+        self._ingests = IngestBatcher(
+            self._write_ingest_batch,
+            self._ingest_alone,
+            max_in_flight=max(1, min(INGEST_BATCHES_IN_FLIGHT, pool_size // 2)),
+        )
 
     def _connect_kwargs(self) -> dict[str, Any]:
         return {
@@ -301,6 +309,7 @@ class PostgresStore:
         self._pool = pool
 
     async def close(self) -> None:
+        await self._ingests.drain()
         await self._stop_listener()
         if self._pool is not None:
             await self._pool.close()
@@ -419,6 +428,31 @@ class PostgresStore:
     # -- ingestion --------------------------------------------------------------------------
 
     async def ingest(self, event: NewEvent, resume_failed: bool) -> IngestResult:
+        """Group-committed with concurrent ingests (``hookline.store.pg_ingest``), except
+        an event whose body is checked for replays: that check takes a lock on the body's
+        digest and a lookup, in the event's own transaction."""
+        if event.body_sha256 is not None:
+            return await self._ingest_alone(event, resume_failed)
+        return await self._ingests.ingest(event, resume_failed)
+
+    async def _write_ingest_batch(self, params: Params) -> set[str]:
+        """One statement in autocommit: it returns once the batch is committed. On an error
+        each event goes alone (``_ingest_alone``: its answer, or StoreError → 503)."""
+        assert self._pool is not None, "store is not open"
+        wait = ACQUIRE_WHILE_DOWN_SECONDS if self._down else ACQUIRE_SECONDS
+        try:
+            async with self._pool.connection(timeout=wait) as conn:
+                cur = await conn.execute(Q["ingest_batch"], params)
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            if _connection_lost(exc):
+                self._down = True
+            raise
+        self._down = False
+        return {row[0] for row in rows}
+
+    async def _ingest_alone(self, event: NewEvent, resume_failed: bool) -> IngestResult:
+        """One event in its own transaction: a duplicate's answer, a resume, a retry."""
         row_params = {
             "id": event.id,
             "source": event.source,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -161,10 +162,14 @@ def create_app(
     metrics: Metrics | None = None,
     own_store: bool = True,
     run_scheduler: bool = True,
+    http_process: int = 0,
 ) -> HooklineApp:
     """Build the app. With ``own_store`` its lifespan opens, migrates and closes the store;
-    with ``run_scheduler`` it runs the scheduler of ``[[schedules]]`` meanwhile."""
+    with ``run_scheduler`` it runs the scheduler of ``[[schedules]]`` meanwhile. Only HTTP
+    process 0 of a ``serve`` migrates and runs the scheduler; the others just serve."""
     metrics = metrics or Metrics()
+    metrics.http_process.labels(str(http_process)).set(os.getpid())
+    first = http_process == 0
 
     jobs = Jobs(settings, store, registry)
     schedules = Schedules(settings, store, jobs)
@@ -173,12 +178,13 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if own_store:
             await store.open()
-            await store.migrate()
-            await sessions.forget_other_tokens()
+            if first:  # the other HTTP processes start after process 0 has migrated
+                await store.migrate()
+                await sessions.forget_other_tokens()
         ticking: asyncio.Task[None] | None = None
-        if run_scheduler and settings.schedules:
-            # After the migrations; every serve process ticks (the store keeps one job per
-            # tick), so losing any one process loses no tick.
+        if run_scheduler and first and settings.schedules:
+            # After the migrations; every serve ticks (the store keeps one job per tick), so
+            # losing any one serve loses no tick. Within a serve, process 0 ticks.
             ticking = asyncio.create_task(Scheduler(schedules, store).run(), name="scheduler")
         try:
             yield

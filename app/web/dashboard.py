@@ -21,14 +21,14 @@ Templates autoescape; user data is never marked safe.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -49,6 +49,9 @@ from hookline.web.admin_api import (
 from hookline.web.auth import token_matches
 from hookline.web.lockout import LoginLimiter, client_of
 from hookline.web.session import Session, Sessions
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 from hookline.web.timeline import timeline
 
 PREFIX = "/admin"
@@ -97,19 +100,26 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
-templates = Environment(
-    loader=PackageLoader("hookline", "templates"),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-templates.filters.update(when=_when, iso=_iso, pretty=_pretty)
-templates.globals.update(duration=_duration, active_statuses=ACTIVE_RUN_STATUSES)
+@functools.cache
+def templates() -> Environment:
+    """Built on the first dashboard page: jinja2 costs each HTTP process about 8 MB, and
+    most of them never render a page."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(
+        loader=PackageLoader("hookline", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(when=_when, iso=_iso, pretty=_pretty)
+    env.globals.update(duration=_duration, active_statuses=ACTIVE_RUN_STATUSES)
+    return env
 
 
 def html(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    body = templates.get_template(name).render(**context)
+    body = templates().get_template(name).render(**context)
     return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
 
 

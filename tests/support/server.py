@@ -51,10 +51,12 @@ def base_config(
     secrets: dict[str, str] | None = None,
     api_keys: list[str] | None = None,
     schedules: list[dict[str, Any]] | None = None,
+    processes: int = 1,
 ) -> str:
     """A test config with one source per provider; ``pipeline`` adds/overrides keys,
     ``secrets`` is the ``[secrets]`` table, ``api_keys`` replaces ``[api] keys``,
-    ``schedules`` are ``[[schedules]]`` tables."""
+    ``schedules`` are ``[[schedules]]`` tables. One HTTP process unless ``processes`` says
+    otherwise (users get one per core): tests that count what one process saw stay exact."""
     pipe: dict[str, Any] = {
         "handlers": handlers or [],
         "workers": workers,
@@ -89,6 +91,7 @@ def base_config(
 host = "127.0.0.1"
 max_body_bytes = {max_body_bytes}
 graceful_timeout_seconds = 5
+processes = {processes}
 
 [storage]
 url = "{db_url}"

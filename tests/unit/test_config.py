@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,13 @@ def test_defaults_of_an_empty_file() -> None:
     assert pipeline.lease_seconds == 60
     assert pipeline.redelivery_resumes_failed is True
     assert settings.sources == [] and settings.schedules == []
+
+
+def test_http_processes_default_to_the_cores() -> None:
+    assert parse_settings({}, {}).server.process_count() == (os.cpu_count() or 1)
+    assert parse_settings({"server": {"processes": 3}}, {}).server.process_count() == 3
+    with pytest.raises(ConfigError, match=r"server\.processes"):
+        parse_settings({"server": {"processes": 0}}, {})
 
 
 def test_source_defaults() -> None:

@@ -101,11 +101,15 @@ def test_the_event_page_numbers_attempts_per_run() -> None:
     failures = [attempt(n, 10.0 + n, "failed") for n in range(1, 6)]
     steps = [StepRecord("charge", 0, "succeeded", 7, [*failures, attempt(6, 20.1, "succeeded")])]
     runs = timeline([run("run_a", 10.0, "failed", steps), run("run_b", 20.0, "succeeded", steps)])
-    page = templates.get_template("_live.html").render(
-        event=EventSummary("evt_1", "stripe", "p1", "t", "succeeded", 10.0, 1),
-        runs=runs,
-        session=None,
-        redact=lambda text: text,
+    page = (
+        templates()
+        .get_template("_live.html")
+        .render(
+            event=EventSummary("evt_1", "stripe", "p1", "t", "succeeded", 10.0, 1),
+            runs=runs,
+            session=None,
+            redact=lambda text: text,
+        )
     )
     newest, oldest = page.split('data-run="run_b"')[1].split('data-run="run_a"')
 

@@ -61,6 +61,42 @@ SELECT id, provider_event_id FROM events
 WHERE source = %(source)s AND body_sha256 = %(body_sha256)s AND received_at >= %(since)s
   AND provider_event_id <> %(provider_event_id)s
 ORDER BY received_at LIMIT 1;
+-- name: ingest_batch
+-- Group commit of ingests (hookline.store.pg_ingest): many events with their runs in ONE
+-- statement, run in autocommit mode, so one round trip is the whole transaction and its
+-- commit. Events are inserted in arrival order (their seq); a conflicting one is skipped and
+-- its caller handled alone afterwards. Runs are inserted only for the events inserted here,
+-- then the channels of their handlers are notified (delivered at commit, as notify_runs).
+-- Returns the ids of the events inserted.
+WITH input AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(sources)s::text[], %(event_ids)s::text[],
+                         %(types)s::text[], %(statuses)s::text[], %(received_at)s::float8[],
+                         %(headers)s::text[], %(bodies)s::bytea[])
+        WITH ORDINALITY AS t(id, source, provider_event_id, type, status, received_at,
+                             headers, body, n)
+), inserted AS (
+    INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body)
+    SELECT id, source, provider_event_id, type, status, received_at, headers, body
+    FROM input ORDER BY n
+    ON CONFLICT (source, provider_event_id) DO NOTHING
+    RETURNING id
+), new_runs AS (
+    INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
+                      available_at, concurrency_key, created_at, updated_at)
+    SELECT r.id, r.event_id, r.handler, 0, 'queued', 0, r.max_attempts, hookline_now(),
+           r.concurrency_key, hookline_now(), hookline_now()
+    FROM unnest(%(run_ids)s::text[], %(run_event_ids)s::text[], %(run_handlers)s::text[],
+                %(run_max_attempts)s::int[], %(run_keys)s::text[])
+             WITH ORDINALITY AS r(id, event_id, handler, max_attempts, concurrency_key, n)
+    WHERE r.event_id IN (SELECT id FROM inserted)
+    ORDER BY r.n
+    RETURNING handler
+), notified AS (
+    SELECT count(pg_notify('hookline_' || left(encode(sha256(convert_to(h, 'UTF8')), 'hex'), 32),
+                           ''))
+    FROM (SELECT DISTINCT handler AS h FROM new_runs) AS handlers
+)
+SELECT id, (SELECT count FROM notified) FROM inserted;
 
 -- name: event_id_by_key
 SELECT id FROM events WHERE source = %(source)s AND provider_event_id = %(provider_event_id)s;

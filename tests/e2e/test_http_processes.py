@@ -1,0 +1,137 @@
+"""``hookline serve --processes 2``: two HTTP processes on one port, supervised.
+
+Real processes on both backends: both answer on the one port (their PIDs differ), a
+``kill -9`` of the second one is followed by a restart while the acks go on, and SIGTERM
+drains every process (exit 0) with no acknowledged event lost. The scheduler runs once per
+``serve`` (in process 0), not once per process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+from itertools import count
+from pathlib import Path
+
+import httpx
+
+from tests.support import signing
+from tests.support.server import HooklineProcess, base_config
+
+SENDERS = 4
+PID_LINE = re.compile(r'^hookline_http_process_pid\{index="(\d+)"\} (\d+)', re.M)
+
+
+def wait_for_pids(server: HooklineProcess, want: int, timeout: float = 60) -> dict[int, int]:
+    """Index → PID of the HTTP processes, asked over fresh connections until ``want``
+    distinct processes have answered."""
+    seen: dict[int, int] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with httpx.Client(base_url=server.url, timeout=10) as client:  # a new connection
+            try:
+                text = client.get("/metrics").text
+            except httpx.TransportError:
+                continue  # one process just died; the listening socket is still there
+        seen.update((int(index), int(pid)) for index, pid in PID_LINE.findall(text))
+        if len(set(seen.values())) >= want:
+            return seen
+    raise AssertionError(f"only {seen} answered:\n{server.logs()[-3000:]}")
+
+
+class Senders:
+    """Threads posting fresh Stripe events, each on its own keep-alive connection, until
+    told to stop; a request cut off by a dying process is not an ack and is not retried."""
+
+    def __init__(self, server: HooklineProcess) -> None:
+        self.acked: set[str] = set()
+        self.refusals: list[int] = []
+        self._numbers = count()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._url = server.url
+        self._threads = [threading.Thread(target=self._run) for _ in range(SENDERS)]
+
+    def _run(self) -> None:
+        client = httpx.Client(base_url=self._url, timeout=15)
+        try:
+            while not self._stop.is_set():
+                body, headers = signing.stripe()
+                try:
+                    response = client.post("/webhooks/stripe", content=body, headers=headers)
+                except httpx.TransportError:
+                    client.close()  # a dead process's connection: start a new one
+                    client = httpx.Client(base_url=self._url, timeout=15)
+                    time.sleep(0.05)
+                    continue
+                with self._lock:
+                    if response.status_code == 200:
+                        self.acked.add(response.json()["id"])
+                    else:
+                        self.refusals.append(response.status_code)
+        finally:
+            client.close()
+
+    def acks(self) -> int:
+        with self._lock:
+            return len(self.acked)
+
+    def wait_for_more(self, more: int, timeout: float = 60) -> None:
+        target = self.acks() + more
+        deadline = time.monotonic() + timeout
+        while self.acks() < target:
+            assert time.monotonic() < deadline, f"acks stalled at {self.acks()}"
+            time.sleep(0.05)
+
+    def __enter__(self) -> Senders:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+
+def stored_ids(server: HooklineProcess) -> set[str]:
+    with server.admin() as admin:
+        return {e["id"] for e in signing.list_events(admin)}
+
+
+def test_two_processes_share_the_port_survive_kill_9_and_drain_on_sigterm(
+    tmp_path: Path, db_url: str
+) -> None:
+    schedules = [{"name": "often", "every": "1s", "job": "tick"}]
+    handlers = ["tests.e2e.schedule_handlers"]
+    config = base_config(db_url, processes=1, handlers=handlers, schedules=schedules)
+    # the flag overrides [server] processes
+    server = HooklineProcess(tmp_path, config, extra_args=("--processes", "2")).start()
+    try:
+        pids = wait_for_pids(server, 2)
+        assert set(pids) == {0, 1}
+        assert server.proc is not None and pids[0] == server.proc.pid  # process 0 is `serve`
+
+        with Senders(server) as senders:
+            senders.wait_for_more(100)
+            os.kill(pids[1], signal.SIGKILL)  # mid-burst
+            deadline = time.monotonic() + 60
+            while (restarted := wait_for_pids(server, 2))[1] == pids[1]:
+                assert time.monotonic() < deadline, "process 1 was not restarted"
+            assert restarted[0] == pids[0]
+            senders.wait_for_more(100)  # acks go on, on both processes
+            status = server.terminate(timeout=60)  # the senders are still mid-request
+        assert status == 0, server.logs()[-3000:]
+        assert set(senders.refusals) <= {503}, senders.refusals
+        logs = server.logs()
+        assert "http process exited; restarting" in logs
+        assert logs.count('"msg":"scheduler started"') == 1, "only process 0 runs the scheduler"
+
+        server.start()  # on the same database
+        missing = senders.acked - stored_ids(server)
+        assert not missing, f"{len(missing)} of {len(senders.acked)} acked events were lost"
+    finally:
+        server.stop()
