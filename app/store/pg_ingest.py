@@ -99,11 +99,11 @@ class IngestBatcher:
     async def _commit_batch(self, batch: list[_Pending]) -> None:
         first: list[_Pending] = []  # the first event of each key: the statement's rows
         later: list[_Pending] = []
-        keys: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str]] = set()  # (source, provider event id): the dedupe key
         for item in batch:
-            key = (item.event.source, item.event.provider_event_id)
-            (later if key in keys else first).append(item)
-            keys.add(key)
+            dedupe = (item.event.source, item.event.provider_event_id)
+            (later if dedupe in seen else first).append(item)
+            seen.add(dedupe)
         try:
             inserted = await self._write(batch_params([item.event for item in first]))
         except Exception:  # each caller gets its own answer or error below
