@@ -61,6 +61,7 @@ class Counters:
     tried: int = 0
     acked: int = 0
     errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)  # no HTTP answer: why
     statuses: dict[int, int] = field(default_factory=dict)
     pruned: int = 0
     prunes: list[dict[str, Any]] = field(default_factory=list)
@@ -223,8 +224,10 @@ async def send_all(
     async def one(i: int) -> None:
         try:
             status = await _send(pool, requests.build(i))
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             c.errors += 1
+            kind = type(exc).__name__
+            c.error_kinds[kind] = c.error_kinds.get(kind, 0) + 1
             return
         finally:
             slots.release()
@@ -360,6 +363,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "events_acked": c.acked,
         "statuses": {str(k): v for k, v in sorted(c.statuses.items())},
         "errors": c.errors,
+        "error_kinds": c.error_kinds,
         "five_xx": sum(v for k, v in c.statuses.items() if k >= 500),
         "send_seconds": round(sent_seconds, 1),
         "drain_seconds": round(drain_seconds, 1),
@@ -463,7 +467,7 @@ def print_summary(result: dict[str, Any], summary: dict[str, Any]) -> None:
     print("\nSoak summary")
     for key in (
         "events_offered", "rate", "requests_tried", "events_acked", "statuses", "errors",
-        "five_xx", "acked_found_in_db", "acked_pruned_after_success", "acked_lost",
+        "error_kinds", "five_xx", "acked_found_in_db", "acked_pruned_after_success", "acked_lost",
         "acked_not_completed", "duplicate_side_effects", "pruned", "prune_runs",
         "prune_failures", "prune_seconds_max", "send_seconds", "drain_seconds",
         "generator_max_lag_s", "db_bytes_end",
