@@ -54,11 +54,21 @@ class _OpFailed(Exception):
     """An op of an optimistic (savepoint-free) batch raised; the batch was rolled back."""
 
 
-def connect(path: str, *, busy_timeout_ms: int = 30_000) -> sqlite3.Connection:
+#: The WAL is cut back to this size whenever a checkpoint restarts it. Without a limit it
+#: keeps the size of its largest burst for good: a long read (a prune, a big admin query)
+#: stops checkpoints from restarting it, it grows meanwhile and never shrinks (a soak of
+#: a million events left 184 MiB).
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+def connect(
+    path: str, *, busy_timeout_ms: int = 30_000, wal_size_limit: int = WAL_SIZE_LIMIT_BYTES
+) -> sqlite3.Connection:
     """A connection configured the way every hookline SQLite connection must be."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA journal_size_limit = {int(wal_size_limit)}")
     # FULL: a commit is on disk before it returns, so an ack survives an OS crash.
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")

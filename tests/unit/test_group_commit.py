@@ -339,3 +339,21 @@ async def test_a_bad_row_fails_only_its_own_caller(writer: GroupCommitWriter, db
             "ok1",
             "ok2",
         ]
+
+
+def test_the_wal_shrinks_back_to_its_limit_after_a_long_read_held_it(tmp_path: Path) -> None:
+    path = str(tmp_path / "wal.db")
+    limit = 256 * 1024
+    writer = connect(path, wal_size_limit=limit)
+    writer.execute("CREATE TABLE t (x BLOB)")
+    reader = connect(path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM t").fetchone()  # a snapshot: no checkpoint restarts
+    for _ in range(200):
+        writer.execute("INSERT INTO t VALUES (randomblob(8192))")
+    wal = Path(path + "-wal")
+    assert wal.stat().st_size > 4 * limit  # grew past the limit while the read was open
+    reader.execute("COMMIT")
+    writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    writer.execute("INSERT INTO t VALUES (1)")  # restarts the WAL, cutting it to the limit
+    assert wal.stat().st_size <= limit
