@@ -54,8 +54,10 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
+# Two test processes: most of the suite's time is spent waiting on the servers it starts.
+# A test file stays on one process (--dist loadfile), with its module-scoped servers.
 test: install-dev browser nextjs lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 fmt: install-dev
 	$(BIN)/ruff format app providers tests bench examples scripts

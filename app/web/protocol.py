@@ -135,9 +135,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             if self._refusal is not None:
                 self._close_with(*self._refusal)
                 return
-            msg = "Invalid HTTP request received."
-            self.logger.warning(msg)
-            self.send_400_response(msg)
+            # uvicorn answers text/plain here; every answer of hookline's is JSON
+            detail = "not a valid HTTP/1.1 request (request line, headers or framing)"
+            self._close_with("invalid_http", refusal_bytes(400, "invalid_request", detail))
 
     # -- parser callbacks ---------------------------------------------------------------
     def on_message_begin(self) -> None:

@@ -147,6 +147,19 @@ def test_more_than_100_headers_is_431(edge_server: HooklineProcess) -> None:
     assert 'hookline_http_refused_total{reason="too_many_headers"} 1.0' in metrics
 
 
+def test_a_malformed_request_is_a_json_400(edge_server: HooklineProcess) -> None:
+    # an unknown transfer coding: the parser refuses it (uvicorn would answer text/plain)
+    with connect(edge_server) as sock:
+        sock.sendall(
+            b"POST /jobs/report HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: redacted\r\n"
+            b"Content-Length: 2\r\n\r\n{}"
+        )
+        answer = read_answer(sock)
+    assert status_of(answer) == 400
+    assert b"content-type: application/json" in answer.lower()
+    assert b'"invalid_request"' in answer
+
+
 def test_100_headers_are_fine(edge_server: HooklineProcess) -> None:
     headers = b"".join(b"X-H%d: 1\r\n" % i for i in range(98))  # + Host, Connection = 100
     with connect(edge_server) as sock:
