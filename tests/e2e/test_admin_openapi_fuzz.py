@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
@@ -125,15 +124,4 @@ def test_fuzzed_admin_requests_conform(
 
         strategy = st.tuples(strategy, st.integers(0, len(stored))).map(lambda t: known(*t))
 
-    @given(case=strategy)
-    @settings(
-        max_examples=fuzz.EXAMPLES or 8,
-        deadline=None,
-        database=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
-    def check(case: Any) -> None:
-        case.call_and_validate(headers=AUTH)
-
-    check()
+    fuzz.call_and_validate_each(strategy, AUTH, examples=8)

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
 from tests.support import fuzz
@@ -74,15 +73,4 @@ def test_fuzzed_requests_conform(
     if mode is GenerationMode.POSITIVE:  # a key used with another payload is a 422 by design
         strategy = strategy.map(_fresh_key)
 
-    @given(case=strategy)
-    @settings(
-        max_examples=fuzz.EXAMPLES or 10,
-        deadline=None,
-        database=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
-    def check(case: Any) -> None:
-        case.call_and_validate(headers=AUTH)
-
-    check()
+    fuzz.call_and_validate_each(strategy, AUTH, examples=10)

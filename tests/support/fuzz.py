@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from tests.support.pg import cloned_database
 
@@ -29,3 +32,22 @@ def database(request: pytest.FixtureRequest, workdir: Path) -> Iterator[str]:
         return
     with cloned_database(request.getfixturevalue("pg_template")) as url:
         yield url
+
+
+def call_and_validate_each(
+    strategy: st.SearchStrategy[Any], headers: Mapping[str, str], examples: int
+) -> None:
+    """Send each generated case to the live server; its answer must match the schema."""
+
+    @given(case=strategy)
+    @settings(
+        max_examples=EXAMPLES or examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    def check(case: Any) -> None:
+        case.call_and_validate(headers=dict(headers))
+
+    check()
