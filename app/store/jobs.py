@@ -63,21 +63,12 @@ def _notify(runs: Sequence[NewRun]) -> Sql:
     return Sql("job_notify", {"handlers": sorted({run.handler for run in runs})})
 
 
-def _job_fields(job: NewJob, due: float) -> str:
-    """The event's ``job`` column: what a job has beyond an event, and its first run (which
-    ``job_insert`` stores with the event: SQLite by trigger, PostgreSQL in a ``WITH``)."""
-    run = job.runs[0] if job.runs else None
-    fields = {
-        "key": job.idempotency_key,
-        "fingerprint": job.fingerprint,
-        "runAt": job.run_at,
-        "dueAt": due,  # SQLite's trigger: the first run's due time, by the store's clock
-        "runId": run.id if run else None,
-        "handler": run.handler if run else None,
-        "maxAttempts": run.max_attempts if run else None,
-        "concurrencyKey": run.concurrency_key if run else None,
-    }
-    return orjson.dumps(fields).decode()
+def _job_fields(job: NewJob) -> str:
+    """The event's ``job`` column: what a job has beyond an event (its first run is a row of
+    ``runs``, stored by the same transaction)."""
+    return orjson.dumps(
+        {"key": job.idempotency_key, "fingerprint": job.fingerprint, "runAt": job.run_at}
+    ).decode()
 
 
 def _fingerprint(job_column: str | None) -> str | None:
@@ -97,6 +88,7 @@ def prepare(job: NewJob, now: float | None = None) -> Sql:
     return Sql(
         "job_insert",
         {
+            # the events columns, in job_insert's order (SQLite's fast path binds them so)
             "id": job.id,
             "source": JOB_SOURCE,
             "provider_event_id": provider_event_id,
@@ -105,26 +97,36 @@ def prepare(job: NewJob, now: float | None = None) -> Sql:
             "received_at": job.created_at,
             "headers": orjson.dumps(job.headers).decode(),
             "body": job.payload,
-            "job": _job_fields(job, clock + max(0.0, job.run_at - job.created_at)),
-            # the first run's fields, for PostgreSQL's WITH (SQLite's trigger reads `job`)
+            "job": _job_fields(job),
+            # the first run's fields (PostgreSQL's WITH; SQLite's job_insert_first_run)
             "run_id": job.runs[0].id if job.runs else None,
             "run_handler": job.runs[0].handler if job.runs else None,
             "run_max_attempts": job.runs[0].max_attempts if job.runs else None,
             "run_concurrency_key": job.runs[0].concurrency_key if job.runs else None,
             "run_at": job.run_at,
+            "due_at": clock + max(0.0, job.run_at - job.created_at),  # by the store's clock
             "clock": clock,  # not a column: what the program's later statements count from
         },
     )
+
+
+#: ``job_insert``'s columns, in its order (SQLite's ``job_insert_positional``)
+INSERT_COLUMNS = (
+    "id", "source", "provider_event_id", "type", "status", "received_at", "headers", "body",
+    "job",
+)  # fmt: skip
 
 
 def enqueue(job: NewJob, insert: Sql) -> Program[EnqueueResult]:
     """Store ``job`` (``insert`` = ``prepare(job, now)``): see the module docstring."""
     provider_event_id = insert.params["provider_event_id"]
     clock: float = insert.params["clock"]
-    due = clock + max(0.0, job.run_at - job.created_at)
+    due: float = insert.params["due_at"]
     status: EventStatus = "queued" if job.runs else "unhandled"
     for _ in range(_MAX_TRIES):
-        if (yield insert):  # the event and its first run
+        if (yield insert):  # the event (and, on PostgreSQL, its first run)
+            if job.runs:
+                yield Sql("job_insert_first_run", insert.params)
             for run in job.runs[1:]:
                 yield _run_params(run, job.id, 0, due, clock)
             if job.runs:

@@ -36,6 +36,7 @@ from hookline.store.base import (
     EnqueueResult,
     EventFilter,
     EventRecord,
+    EventStatus,
     EventSummary,
     IngestResult,
     JobRecord,
@@ -348,8 +349,23 @@ class SQLiteStore:
     async def enqueue_job(self, job: NewJob) -> EnqueueResult:
         # built here, not on the writer thread; due by the store's clock (hookline.store.jobs)
         insert = jobs.prepare(job, self._clock())
+        columns = tuple(insert.params[name] for name in jobs.INSERT_COLUMNS)
+        due: float = insert.params["due_at"]
+        now: float = insert.params["clock"]
 
         def op(conn: sqlite3.Connection) -> EnqueueResult:
+            # The common case, a new key, in two positional statements like a webhook's
+            # (the writer thread is the SQLite ingest's bottleneck); a taken key runs the
+            # program, which decides replayed / resumed / key_reused.
+            if conn.execute(Q["job_insert_positional"], columns).rowcount == 1:
+                for run in job.runs:
+                    conn.execute(
+                        Q["insert_run"],
+                        (run.id, job.id, run.handler, 0, run.max_attempts, due,
+                         run.concurrency_key, now, now),
+                    )  # fmt: skip
+                status: EventStatus = "queued" if job.runs else "unhandled"
+                return EnqueueResult(job.id, "created", status, tuple(r.id for r in job.runs))
             return run_sync(jobs.enqueue(job, insert), conn, STATEMENTS)
 
         return await self._writer.run(op)

@@ -90,6 +90,25 @@ async def test_a_job_is_stored_as_an_event_of_source_jobs(store: Store) -> None:
     assert [e.id for e in listed] == [job.id]
 
 
+async def test_every_run_of_a_job_is_stored_due_at_its_delay(store: Store) -> None:
+    # SQLite stores a new key's job on a fast path of its own, PostgreSQL in one statement
+    # plus one per further run: both must give each run, each due after the delay.
+    job = new_job(key="k-runs", at=T0, run_at=T0 + 300)
+    second = NewRun(job.runs[0].id + "b", "reports:archive", 2, "tenant-1")
+    job = NewJob(**{**{f: getattr(job, f) for f in job.__slots__}, "runs": [*job.runs, second]})
+    result = await store.enqueue_job(job)
+    assert result.outcome == "created" and result.run_ids == (job.runs[0].id, second.id)
+    record = await store.get_job(job.id)
+    assert record is not None
+    runs = {run.id: run for run in record.runs}
+    assert set(runs) == {job.runs[0].id, second.id}
+    assert (runs[second.id].handler, runs[second.id].max_attempts) == ("reports:archive", 2)
+    assert runs[second.id].concurrency_key == "tenant-1"
+    assert all(run.status == "queued" and near_now(run.available_at - 300) for run in runs.values())
+    again = await store.enqueue_job(new_job(key="k-runs", payload=json.loads(job.payload)))
+    assert (again.job_id, again.outcome) == (job.id, "replayed")
+
+
 async def test_a_delayed_job_is_not_claimed_before_its_time(store: Store) -> None:
     later = new_job(at=T0, run_at=T0 + 300)
     await store.enqueue_job(later)

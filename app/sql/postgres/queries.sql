@@ -415,6 +415,9 @@ WITH event AS (
 )
 SELECT id FROM event;
 
+-- name: job_insert_first_run
+-- Nothing to do: job_insert inserted the first run in its WITH.
+
 -- name: job_insert_run
 -- Due by the database's clock: `available_at - now` is the delay the caller asked for.
 INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,

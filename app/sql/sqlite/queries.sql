@@ -144,13 +144,29 @@ ON CONFLICT (id) DO UPDATE SET stats = excluded.stats;
 -- Jobs (app/store/jobs.py runs these on either dialect; named parameters). ----------------
 
 -- name: job_insert
--- The job's event, and its first run by trigger job_first_run (0003_jobs.sql); nothing at
--- all when its key is taken (no row returned).
+-- The job's event (its first run follows: job_insert_first_run); nothing at all when its
+-- key is taken (no row returned). hookline.store.sqlite binds the same columns by position
+-- on its fast path (job_insert_positional).
 INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body,
                     job)
 VALUES (:id, :source, :provider_event_id, :type, :status, :received_at, :headers, :body, :job)
 ON CONFLICT (source, provider_event_id) DO NOTHING
 RETURNING id;
+
+-- name: job_insert_positional
+-- job_insert with positional parameters, in its column order: the writer thread binds a
+-- tuple faster than a mapping of names.
+INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers, body,
+                    job)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (source, provider_event_id) DO NOTHING;
+
+-- name: job_insert_first_run
+-- The first run of a job just inserted (PostgreSQL's job_insert inserts it in its WITH).
+INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
+                  available_at, concurrency_key, created_at, updated_at)
+VALUES (:run_id, :id, :run_handler, 0, 'queued', 0, :run_max_attempts, :due_at,
+        :run_concurrency_key, :clock, :clock);
 
 -- name: job_insert_run
 INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
