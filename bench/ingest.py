@@ -20,6 +20,11 @@ What it does, in about a minute:
 3. Prints a table (hookline, baseline, ratio) and writes the figures as JSON to
    ``bench/results/``.
 
+``--bare`` adds the framework's ceiling (uvicorn + Starlette answering a constant 200, with
+``--processes`` processes), ``--bullmq`` the Express + BullMQ receiver of ``bench/bullmq``
+(one Node process, Redis; ``npm install`` on first use), each loaded the same way in the
+same run; ``--postgres URL`` runs hookline on a fresh database of that server.
+
 Only loopback addresses are used, the event count and durations are bounded, and
 every process started here is stopped here.
 """
@@ -310,6 +315,42 @@ class Baseline(Target):
         # A bad signature proves the app, its lifespan and its database are up.
         answer = client.post(PATH, content=b"{}", headers={"Stripe-Signature": "t=1,v1=00"})
         return answer.status_code == 400
+
+
+@dataclass
+class ExpressBullmq(Target):
+    """Express verifying with the ``stripe`` package, then BullMQ's ``queue.add`` on the local
+    Redis (``bench/bullmq/bench.js receiver``, one Node process; no workers run, so every
+    acknowledged job waits in the queue's list). Not durable: Redis here keeps nothing on disk.
+    """
+
+    ack_field = "id"
+
+    def __post_init__(self) -> None:
+        from pipeline_e2e import BULLMQ_DIR, npm_install
+
+        npm_install()
+        self.root = BULLMQ_DIR
+        self.prefix = f"hlingest{os.getpid()}_{self.port}"
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        env = {"PORT": str(self.port), "STRIPE_SECRET": SECRET, "PREFIX": self.prefix}
+        return ["node", "bench.js", "receiver"], {**env, "QUEUE": "ingest"}
+
+    def ready(self, client: httpx.Client) -> bool:
+        answer = client.post(PATH, content=b"{}", headers={"Stripe-Signature": "t=1,v1=00"})
+        return answer.status_code == 400
+
+    def stored_ids(self) -> set[str]:
+        from pipeline_e2e import REDIS_DB, REDIS_PORT, Redis
+
+        redis = Redis(REDIS_PORT, REDIS_DB)
+        try:
+            waiting = redis.cmd("LRANGE", f"{self.prefix}:ingest:wait", "0", "-1")
+            redis.delete_prefix(self.prefix)
+        finally:
+            redis.close()
+        return set(waiting)
 
 
 # -- /proc --------------------------------------------------------------------------------------
@@ -885,6 +926,9 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=1, help="HTTP processes (and bare's)")
     parser.add_argument("--bare", action="store_true", help="+ bare uvicorn+Starlette ceiling")
     parser.add_argument(
+        "--bullmq", action="store_true", help="+ Express + BullMQ receiver (bench/bullmq, Redis)"
+    )
+    parser.add_argument(
         "--postgres",
         default="",
         metavar="ADMIN_URL",
@@ -948,6 +992,8 @@ def main() -> int:
             bare = Bare("bare", work)
             bare.processes = args.processes
             targets.append(bare)
+        if args.bullmq:
+            targets.append(ExpressBullmq("bullmq", work))
         if not args.no_baseline:
             targets.append(Baseline("baseline", work))
         for target in targets:
@@ -975,6 +1021,13 @@ def main() -> int:
         print(f"\nhookline / bare uvicorn+Starlette ({args.processes} processes): {share:.0%}")
         rss = results["hookline"]["group_rss_kib"] / 1024, bare["group_rss_kib"] / 1024
         print(f"RSS of all processes: hookline {rss[0]:.0f} MiB, bare {rss[1]:.0f} MiB")
+    bullmq = results.get("bullmq")
+    if bullmq:
+        times = results["hookline"]["saturation"]["accepted_per_s"] / max(
+            1.0, bullmq["saturation"]["accepted_per_s"]
+        )
+        results["times_bullmq"] = round(times, 2)
+        print(f"hookline / Express+BullMQ receiver: {times:.2f}x")
     print("\n" + table(results["hookline"], base))
     print("\n" + target_checks(results))
     out = args.out / f"ingest-{stamp}.json"
