@@ -114,6 +114,9 @@ def test_two_processes_share_the_port_survive_kill_9_and_drain_on_sigterm(
         pids = wait_for_pids(server, 2)
         assert set(pids) == {0, 1}
         assert server.proc is not None and pids[0] == server.proc.pid  # process 0 is `serve`
+        # and it is no longer the CLI: it replaced itself (same pid) with the slim entry point
+        cmdline = Path(f"/proc/{server.proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:4] == [b"-m", b"hookline.child", b"serve"], cmdline
 
         with Senders(server) as senders:
             senders.wait_for_more(100)
