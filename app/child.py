@@ -13,6 +13,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hookline.config import Settings
+    from hookline.fork import ForkedChild
+    from hookline.pipeline import Registry
 
 SUPERVISOR_ENV = "HOOKLINE_SUPERVISOR_PID"
 
@@ -31,6 +37,32 @@ def exec_serve(config: str, *, host: str, port: int, workers: int, processes: in
     sys.stderr.flush()
     args = ["serve", config, host, str(port), str(workers), str(processes)]
     os.execv(sys.executable, [sys.executable, "-m", "hookline.child", *args])
+
+
+def child_environment(config: str, supervisor: int) -> None:
+    """What a child's environment says (``ChildProcesses`` passes the same to the ones it
+    starts with ``python -m hookline.child``)."""
+    os.environ["HOOKLINE_CONFIG"] = config
+    os.environ[SUPERVISOR_ENV] = str(supervisor)
+
+
+def _fork_workers(
+    settings: Settings, registry: Registry, config: str, workers: int
+) -> list[ForkedChild] | None:
+    """The workers, forked from this process (``hookline.fork``); None if it is not safe."""
+    from hookline.fork import can_fork, fork
+
+    if workers <= 0 or not can_fork():
+        return None
+    serve = os.getpid()
+
+    def worker() -> None:
+        from hookline.worker import run_worker_process
+
+        child_environment(config, serve)
+        run_worker_process(settings, registry, serve)
+
+    return [fork("hookline-worker", worker) for _ in range(workers)]
 
 
 def main(argv: list[str]) -> int:
@@ -55,11 +87,13 @@ def main(argv: list[str]) -> int:
 
         run_worker_process(settings, registry, supervisor_pid())
     elif kind == "serve":
+        host, port, workers, processes = argv[2], int(argv[3]), int(argv[4]), int(argv[5])
+        # The workers are forked now, before serve imports the HTTP stack they never use.
+        forked = _fork_workers(settings, registry, str(config), workers)
         from hookline.serve import run_server
 
-        host, port, workers, processes = argv[2], int(argv[3]), int(argv[4]), int(argv[5])
         run_server(settings, registry, config_path=str(config), host=host, port=port,
-                   workers=workers, processes=processes)  # fmt: skip
+                   workers=workers, processes=processes, forked_workers=forked)  # fmt: skip
     else:
         from hookline.serve import run_http_process
 

@@ -153,7 +153,11 @@ async def push(
 
 
 def _role(pid: int) -> str:
-    """serve, http N or worker, from the command line."""
+    """serve, http N or worker: from the name a forked child gives itself
+    (hookline-worker, hookline-http-N), else from the command line."""
+    comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    if comm.startswith("hookline-"):
+        return comm.removeprefix("hookline-").replace("-", " ")
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     words = [a.decode(errors="replace") for a in argv if a]
     if "hookline.child" in words:
