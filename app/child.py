@@ -13,7 +13,6 @@ a config that became invalid since (edited, then a child restarted) exits 2 with
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -95,9 +94,10 @@ def _run(argv: list[str], settings: Settings, forked: list[ForkedChild] | None =
         registry = load_handlers(settings.pipeline.handlers)
     except (ConfigError, StartupError) as exc:
         print(f"hookline: {exc}", file=sys.stderr)
-        for proc in forked or ():
-            proc.send_signal(signal.SIGTERM)
-            proc.wait()
+        if forked:
+            from hookline.fork import stop
+
+            stop(forked, settings.pipeline.shutdown_grace_seconds)
         return 2
     configure_logging(redact=Redactor(settings.secret_values()))
     if kind == "worker":

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 log = logging.getLogger("hookline.serve")
 
@@ -61,6 +61,19 @@ class ForkedChild:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def stop(children: Sequence[ForkedChild], grace: float) -> None:
+    """SIGTERM each child, wait up to ``grace`` seconds for them all, then SIGKILL."""
+    for child in children:
+        child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def can_fork() -> bool:

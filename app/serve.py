@@ -30,6 +30,7 @@ import uvicorn
 from hookline.child import SUPERVISOR_ENV, child_environment
 from hookline.config import Settings
 from hookline.fork import ForkedChild, can_fork, fork
+from hookline.fork import stop as stop_forked
 from hookline.metrics import Metrics
 from hookline.pipeline import Registry
 from hookline.store import open_store
@@ -179,6 +180,7 @@ def run_server(
     try:
         sock = config.bind_socket()  # bound once, here; the other HTTP processes inherit it
     except SystemExit:  # uvicorn logged why (e.g. the port is in use)
+        stop_forked(forked_workers or (), settings.pipeline.shutdown_grace_seconds)
         sys.exit(1)
     server = uvicorn.Server(config)
     http: ChildProcesses | None = None

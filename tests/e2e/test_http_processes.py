@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from itertools import count
@@ -182,3 +183,30 @@ def test_the_first_children_are_forked_from_serve_and_share_its_memory(
         assert server.terminate(timeout=60) == 0, server.logs()[-3000:]
     finally:
         server.stop()
+
+
+def _group(pgid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid and "zombie" not in (
+                    (entry / "status").read_text().split("State:")[1].split("\n")[0].lower()
+                ):
+                    found.append(int(entry.name))
+            except (OSError, IndexError):
+                continue
+    return found
+
+
+def test_a_port_in_use_exits_1_and_leaves_no_worker_behind(tmp_path: Path, sqlite_url: str) -> None:
+    """The workers are forked before the port is bound: when the bind fails, serve stops
+    them before it exits 1, rather than leaving them to notice their supervisor is gone."""
+    server = HooklineProcess(tmp_path, base_config(sqlite_url, processes=2, workers=2))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", server.port))
+        taken.listen()
+        server.start(wait=False)
+        assert server.proc is not None
+        assert server.proc.wait(timeout=60) == 1, server.logs()[-3000:]
+        assert _group(server.proc.pid) == [], server.logs()[-3000:]
