@@ -80,9 +80,12 @@ def can_fork() -> bool:
     """Only a process with a single thread (none started by Python, a handler module or a C
     library) is safe to fork."""
     try:
-        return len(os.listdir("/proc/self/task")) == 1
+        threads = len(os.listdir("/proc/self/task"))
     except OSError:  # not Linux: start children the ordinary way
         return False
+    if threads > 1:  # e.g. a handler module started one at import: correct, just more memory
+        log.info("children start as new interpreters, not forked", extra={"threads": threads})
+    return threads == 1
 
 
 def fork(name: str, run: Callable[[], None]) -> ForkedChild:
