@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -235,7 +236,15 @@ def print_memory(idle: dict[str, tuple[int, int]], rss: PeakRss) -> None:
         )
 
 
+def children_cpu_seconds() -> float:
+    """User + system CPU of the processes this one has reaped, and of everything they reaped
+    (serve reaps its HTTP processes and workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def run_hookline(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    cpu_before = children_cpu_seconds()
     db = workdir / "e2e.db"
     config = base_config(
         f"sqlite:///{db}",
@@ -297,6 +306,11 @@ async def run_hookline(args: argparse.Namespace, workdir: Path) -> dict[str, Any
         if reader is not None:
             reader.close()
         server.stop()
+    # the whole run, startup and drain included: every process, once serve has exited
+    cpu = children_cpu_seconds() - cpu_before
+    out["cpu_seconds_all_processes"] = round(cpu, 2)
+    per_1000 = cpu / args.events * 1000
+    print(f"hookline: CPU of every process {cpu:.1f} s ({per_1000:.2f} s per 1000 events)")
     return out
 
 
