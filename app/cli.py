@@ -157,7 +157,7 @@ def serve(
     Pending database migrations are applied first, so a new database needs no
     `hookline migrate`.
     """
-    from hookline.serve import run_server
+    from hookline.child import exec_serve
 
     settings = settings_from(config)
     registry = registry_from(settings)
@@ -167,10 +167,10 @@ def serve(
         raise fail(f"invalid config: {exc}") from None
     start_logging(settings)
     database_from(settings)  # before any process starts: workers never race the migration
-    run_server(
-        settings,
-        registry,
-        config_path=str(resolve_config_path(config, os.environ)),
+    # Everything is checked: this process becomes the slim serve (same pid, so the same
+    # process group and parent), without typer, rich and the other commands' modules.
+    exec_serve(
+        str(resolve_config_path(config, os.environ)),
         host=host or settings.server.host,
         port=settings.server.port if port is None else port,
         workers=settings.pipeline.workers if workers is None else workers,

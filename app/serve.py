@@ -11,6 +11,7 @@ them to drain within their grace time, then SIGKILL what is left).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import logging
 import os
@@ -20,14 +21,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Any
 
 import uvicorn
 
-from hookline.child import SUPERVISOR_ENV
+from hookline.child import SUPERVISOR_ENV, child_environment
 from hookline.config import Settings
+from hookline.fork import ForkedChild, can_fork, fork
+from hookline.fork import stop as stop_forked
 from hookline.metrics import Metrics
 from hookline.pipeline import Registry
 from hookline.store import open_store
@@ -35,6 +38,8 @@ from hookline.web.app import create_app
 from hookline.web.limits import InFlightLimit
 
 log = logging.getLogger("hookline.serve")
+
+Child = subprocess.Popen[bytes] | ForkedChild
 
 
 class ChildProcesses:
@@ -51,20 +56,25 @@ class ChildProcesses:
         commands: list[list[str]],
         config_path: str,
         pass_fds: tuple[int, ...] = (),
+        first: Sequence[Child] | None = None,
     ) -> None:
+        """``first``: the children already started (forked, ``hookline.fork``), one per
+        command; else each command is run. A restart always runs its command."""
         self.kind = kind
         # Children stop by themselves if this process dies without stopping them (kill -9).
         self._env = {**os.environ, "HOOKLINE_CONFIG": config_path, SUPERVISOR_ENV: str(os.getpid())}
         self._commands = commands
         self._pass_fds = pass_fds
-        self.procs = [self._spawn(index) for index in range(len(commands))]
+        self.procs: list[Child] = (
+            list(first) if first else [self._spawn(index) for index in range(len(commands))]
+        )
         self._stopping = threading.Event()
         self._monitor = threading.Thread(
             target=self._watch, name=f"hookline-{kind.replace(' ', '-')}", daemon=True
         )
         self._monitor.start()
 
-    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+    def _spawn(self, index: int) -> Child:
         return subprocess.Popen(self._commands[index], env=self._env, pass_fds=self._pass_fds)
 
     def _watch(self) -> None:
@@ -160,15 +170,17 @@ def run_server(
     port: int,
     workers: int,
     processes: int,
+    forked_workers: Sequence[ForkedChild] | None = None,
 ) -> None:
     """HTTP process 0 (this one: migrations, the scheduler, the supervisor) and, with
     ``processes`` > 1, the other HTTP processes on the same listening socket, plus the
-    worker processes."""
+    worker processes (``forked_workers``: already started, else started here)."""
     app, metrics = _app(settings, registry, 0)
     config = uvicorn_config(settings, app, metrics, host, port)
     try:
         sock = config.bind_socket()  # bound once, here; the other HTTP processes inherit it
     except SystemExit:  # uvicorn logged why (e.g. the port is in use)
+        stop_forked(forked_workers or (), settings.pipeline.shutdown_grace_seconds)
         sys.exit(1)
     server = uvicorn.Server(config)
     http: ChildProcesses | None = None
@@ -181,10 +193,11 @@ def run_server(
         commands = [
             _child("http", config_path, str(fd), str(index)) for index in range(1, processes)
         ]
-        http = ChildProcesses("http process", commands, config_path, pass_fds=(fd,))
+        first = _fork_http(settings, registry, config_path, fd, processes)
+        http = ChildProcesses("http process", commands, config_path, pass_fds=(fd,), first=first)
     if workers > 0:
         procs = ChildProcesses("worker", [_child("worker", config_path)] * workers,
-                               config_path)  # fmt: skip
+                               config_path, first=forked_workers)  # fmt: skip
     log.info(
         "serving", extra={"host": host, "port": port, "processes": processes, "workers": workers}
     )
@@ -199,6 +212,25 @@ def run_server(
             procs.stop(settings.pipeline.shutdown_grace_seconds)
     if not server.started:
         sys.exit(1)
+
+
+def _fork_http(
+    settings: Settings, registry: Registry, config_path: str, fd: int, processes: int
+) -> list[ForkedChild] | None:
+    """HTTP processes 1 … P-1 forked from this one (``hookline.fork``): it has imported
+    everything they run, and not started a thread yet. None if that is not so."""
+    if not can_fork():
+        return None
+    serve = os.getpid()
+
+    def http(index: int) -> None:
+        child_environment(config_path, serve)
+        run_http_process(settings, registry, fd=fd, index=index, supervisor_pid=serve)
+
+    return [
+        fork(f"hookline-http-{index}", functools.partial(http, index))
+        for index in range(1, processes)
+    ]
 
 
 def _http_protocol(settings: Settings, metrics: Metrics) -> Any:

@@ -210,11 +210,15 @@ def print_table(r: dict[str, Any]) -> None:
 
 
 def worker_children(pid: int) -> list[int]:
-    """The worker processes among serve's children (the others are HTTP processes)."""
+    """The worker processes among serve's children (the others are HTTP processes): forked
+    ones are named hookline-worker, restarted ones run ``hookline.child worker``."""
     found = []
     for child in children(pid):
         with contextlib.suppress(OSError):
-            if b"\0worker\0" in Path(f"/proc/{child}/cmdline").read_bytes():
+            proc = Path(f"/proc/{child}")
+            if (proc / "comm").read_text().strip() == "hookline-worker" or (
+                b"\0worker\0" in (proc / "cmdline").read_bytes()
+            ):
                 found.append(child)
     return found
 

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -152,29 +153,68 @@ async def push(
 # -- hookline ----------------------------------------------------------------------------------
 
 
+def _role(pid: int) -> str:
+    """serve, http N or worker: from the name a forked child gives itself
+    (hookline-worker, hookline-http-N), else from the command line."""
+    comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    if comm.startswith("hookline-"):
+        return comm.removeprefix("hookline-").replace("-", " ")
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    words = [a.decode(errors="replace") for a in argv if a]
+    if "hookline.child" in words:
+        rest = words[words.index("hookline.child") + 1 :]
+        return f"http {rest[3]}" if rest[:1] == ["http"] and len(rest) > 3 else rest[0]
+    return "serve" if "serve" in words else " ".join(words)[:40]
+
+
+def _kib(path: Path, field: str) -> int:
+    for line in path.read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1])
+    return 0
+
+
 class PeakRss:
-    """The largest sum of VmRSS over a process group (serve, its HTTP processes, workers)."""
+    """The largest sum of VmRSS over a process group (serve, its HTTP processes, workers).
+
+    Beside it, the largest sum of PSS (``/proc/PID/smaps_rollup``): a page shared by k
+    processes counts 1/k in each one's PSS, so the PSS sum is the memory the group really
+    holds, where the RSS sum counts a shared page once per process. And per process (by
+    role), the largest VmRSS and PSS it reached."""
 
     def __init__(self, pgid: int) -> None:
         self.pgid = pgid
         self.peak_kib = 0
+        self.peak_pss_kib = 0
+        self.per_process: dict[str, dict[str, int]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sum(self) -> int:
-        total = 0
+    def sample(self) -> dict[str, tuple[int, int]]:
+        """{role: (VmRSS KiB, PSS KiB)} of the group's processes now."""
+        out: dict[str, tuple[int, int]] = {}
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
-                with contextlib.suppress(OSError, ValueError):
-                    if os.getpgid(int(entry.name)) == self.pgid:
-                        for line in (entry / "status").read_text().splitlines():
-                            if line.startswith("VmRSS:"):
-                                total += int(line.split()[1])
-        return total
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    pid = int(entry.name)
+                    if os.getpgid(pid) == self.pgid:
+                        rss = _kib(entry / "status", "VmRSS:")
+                        pss = _kib(entry / "smaps_rollup", "Pss:")
+                        role = _role(pid)
+                        while role in out:  # two workers: worker, worker'
+                            role += "'"
+                        out[role] = (rss, pss)
+        return out
 
     def _run(self) -> None:
         while not self._stop.wait(0.25):
-            self.peak_kib = max(self.peak_kib, self._sum())
+            now = self.sample()
+            self.peak_kib = max(self.peak_kib, sum(r for r, _ in now.values()))
+            self.peak_pss_kib = max(self.peak_pss_kib, sum(p for _, p in now.values()))
+            for role, (rss, pss) in now.items():
+                peak = self.per_process.setdefault(role, {"rss_kib": 0, "pss_kib": 0})
+                peak["rss_kib"] = max(peak["rss_kib"], rss)
+                peak["pss_kib"] = max(peak["pss_kib"], pss)
 
     def __enter__(self) -> PeakRss:
         self._thread.start()
@@ -185,7 +225,26 @@ class PeakRss:
         self._thread.join()
 
 
+def print_memory(idle: dict[str, tuple[int, int]], rss: PeakRss) -> None:
+    print(f"{'process':<12}{'idle RSS':>10}{'idle PSS':>10}{'peak RSS':>10}{'peak PSS':>10}  MiB")
+    for role in sorted(set(idle) | set(rss.per_process)):
+        i_rss, i_pss = idle.get(role, (0, 0))
+        peak = rss.per_process.get(role, {"rss_kib": 0, "pss_kib": 0})
+        print(
+            f"{role:<12}{i_rss / 1024:>10.1f}{i_pss / 1024:>10.1f}"
+            f"{peak['rss_kib'] / 1024:>10.1f}{peak['pss_kib'] / 1024:>10.1f}"
+        )
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU of the processes this one has reaped, and of everything they reaped
+    (serve reaps its HTTP processes and workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def run_hookline(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    cpu_before = children_cpu_seconds()
     db = workdir / "e2e.db"
     config = base_config(
         f"sqlite:///{db}",
@@ -222,11 +281,24 @@ async def run_hookline(args: argparse.Namespace, workdir: Path) -> dict[str, Any
             )
 
         with PeakRss(server.proc.pid) as rss:
+            idle = rss.sample()
             t0, post, done = await push(server.port, args.events, args.concurrency, "hl", succeeded)
         out = figures("hookline", args.events, t0, post, done)
         out["processes"] = args.processes
         out["peak_rss_all_processes_mib"] = round(rss.peak_kib / 1024, 1)
+        out["peak_pss_all_processes_mib"] = round(rss.peak_pss_kib / 1024, 1)
+        out["memory_per_process_kib"] = {
+            role: {"idle_rss": i[0], "idle_pss": i[1]} for role, i in idle.items()
+        }
+        for role, peak in rss.per_process.items():
+            entry = out["memory_per_process_kib"].setdefault(role, {})
+            entry["peak_rss"], entry["peak_pss"] = peak["rss_kib"], peak["pss_kib"]
         print(f"hookline: peak RSS of every process together {rss.peak_kib / 1024:.0f} MiB")
+        print(
+            f"hookline: peak PSS of every process together {rss.peak_pss_kib / 1024:.0f} MiB "
+            "(shared pages counted once)"
+        )
+        print_memory(idle, rss)
         runs = dict(reader.execute("SELECT status, count(*) FROM runs GROUP BY status"))
         out["runs_by_status"] = runs
         out["workers"] = 2
@@ -234,6 +306,11 @@ async def run_hookline(args: argparse.Namespace, workdir: Path) -> dict[str, Any
         if reader is not None:
             reader.close()
         server.stop()
+    # the whole run, startup and drain included: every process, once serve has exited
+    cpu = children_cpu_seconds() - cpu_before
+    out["cpu_seconds_all_processes"] = round(cpu, 2)
+    per_1000 = cpu / args.events * 1000
+    print(f"hookline: CPU of every process {cpu:.1f} s ({per_1000:.2f} s per 1000 events)")
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from itertools import count
@@ -114,6 +115,9 @@ def test_two_processes_share_the_port_survive_kill_9_and_drain_on_sigterm(
         pids = wait_for_pids(server, 2)
         assert set(pids) == {0, 1}
         assert server.proc is not None and pids[0] == server.proc.pid  # process 0 is `serve`
+        # and it is no longer the CLI: it replaced itself (same pid) with the slim entry point
+        cmdline = Path(f"/proc/{server.proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:4] == [b"-m", b"hookline.child", b"serve"], cmdline
 
         with Senders(server) as senders:
             senders.wait_for_more(100)
@@ -135,3 +139,74 @@ def test_two_processes_share_the_port_survive_kill_9_and_drain_on_sigterm(
         assert not missing, f"{len(missing)} of {len(senders.acked)} acked events were lost"
     finally:
         server.stop()
+
+
+def _kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def test_the_first_children_are_forked_from_serve_and_share_its_memory(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """HTTP process 1 and the workers are forked from ``serve`` (hookline.fork): each names
+    itself, and the pages it inherited are shared with serve (dirty pages another process
+    maps too), which a process started by exec never has. A restart is a fresh process."""
+    config = base_config(sqlite_url, processes=2, workers=2)
+    server = HooklineProcess(tmp_path, config).start()
+    try:
+        assert server.proc is not None
+        pid = server.proc.pid
+        wait_for_pids(server, 2)
+        children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        names = sorted(Path(f"/proc/{child}/comm").read_text().strip() for child in children)
+        assert names == ["hookline-http-1", "hookline-worker", "hookline-worker"], names
+        for child in children:
+            # megabytes of the import heap, shared copy-on-write; an exec'd child has ~none
+            assert _kib(child, "Shared_Dirty:") > 4096, (child, _kib(child, "Shared_Dirty:"))
+
+        worker = next(c for c in children if "worker" in Path(f"/proc/{c}/comm").read_text())
+        os.kill(worker, signal.SIGKILL)
+        tasks = Path(f"/proc/{pid}/task")
+        deadline = time.monotonic() + 30
+        while True:  # the replacement is started by the monitor thread, with its command
+            now = [int(p) for t in tasks.iterdir() for p in (t / "children").read_text().split()]
+            fresh = [c for c in now if c not in children]
+            if fresh:
+                break
+            assert time.monotonic() < deadline, "the killed worker was not restarted"
+            time.sleep(0.1)
+        cmdline = Path(f"/proc/{fresh[0]}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:4] == [b"-m", b"hookline.child", b"worker"], cmdline
+        assert server.terminate(timeout=60) == 0, server.logs()[-3000:]
+    finally:
+        server.stop()
+
+
+def _group(pgid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid and "zombie" not in (
+                    (entry / "status").read_text().split("State:")[1].split("\n")[0].lower()
+                ):
+                    found.append(int(entry.name))
+            except (OSError, IndexError):
+                continue
+    return found
+
+
+def test_a_port_in_use_exits_1_and_leaves_no_worker_behind(tmp_path: Path, sqlite_url: str) -> None:
+    """The workers are forked before the port is bound: when the bind fails, serve stops
+    them before it exits 1, rather than leaving them to notice their supervisor is gone."""
+    server = HooklineProcess(tmp_path, base_config(sqlite_url, processes=2, workers=2))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", server.port))
+        taken.listen()
+        server.start(wait=False)
+        assert server.proc is not None
+        assert server.proc.wait(timeout=60) == 1, server.logs()[-3000:]
+        assert _group(server.proc.pid) == [], server.logs()[-3000:]
