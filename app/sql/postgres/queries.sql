@@ -263,7 +263,10 @@ WHERE id = ANY(%(ids)s::text[]);
 SELECT r.id, r.event_id, r.handler, r.generation, r.status, r.attempts, r.max_attempts,
        r.available_at, r.created_at, r.updated_at, r.result, r.error, r.concurrency_key,
        e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.headers, e.body,
-       r.fence
+       r.fence,
+       -- has_memo: any step recorded for its key (a first attempt has none: not read again)
+       EXISTS (SELECT 1 FROM steps s WHERE s.event_id = r.event_id AND s.handler = r.handler
+                                       AND s.generation = r.generation)
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE r.id = ANY(%(ids)s::text[]);
 
