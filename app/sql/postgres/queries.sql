@@ -272,9 +272,15 @@ WHERE r.id = ANY(%(ids)s::text[]);
 
 -- name: heartbeat
 -- Extends the leases that these claims still hold; an expired lease is over for good.
+-- The rows are locked in id order first, as the batched step records and run endings lock
+-- theirs (record_steps, finish_runs): many-row writes of one worker never deadlock.
+WITH locked AS (
+    SELECT id FROM runs WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR NO KEY UPDATE
+)
 UPDATE runs r SET lease_expires_at = hookline_now() + %(lease)s
 FROM unnest(%(ids)s::text[], %(fences)s::bigint[]) AS c(id, fence)
 WHERE r.id = c.id AND r.fence = c.fence AND r.lease_owner = %(worker_id)s
+  AND r.id IN (SELECT id FROM locked)
   AND r.status IN ('running', 'cancelled') AND r.lease_expires_at >= hookline_now()
 RETURNING r.id, r.status;
 
@@ -311,6 +317,72 @@ WITH held AS (
     WHERE steps.status <> 'succeeded'
 )
 SELECT count(*) FROM held;
+
+-- name: record_steps
+-- record_step for many claims at once (hookline.store.pg_batch): one statement, one commit.
+-- The parameters are arrays, one element per attempt; no two share a memo key. Answers the
+-- runs whose claim was held (each locked FOR SHARE, in id order, while its rows are written).
+WITH input AS (
+    SELECT * FROM unnest(%(run_ids)s::text[], %(fences)s::bigint[], %(worker_ids)s::text[],
+                         %(event_ids)s::text[], %(handlers)s::text[], %(generations)s::int[],
+                         %(names)s::text[], %(positions)s::int[], %(numbers)s::int[],
+                         %(started_at)s::float8[], %(ended_at)s::float8[],
+                         %(outcomes)s::text[], %(errors)s::text[], %(tracebacks)s::text[],
+                         %(results)s::text[])
+        AS i(run_id, fence, worker_id, event_id, handler, generation, name, position, number,
+             started_at, ended_at, outcome, error, traceback, result)
+), held AS (
+    SELECT r.id FROM runs r
+    WHERE r.id = ANY(%(run_ids)s::text[])
+      AND r.status IN ('running', 'cancelled') AND r.lease_expires_at >= hookline_now()
+      AND EXISTS (SELECT 1 FROM input i
+                  WHERE i.run_id = r.id AND i.fence = r.fence AND i.worker_id = r.lease_owner)
+    ORDER BY r.id
+    FOR SHARE
+), attempt AS (
+    INSERT INTO step_attempts (run_id, event_id, handler, generation, step_name, number,
+                               started_at, ended_at, outcome, error, traceback)
+    SELECT i.run_id, i.event_id, i.handler, i.generation, i.name, i.number, i.started_at,
+           i.ended_at, i.outcome, i.error, i.traceback
+    FROM input i
+    WHERE i.run_id IN (SELECT id FROM held)
+      AND NOT EXISTS (  -- once: a write retried after a commit whose answer was lost
+        SELECT 1 FROM step_attempts a
+        WHERE a.event_id = i.event_id AND a.handler = i.handler
+          AND a.generation = i.generation AND a.step_name = i.name
+          AND a.run_id = i.run_id AND a.number = i.number)
+), memo AS (
+    INSERT INTO steps (event_id, handler, generation, name, position, status, result,
+                       updated_at)
+    SELECT i.event_id, i.handler, i.generation, i.name, i.position, i.outcome, i.result,
+           i.ended_at
+    FROM input i
+    WHERE i.run_id IN (SELECT id FROM held)
+    ON CONFLICT (event_id, handler, generation, name) DO UPDATE
+    SET status = excluded.status, result = excluded.result, position = excluded.position,
+        updated_at = excluded.updated_at
+    WHERE steps.status <> 'succeeded'
+)
+SELECT id FROM held;
+
+-- name: finish_runs
+-- finish_run for many claims at once (hookline.store.pg_batch), in a transaction that then
+-- refreshes their events and wakes their handlers. The rows are locked in id order first
+-- (see heartbeat). Claims not answered are not held: each goes the one-run way.
+WITH locked AS (
+    SELECT id FROM runs WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR NO KEY UPDATE
+)
+UPDATE runs r SET status = f.status, available_at = hookline_now() + f.delay,
+                  result = f.result, error = f.error, attempts = r.attempts - f.refund,
+                  lease_owner = NULL, lease_expires_at = NULL, updated_at = hookline_now()
+FROM unnest(%(ids)s::text[], %(fences)s::bigint[], %(worker_ids)s::text[],
+            %(statuses)s::text[], %(delays)s::float8[], %(results)s::text[],
+            %(errors)s::text[], %(refunds)s::int[])
+     AS f(id, fence, worker_id, status, delay, result, error, refund)
+WHERE r.id = f.id AND r.id IN (SELECT id FROM locked)
+  AND r.fence = f.fence AND r.lease_owner = f.worker_id
+  AND r.status = 'running' AND r.lease_expires_at >= hookline_now()
+RETURNING r.id, r.event_id, r.concurrency_key, r.handler, r.available_at <= hookline_now();
 
 -- name: finish_run
 UPDATE runs SET status = %(status)s, available_at = hookline_now() + %(delay)s,
