@@ -338,6 +338,21 @@ async def _run_hookline(
         )
         out["peak_rss_all_processes_mib"] = round(rss.peak_kib / 1024, 1)
         print(f"hookline: peak RSS of every process together {rss.peak_kib / 1024:.0f} MiB")
+        if pg is not None:  # what the database did per run (the collector lags ~0.5 s)
+            time.sleep(0.6)
+            commits = query(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            )[0][0]
+            out["postgres_commits_per_run"] = round(int(commits) / max(1, done.last), 2)
+            print(f"hookline: PostgreSQL commits per run {out['postgres_commits_per_run']}")
+            out["postgres_table_scans"] = {
+                row[0]: {"seq_scan": row[1], "seq_tup_read": row[2], "idx_scan": row[3]}
+                for row in query(
+                    "SELECT relname, seq_scan, seq_tup_read, idx_scan FROM pg_stat_user_tables"
+                )
+                if row[1]
+            }
+            print(f"hookline: PostgreSQL sequential scans {out['postgres_table_scans']}")
         runs = dict(query("SELECT status, count(*) FROM runs GROUP BY status"))
         out["runs_by_status"] = runs
         out["workers"] = 2

@@ -264,9 +264,11 @@ SELECT r.id, r.event_id, r.handler, r.generation, r.status, r.attempts, r.max_at
        r.available_at, r.created_at, r.updated_at, r.result, r.error, r.concurrency_key,
        e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.headers, e.body,
        r.fence,
-       -- has_memo: any step recorded for its key (a first attempt has none: not read again)
-       EXISTS (SELECT 1 FROM steps s WHERE s.event_id = r.event_id AND s.handler = r.handler
-                                       AND s.generation = r.generation)
+       -- has_memo: any step recorded for its key (a first attempt has none: not read again).
+       -- A LIMIT 1 subquery, not EXISTS: one probe of the steps key per run, where EXISTS
+       -- let PostgreSQL hash a sequential scan of all steps.
+       coalesce((SELECT 1 FROM steps s WHERE s.event_id = r.event_id AND s.handler = r.handler
+                                         AND s.generation = r.generation LIMIT 1), 0)
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE r.id = ANY(%(ids)s::text[]);
 
@@ -383,6 +385,27 @@ WHERE r.id = f.id AND r.id IN (SELECT id FROM locked)
   AND r.fence = f.fence AND r.lease_owner = f.worker_id
   AND r.status = 'running' AND r.lease_expires_at >= hookline_now()
 RETURNING r.id, r.event_id, r.concurrency_key, r.handler, r.available_at <= hookline_now();
+
+-- name: lock_events_of_runs
+-- lock_events, for the events of these runs (sent in one pipeline with the runs' ending).
+SELECT id FROM events WHERE id IN (SELECT event_id FROM runs WHERE id = ANY(%(run_ids)s::text[]))
+ORDER BY id FOR NO KEY UPDATE;
+
+-- name: refresh_events_of_runs
+-- refresh_event_status, for the events of these runs.
+UPDATE events e SET status = coalesce((
+    SELECT CASE
+        WHEN bool_or(latest.status = 'running') THEN 'running'
+        WHEN bool_or(latest.status = 'retrying') THEN 'retrying'
+        WHEN bool_or(latest.status = 'queued') THEN 'queued'
+        WHEN bool_or(latest.status = 'failed') THEN 'failed'
+        WHEN bool_or(latest.status = 'cancelled') THEN 'cancelled'
+        WHEN count(*) > 0 THEN 'succeeded'
+    END
+    FROM (SELECT DISTINCT ON (r.handler) r.status FROM runs r
+          WHERE r.event_id = e.id ORDER BY r.handler, r.seq DESC) AS latest
+), 'unhandled')
+WHERE e.id IN (SELECT event_id FROM runs WHERE id = ANY(%(run_ids)s::text[]));
 
 -- name: finish_run
 UPDATE runs SET status = %(status)s, available_at = hookline_now() + %(delay)s,
