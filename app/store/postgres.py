@@ -770,27 +770,18 @@ class PostgresStore:
             "errors": [o.error for _, o in items],
             "refunds": [int(o.refund_attempt) for _, o in items],
         }
-        by_id = {c.run_id: o for c, o in items}
         of_runs = {"run_ids": params["ids"]}
 
         async def op(conn: Conn) -> set[str]:
             # One round trip: BEGIN, the endings, then (as _refresh does) lock the runs'
-            # events and derive their status from committed state, COMMIT — pipelined.
+            # events and derive their status from committed state, the wake-ups, COMMIT.
             async with conn.pipeline():
                 async with conn.transaction():
                     ended = await conn.execute(Q["finish_runs"], params)
                     await conn.execute(Q["lock_events_of_runs"], of_runs)
                     await conn.execute(Q["refresh_events_of_runs"], of_runs)
-            rows = await ended.fetchall()
-            wake = [  # whose next run may start now: after the commit, as a wake-up only
-                handler
-                for run_id, _event, key, handler, claimable_now in rows
-                if key is not None
-                or (by_id[run_id].status in ("queued", "retrying") and claimable_now)
-            ]
-            if wake:
-                await _notify(conn, wake)
-            return {row[0] for row in rows}
+                    await conn.execute(Q["notify_endings"], of_runs)
+            return {row[0] for row in await ended.fetchall()}
 
         finished = await self._run(op, transaction=False)
         return [True if c.run_id in finished else None for c, _ in items]

@@ -12,7 +12,7 @@ import pytest
 from hookline.errors import SchemaError, StoreError
 from hookline.sql import queries
 from hookline.store.base import Claim, ClaimedRun, NewEvent, NewRun, RunOutcome, StepOutcome
-from hookline.store.postgres import _LOCK_SPACE_KEYS, PostgresStore
+from hookline.store.postgres import _LOCK_SPACE_KEYS, PostgresStore, channel
 
 pytestmark = pytest.mark.postgres
 Q = queries("postgres")
@@ -277,3 +277,29 @@ async def test_endings_of_concurrent_runs_share_a_transaction_and_keep_their_ans
     again = {c.run.id: c for c in await pg.claim_runs("w2", ["fulfil"], 5, 60)}
     assert set(again) == {retried.run.id, memo.run.id}
     assert again[memo.run.id].has_memo and not again[retried.run.id].has_memo
+
+
+@pytest.mark.parametrize("handler", ["fulfil", "app.handlers:on_code[github:push]", "élan ✓"])
+async def test_the_channel_computed_in_sql_is_the_one_workers_listen_to(
+    pg: PostgresStore, handler: str
+) -> None:
+    async with await psycopg.AsyncConnection.connect(pg.url, autocommit=True) as conn:
+        cur = await conn.execute(Q["channel_of"], {"handler": handler})
+        assert await cur.fetchone() == (channel(handler),)
+
+
+async def test_the_ending_of_a_keyed_run_wakes_its_handler(pg: PostgresStore, pg_url: str) -> None:
+    await pg.ingest(keyed_event(1), resume_failed=False)
+    await pg.ingest(keyed_event(2), resume_failed=False)
+    (first,) = await pg.claim_runs("w1", ["fulfil"], 5, 60)
+    listener = PostgresStore(pg_url)
+    await listener.open()
+    try:
+        assert await listener.wait_for_work(["fulfil"], 10)  # returns once the listener is up
+        assert await listener.wait_for_work(["fulfil"], 0.3) is False  # nothing happened
+        waiting = asyncio.create_task(listener.wait_for_work(["fulfil"], 10))
+        await asyncio.sleep(0.05)
+        assert await pg.finish_run(first.claim("w1"), RunOutcome(first.run.id, "succeeded"))
+        assert await asyncio.wait_for(waiting, 5) is True  # the key's next run may start
+    finally:
+        await listener.close()

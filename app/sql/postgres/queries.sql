@@ -407,6 +407,23 @@ UPDATE events e SET status = coalesce((
 ), 'unhandled')
 WHERE e.id IN (SELECT event_id FROM runs WHERE id = ANY(%(run_ids)s::text[]));
 
+-- name: notify_endings
+-- After finish_runs, in its transaction: wake the handlers of these runs whose next run may
+-- start now (a keyed run let go of its key; a run due again at once). The channel is
+-- PostgresStore.channel(handler), computed here (a test checks they agree). A run this
+-- batch did not end may wake its handler for nothing: a wake-up is only a hint.
+SELECT pg_notify(c.channel, '') FROM (
+    SELECT DISTINCT 'hookline_' || left(encode(sha256(convert_to(r.handler, 'UTF8')), 'hex'), 32)
+           AS channel
+    FROM runs r
+    WHERE r.id = ANY(%(run_ids)s::text[]) AND r.lease_owner IS NULL
+      AND (r.concurrency_key IS NOT NULL
+           OR (r.status IN ('queued', 'retrying') AND r.available_at <= hookline_now()))
+) AS c;
+
+-- name: channel_of
+SELECT 'hookline_' || left(encode(sha256(convert_to(%(handler)s::text, 'UTF8')), 'hex'), 32);
+
 -- name: finish_run
 UPDATE runs SET status = %(status)s, available_at = hookline_now() + %(delay)s,
                 result = %(result)s, error = %(error)s, attempts = attempts - %(refund)s,
