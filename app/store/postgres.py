@@ -81,7 +81,11 @@ from hookline.store.program import Row, run_async, statements
 Q = queries("postgres")
 STATEMENTS = statements("postgres")
 INGEST_BATCHES_IN_FLIGHT = 2  # per process (hookline.store.pg_ingest)
-WRITE_BATCHES_IN_FLIGHT = 2  # per process and kind: steps, endings (hookline.store.pg_batch)
+# Per process and kind (steps, endings; hookline.store.pg_batch). One: what queues during a
+# batch's round trip goes in the next, so batches are larger and commits fewer. Measured
+# with 2 workers: 0.31 commits per run instead of 0.56, and 40 % less CPU per run in the
+# workers and the server (docs/benchmarks.md).
+WRITE_BATCHES_IN_FLIGHT = 1
 PRUNE_CHUNK = 1000  # events per transaction of prune
 RETIRE_WORKERS_AFTER = 3600.0  # a worker silent this long has its counters folded
 _LOCK_SPACE_MIGRATE = 0x686F6F6B  # 'hook': advisory lock (space, 0) while migrating
@@ -286,7 +290,7 @@ class PostgresStore:
             self._ingest_alone,
             max_in_flight=max(1, min(INGEST_BATCHES_IN_FLIGHT, pool_size // 2)),
         )
-        in_flight = max(1, min(WRITE_BATCHES_IN_FLIGHT, pool_size // 4))
+        in_flight = WRITE_BATCHES_IN_FLIGHT
         self.steps: WriteBatcher[tuple[Claim, StepOutcome], bool] = WriteBatcher(
             self._record_steps,
             self._record_step_alone,
