@@ -234,7 +234,9 @@ CROSS JOIN LATERAL (
             SELECT 1 FROM runs o
             WHERE o.event_id = r.event_id AND o.handler = r.handler AND o.id <> r.id
               AND o.lease_owner IS NOT NULL AND o.lease_expires_at >= %(now)s)
-    ORDER BY r.available_at, r.seq
+    -- r.handler is one value here; naming it lets the scan of runs_due_handler (handler,
+    -- available_at, seq) deliver this order, so no sort reads the whole backlog first
+    ORDER BY r.handler, r.available_at, r.seq
     LIMIT %(limit)s
     FOR UPDATE OF r SKIP LOCKED
 ) AS c
