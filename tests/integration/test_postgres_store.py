@@ -303,3 +303,32 @@ async def test_the_ending_of_a_keyed_run_wakes_its_handler(pg: PostgresStore, pg
         assert await asyncio.wait_for(waiting, 5) is True  # the key's next run may start
     finally:
         await listener.close()
+
+
+def plan_nodes(node: dict[str, object]) -> list[dict[str, object]]:
+    children = node.get("Plans", [])
+    assert isinstance(children, list)
+    return [node, *(n for child in children for n in plan_nodes(child))]
+
+
+async def test_a_claim_reads_a_backlog_in_claim_order_instead_of_sorting_it(
+    pg: PostgresStore,
+) -> None:
+    for n in range(300):
+        await pg.ingest(keyed_event(1000 + n, key=None), resume_failed=False)
+    params = {"handlers": ["fulfil"], "now": T0 + 10, "limit": 8}
+    async with await psycopg.AsyncConnection.connect(pg.url, autocommit=True) as conn:
+        for mode in ("force_custom_plan", "force_generic_plan"):  # as prepared, too
+            await conn.execute(f"SET plan_cache_mode = {mode}")
+            cur = await conn.execute("EXPLAIN (FORMAT JSON) " + Q["claim_due"], params)
+            row = await cur.fetchone()
+            assert row is not None
+            nodes = plan_nodes(row[0][0]["Plan"])
+            locks = [n for n in nodes if n["Node Type"] == "LockRows"]
+            assert locks, nodes
+            # what the runs are locked from comes straight from the index, in claim order:
+            # no sort below the lock (it would read and probe every due run first)
+            for lock in locks:
+                assert all(n["Node Type"] != "Sort" for n in plan_nodes(lock)), lock
+    claimed = await pg.claim_runs("w1", ["fulfil"], 8, 60)
+    assert [c.run.id for c in claimed] == [f"run_{1000 + n}" for n in range(8)]  # FIFO
