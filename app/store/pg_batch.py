@@ -67,12 +67,12 @@ class WriteBatcher(Generic[I, R]):
         while self._queue and len(self._tasks) < self._max_in_flight:
             batch: list[_Pending[I, R]] = []
             later: list[_Pending[I, R]] = []
-            keys: set[Hashable] = set()
+            taken: set[Hashable] = set()  # the batch's dedupe values (not secrets)
             for pending in self._queue:
-                key = self._key(pending.item)
-                if len(batch) < self._max_batch and key not in keys:
+                dedupe = self._key(pending.item)
+                if len(batch) < self._max_batch and dedupe not in taken:
                     batch.append(pending)
-                    keys.add(key)
+                    taken.add(dedupe)
                 else:
                     later.append(pending)
             self._queue = later
