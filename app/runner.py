@@ -86,8 +86,10 @@ class Runner:
         spec = self._registry.get(run.handler)
         if spec is None:  # claims take only loaded handlers: hand it back untouched
             return RunOutcome(run.id, "queued", refund_attempt=True)
-        steps = await self._store.load_steps(
-            run.event_id, run.handler, run.generation, attempts=True
+        steps = (  # a memo that the claim found empty is not read (one round trip less)
+            await self._store.load_steps(run.event_id, run.handler, run.generation, attempts=True)
+            if claimed.has_memo
+            else []
         )
         scope = RunScope(
             run_id=run.id,

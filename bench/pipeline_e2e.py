@@ -13,8 +13,18 @@ receiver that verifies each signature with the ``stripe`` package and enqueues
 ``bench/bullmq/node_modules`` when it is missing. Only keys under the bench's own
 prefix are touched, and they are deleted at the end.
 
+**PostgreSQL** (``--postgres URL``): the same ``hookline serve --workers 2`` on a fresh
+database created on that server (dropped at the end).
+
+Because the machine may be shared, hookline's figures also include the CPU seconds each
+kind of process used from the first post to the last run (``/proc``: the HTTP processes,
+the worker processes, and on PostgreSQL the server's backends of the bench's database),
+per run. ``--profile SECONDS`` records a ``py-spy`` profile (raw, collapsed stacks) of one
+worker process meanwhile, into ``bench/results/pipeline_e2e-worker.txt``.
+
     .venv/bin/python bench/pipeline_e2e.py [--events 20000] [--concurrency 64]
-        [--compare bullmq|none]
+        [--compare bullmq|none] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+        [--profile 8]
 
 Prints a table and writes ``bench/results/pipeline_e2e.json``. Loopback only;
 every process started is stopped.
@@ -28,6 +38,7 @@ import contextlib
 import json
 import os
 import resource
+import secrets
 import shutil
 import signal
 import socket
@@ -63,6 +74,7 @@ from tests.support.server import (  # noqa: E402
 )
 
 RESULTS = ROOT / "bench" / "results"
+TICKS = os.sysconf("SC_CLK_TCK")
 BULLMQ_DIR = ROOT / "bench" / "bullmq"
 REDIS_PORT = 6379
 REDIS_DB = 0
@@ -243,11 +255,73 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def process_kinds(serve_pid: int) -> dict[str, list[int]]:
+    """serve's processes by kind: ``http`` (serve itself and its HTTP children), ``worker``."""
+    kinds: dict[str, list[int]] = {"http": [serve_pid], "worker": []}
+    for pid in children(serve_pid):
+        with contextlib.suppress(OSError):  # a forked worker has serve's command line
+            kinds["worker" if _role(pid) == "worker" else "http"].append(pid)
+    return kinds
+
+
+def start_profile(pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes] | None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        return None
+    return subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200",
+         "--threads", "--format", "raw", "--output", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+class PgDatabase:
+    """A fresh database on the server of ``admin_url``, dropped at the end."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.name = f"hookline_e2e_{secrets.token_hex(4)}"
+        self.url = admin_url.rpartition("/")[0] + "/" + self.name
+
+    def _admin(self, statement: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL(statement).format(sql.Identifier(self.name)))
+
+    def __enter__(self) -> PgDatabase:
+        self._admin("CREATE DATABASE {}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+
+
 async def run_hookline(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    if args.postgres:
+        with PgDatabase(args.postgres) as pg:
+            return await _run_hookline(args, workdir, pg)
+    return await _run_hookline(args, workdir, None)
+
+
+async def _run_hookline(
+    args: argparse.Namespace, workdir: Path, pg: PgDatabase | None
+) -> dict[str, Any]:
     cpu_before = children_cpu_seconds()
     db = workdir / "e2e.db"
     config = base_config(
-        f"sqlite:///{db}",
+        pg.url if pg is not None else f"sqlite:///{db}",
         handlers=["handlers_bench"],
         workers=2,
         pipeline={"lease_seconds": 60, "poll_interval_seconds": 0.02},
@@ -261,30 +335,66 @@ async def run_hookline(args: argparse.Namespace, workdir: Path) -> dict[str, Any
         env={"PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}"},
     )
     server.start()
-    reader: sqlite3.Connection | None = None
+    reader: Any = None
+    spy: subprocess.Popen[bytes] | None = None
     try:
         assert server.proc is not None
         deadline = time.monotonic() + 10
         while len(children(server.proc.pid)) < 2 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)  # the workers import, migrate-check and start polling
-        reader = sqlite3.connect(
-            f"file:{db}?mode=ro", uri=True, timeout=10, check_same_thread=False
-        )
+        if pg is not None:
+            import psycopg
 
-        def succeeded() -> int:
-            assert reader is not None
-            return int(
-                reader.execute(  # the events_status index: cheap to poll
-                    "SELECT count(*) FROM events WHERE status = 'succeeded'"
-                ).fetchone()[0]
+            reader = psycopg.connect(pg.url, autocommit=True)
+        else:
+            reader = sqlite3.connect(
+                f"file:{db}?mode=ro", uri=True, timeout=10, check_same_thread=False
             )
+        lock = threading.Lock()  # the poller's thread and this one share the connection
 
+        def query(sql: str) -> list[Any]:
+            with lock:
+                return list(reader.execute(sql).fetchall())
+
+        def succeeded() -> int:  # the events_status index: cheap to poll
+            return int(query("SELECT count(*) FROM events WHERE status = 'succeeded'")[0][0])
+
+        def backends() -> list[int]:
+            if pg is None:
+                return []
+            rows = query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            return [int(r[0]) for r in rows]
+
+        kinds = {**process_kinds(server.proc.pid), "postgres": backends()}
+        before = {pid: cpu_seconds(pid) for pids in kinds.values() for pid in pids}
+        if args.profile and kinds["worker"]:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            out_file = RESULTS / "pipeline_e2e-worker.txt"
+            spy = start_profile(kinds["worker"][0], out_file, args.profile)
         with PeakRss(server.proc.pid) as rss:
             idle = rss.sample()
             t0, post, done = await push(server.port, args.events, args.concurrency, "hl", succeeded)
+        kinds["postgres"] = sorted({*kinds["postgres"], *backends()})
+        cpu = {
+            kind: round(sum(cpu_seconds(p) - before.get(p, 0.0) for p in pids), 2)
+            for kind, pids in kinds.items()
+        }
         out = figures("hookline", args.events, t0, post, done)
+        out["store"] = "postgres" if pg is not None else "sqlite"
         out["processes"] = args.processes
+        out["cpu_seconds"] = cpu
+        out["cpu_us_per_run"] = {
+            kind: round(seconds / max(1, done.last) * 1e6) for kind, seconds in cpu.items()
+        }
+        print(
+            "hookline: CPU per run "
+            + ", ".join(f"{k} {v} µs" for k, v in out["cpu_us_per_run"].items())
+            + f" (over {done.last} runs; CPU seconds {cpu})"
+        )
         out["peak_rss_all_processes_mib"] = round(rss.peak_kib / 1024, 1)
         out["peak_pss_all_processes_mib"] = round(rss.peak_pss_kib / 1024, 1)
         out["memory_per_process_kib"] = {
@@ -299,10 +409,28 @@ async def run_hookline(args: argparse.Namespace, workdir: Path) -> dict[str, Any
             "(shared pages counted once)"
         )
         print_memory(idle, rss)
-        runs = dict(reader.execute("SELECT status, count(*) FROM runs GROUP BY status"))
+        if pg is not None:  # what the database did per run (the collector lags ~0.5 s)
+            time.sleep(0.6)
+            commits = query(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            )[0][0]
+            out["postgres_commits_per_run"] = round(int(commits) / max(1, done.last), 2)
+            print(f"hookline: PostgreSQL commits per run {out['postgres_commits_per_run']}")
+            out["postgres_table_scans"] = {
+                row[0]: {"seq_scan": row[1], "seq_tup_read": row[2], "idx_scan": row[3]}
+                for row in query(
+                    "SELECT relname, seq_scan, seq_tup_read, idx_scan FROM pg_stat_user_tables"
+                )
+                if row[1]
+            }
+            print(f"hookline: PostgreSQL sequential scans {out['postgres_table_scans']}")
+        runs = dict(query("SELECT status, count(*) FROM runs GROUP BY status"))
         out["runs_by_status"] = runs
         out["workers"] = 2
     finally:
+        if spy is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spy.wait(timeout=args.profile + 30)
         if reader is not None:
             reader.close()
         server.stop()
@@ -491,6 +619,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="keep-alive connections")
     parser.add_argument("--compare", choices=("bullmq", "none"), default="bullmq")
     parser.add_argument("--processes", type=int, default=2, help="hookline's HTTP processes")
+    parser.add_argument(
+        "--postgres", metavar="ADMIN_URL", help="run hookline on a fresh database of this server"
+    )
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="SECONDS", help="py-spy one worker meanwhile"
+    )
     args = parser.parse_args()
     exit_on_sigterm()
     load_before = load_average()

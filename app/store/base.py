@@ -254,6 +254,10 @@ class ClaimedRun:
     body: bytes
     token: int = 0  # the fencing token of this claim (see ``Claim``)
     claimed_at: float = 0.0  # the store's clock when the claim was made
+    # Whether (event, handler, generation) had any step recorded when the claim was made.
+    # False: the memo is empty and the runner need not read it. Nothing can add a step
+    # meanwhile: only the holder of the claim writes steps of that key (fencing).
+    has_memo: bool = True
 
     def claim(self, worker_id: str) -> Claim:
         return Claim(self.run.id, worker_id, self.token)

@@ -47,6 +47,7 @@ Op = Callable[[sqlite3.Connection], Any]
 _Item = tuple["Op | OpRows", asyncio.Future[Any], asyncio.AbstractEventLoop]
 _CallItem = tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]
 _Outcome = tuple[asyncio.Future[Any], BaseException | None, Any]  # future, error, result
+_Outcome_ = tuple[BaseException | None, Any]  # error, result
 _STOP = object()
 
 
@@ -109,24 +110,59 @@ _INSERT = f"INSERT INTO op_log ({', '.join(OP_LOG_COLUMNS)}) VALUES "
 _ROWS_PER_STATEMENT = 32_000 // len(OP_LOG_COLUMNS)  # SQLite allows 32,766 parameters
 
 
+Then = Callable[[sqlite3.Connection], Any]
+
+
 class OpRows:
-    """Rows for ``op_log``: writes that triggers apply inside one INSERT statement."""
+    """Rows for ``op_log``: writes that triggers apply inside one INSERT statement.
 
-    __slots__ = ("rows",)
+    ``then``: a read run on the writer's own connection once the rows are committed (what
+    the triggers did: was the claim still held, which runs did a claim take); its result is
+    the caller's. Reading there, not through the store's reader, saves a hop to the reader's
+    thread and back per write: the caller is woken once, with the answer.
+    """
 
-    def __init__(self, *rows: dict[str, Any]) -> None:
+    __slots__ = ("rows", "then")
+
+    def __init__(self, *rows: dict[str, Any], then: Then | None = None) -> None:
         unknown = {k for row in rows for k in row} - set(OP_LOG_COLUMNS)
         if unknown:
             raise ValueError(f"unknown op_log columns: {sorted(unknown)}")
         self.rows = [tuple(row.get(c) for c in OP_LOG_COLUMNS) for row in rows]
+        self.then = then
 
-    def as_op(self) -> Callable[[sqlite3.Connection], None]:
-        """The same rows as an ordinary op, to run inside a mixed batch's transaction."""
+    def as_op(self) -> Callable[[sqlite3.Connection], Any]:
+        """The same rows as an ordinary op, to run inside a mixed batch's transaction (its
+        ``then`` sees the rows applied: the batch holds the write lock until it commits)."""
 
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: sqlite3.Connection) -> Any:
             conn.executemany(_INSERT + _ROW, self.rows)
+            return None if self.then is None else self.then(conn)
 
         return op
+
+
+def read_committed(conn: sqlite3.Connection, sql: str, params: Any = ()) -> list[Any]:
+    """A read on the writer's connection (autocommit, no busy timeout of its own): retried
+    while SQLite answers "locked", which a WAL reader sees only in rare moments."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.0002)
+
+
+def _then(op: Op | OpRows, conn: sqlite3.Connection) -> _Outcome_:
+    """(error, result) of an applied OpRows' ``then``."""
+    if not isinstance(op, OpRows) or op.then is None:
+        return None, None
+    try:
+        return None, op.then(conn)
+    except Exception as exc:
+        return _wrap(exc), None
 
 
 def _insert_rows(conn: sqlite3.Connection, batch: list[_Item]) -> None:
@@ -206,9 +242,10 @@ class GroupCommitWriter:
         self._thread.join()
         self._thread = None
 
-    async def apply(self, rows: OpRows) -> None:
-        """Queue rows for ``op_log`` (see migration 0002); return once they are committed."""
-        await self._submit(rows)
+    async def apply(self, rows: OpRows) -> Any:
+        """Queue rows for ``op_log`` (see migration 0002); once they are committed, return
+        what their ``then`` read (None without one)."""
+        return await self._submit(rows)
 
     async def run(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``op`` in the next batch's transaction; return its result once committed."""
@@ -297,7 +334,7 @@ class GroupCommitWriter:
             except Exception as exc:
                 self._resolve(batch, self._one_by_one(conn, batch, exc))
                 return
-            self._resolve(batch, [(f, None, None) for _op, f, _loop in batch])
+            self._resolve(batch, [(f, *_then(op, conn)) for op, f, _loop in batch])
             return
 
     @staticmethod
@@ -313,7 +350,7 @@ class GroupCommitWriter:
             except Exception as exc:
                 outcomes.append((item[1], _wrap(exc), None))
             else:
-                outcomes.append((item[1], None, None))
+                outcomes.append((item[1], *_then(item[0], conn)))
         return outcomes
 
     def _commit_calls(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:

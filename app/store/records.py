@@ -53,6 +53,7 @@ def claimed_from_row(row: Row) -> ClaimedRun:
         body=bytes(row[20]),
         token=int(row[21]),
         claimed_at=float(run.updated_at),
+        has_memo=bool(row[22]) if len(row) > 22 else True,
     )
 
 

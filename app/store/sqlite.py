@@ -54,7 +54,7 @@ from hookline.store.base import (
     WorkerInfo,
     WorkerStats,
 )
-from hookline.store.group_commit import GroupCommitWriter, OpRows, storage_fault
+from hookline.store.group_commit import GroupCommitWriter, OpRows, read_committed, storage_fault
 from hookline.store.program import run_async, run_sync, statements
 
 Q = queries("sqlite")
@@ -459,8 +459,13 @@ class SQLiteStore:
         claim = {"kind": "claim", "name": claim_id, "worker": worker_id, "at": now,
                  "until": now + lease_seconds, "n": limit,
                  "handlers": json.dumps(list(handlers))}  # fmt: skip
-        await self._writer.apply(OpRows(claim))
-        rows = await self._all(Q["claimed_by"], (claim_id, worker_id))
+        # what the claim took, read back on the writer's connection right after its commit
+        rows = await self._writer.apply(
+            OpRows(
+                claim,
+                then=lambda conn: read_committed(conn, Q["claimed_by"], (claim_id, worker_id)),
+            )
+        )
         return [records.claimed_from_row(row) for row in rows]
 
     async def heartbeat(
@@ -470,7 +475,7 @@ class SQLiteStore:
             return {}
         now = self._clock()
         until = now + lease_seconds
-        await self._writer.apply(
+        held: dict[str, RunStatus] = await self._writer.apply(
             OpRows(
                 *(
                     {
@@ -482,25 +487,16 @@ class SQLiteStore:
                         "until": until,
                     }
                     for c in claims
-                )
+                ),
+                then=lambda conn: _held(conn, claims, now),
             )
         )
-        return await self._held(claims, now)
-
-    async def _held(self, claims: Sequence[Claim], at: float) -> dict[str, RunStatus]:
-        held: dict[str, RunStatus] = {}
-        by_worker: dict[str, list[list[Any]]] = {}
-        for c in claims:
-            by_worker.setdefault(c.worker_id, []).append([c.run_id, c.token])
-        for worker, pairs in by_worker.items():
-            for run_id, status in await self._all(Q["held"], (json.dumps(pairs), worker, at)):
-                held[run_id] = status
         return held
 
     async def record_step(self, claim: Claim, outcome: StepOutcome) -> bool:
         o = outcome
         now = self._clock()
-        await self._writer.apply(
+        written: bool = await self._writer.apply(
             OpRows(
                 {
                     "kind": "step",
@@ -520,17 +516,27 @@ class SQLiteStore:
                     "result": o.result_json,
                     "error": o.error,
                     "traceback": o.traceback,
-                }
+                },
+                # A claim is held from its claim until it ends, never again after: held
+                # after the commit means it was held when the row was applied (and an ended
+                # claim wrote nothing).
+                then=lambda conn: claim.run_id in _held(conn, [claim], now),
             )
         )
-        # A claim is held from its claim until it ends, never again after: held now means
-        # it was held when the row was applied (and an ended claim wrote nothing).
-        return claim.run_id in await self._held([claim], now)
+        return written
 
     async def finish_run(self, claim: Claim, outcome: RunOutcome) -> bool:
         o = outcome
         now = self._clock()
-        await self._writer.apply(
+
+        def kept(conn: sqlite3.Connection) -> bool:
+            """Whether the finish was written (or, retried, had been by its first try)."""
+            if not read_committed(conn, Q["finish_refused"], (claim.run_id, claim.token, now)):
+                return True
+            already = (claim.run_id, claim.token, o.status)
+            return bool(read_committed(conn, Q["already_finished"], already))
+
+        written: bool = await self._writer.apply(
             OpRows(
                 {
                     "kind": "finish",
@@ -543,13 +549,11 @@ class SQLiteStore:
                     "error": o.error,
                     "refund": int(o.refund_attempt),
                     "at": now,
-                }
+                },
+                then=kept,
             )
         )
-        if await self._one(Q["finish_refused"], (claim.run_id, claim.token, now)) is None:
-            return True
-        already = (claim.run_id, claim.token, o.status)
-        return await self._one(Q["already_finished"], already) is not None
+        return written
 
     async def redeliver(self, event_id: str, mode: RedeliveryMode) -> list[str] | None:
         now = self._clock()
@@ -638,6 +642,19 @@ class SQLiteStore:
         for (stats,) in await self._all(Q["worker_stats"]):
             total.add(WorkerStats.from_json(stats))
         return total
+
+
+def _held(conn: sqlite3.Connection, claims: Sequence[Claim], at: float) -> dict[str, RunStatus]:
+    """Of ``claims``, those still held at ``at``, with their run's status (on the writer's
+    connection, right after the write that presented them)."""
+    held: dict[str, RunStatus] = {}
+    by_worker: dict[str, list[list[Any]]] = {}
+    for c in claims:
+        by_worker.setdefault(c.worker_id, []).append([c.run_id, c.token])
+    for worker, pairs in by_worker.items():
+        for run_id, status in read_committed(conn, Q["held"], (json.dumps(pairs), worker, at)):
+            held[run_id] = status
+    return held
 
 
 def _retire_workers(conn: sqlite3.Connection, before: float) -> None:

@@ -47,6 +47,49 @@ def test_killed_worker_run_is_reclaimed_and_only_the_step_in_flight_repeats(
         server.stop()
 
 
+def test_kill_9_amid_batched_step_records_never_repeats_a_recorded_step(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Many runs in flight share each commit of step records (SQLite's group commit, the
+    PostgreSQL batches). A worker killed amid them: a step whose record was committed never
+    runs again, and no run went on to its next step before that record was committed —
+    so once "two" of an event has started, its "one" never runs again."""
+    env = {"HOOKLINE_TEST_DIR": str(tmp_path)}
+    pipeline = {"lease_seconds": 1.5, "concurrency": 32}
+    config = base_config(db_url, handlers=HANDLERS, workers=0, pipeline=pipeline)
+    server = HooklineProcess(tmp_path, config, env=env).start()
+    first = HooklineProcess(tmp_path, config, command="worker", env=env)
+    second = HooklineProcess(tmp_path, config, command="worker", env=env)
+    total = 300
+    try:
+        for i in range(total):
+            post_stripe(server, f"evt_batch_{i}", "test.two_steps")
+        first.start()
+        wait_for(lambda: len(lines(tmp_path / "effects.log")) >= 150, what="runs under way")
+        first.kill9()  # amid batches: some records committed, some in flight
+        killed_at = len(lines(tmp_path / "effects.log"))
+        second.start()
+        with server.admin() as admin:
+            wait_for(
+                lambda: all(
+                    e["status"] == "succeeded" for e in all_events(admin, type="test.two_steps")
+                ),
+                timeout=60,
+                what="every run to succeed after the kill",
+            )
+        effects = lines(tmp_path / "effects.log")
+        assert killed_at < 2 * total, "the kill came after every run had finished"
+        for i in range(total):
+            mine = [line.split()[0] for line in effects if line.endswith(f" evt_batch_{i}")]
+            assert "two" in mine
+            started_two = mine.index("two")
+            assert "one" not in mine[started_two:], (i, mine)  # never repeated once recorded
+            assert 1 <= mine.count("one") <= 2 and 1 <= mine.count("two") <= 2, (i, mine)
+    finally:
+        second.stop()
+        server.stop()
+
+
 def run_counts(url: str) -> dict[str, int]:
     async def read() -> dict[str, int]:
         store = open_store(url)

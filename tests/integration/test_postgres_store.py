@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import psycopg
@@ -10,8 +11,8 @@ import pytest
 
 from hookline.errors import SchemaError, StoreError
 from hookline.sql import queries
-from hookline.store.base import NewEvent, NewRun
-from hookline.store.postgres import _LOCK_SPACE_KEYS, PostgresStore
+from hookline.store.base import Claim, ClaimedRun, NewEvent, NewRun, RunOutcome, StepOutcome
+from hookline.store.postgres import _LOCK_SPACE_KEYS, PostgresStore, channel
 
 pytestmark = pytest.mark.postgres
 Q = queries("postgres")
@@ -185,3 +186,149 @@ async def test_the_pool_size_and_statement_timeout_come_from_the_settings(pg_url
             await store._run(slow, transaction=False)
     finally:
         await store.close()
+
+
+def plain_events(prefix: str, n: int) -> list[NewEvent]:
+    return [
+        NewEvent(f"evt_{prefix}{i}", "stripe", f"pe_{prefix}{i}", "t", T0, {}, b"{}",
+                 [NewRun(f"run_{prefix}{i}", "fulfil", 3)])
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def step(claimed: ClaimedRun, name: str, result: object) -> StepOutcome:
+    run = claimed.run
+    return StepOutcome(run.id, run.event_id, run.handler, run.generation, name, 0, 1, T0, T0,
+                       True, json.dumps(result), None, None)  # fmt: skip
+
+
+async def test_step_records_of_concurrent_runs_share_commits_and_a_stale_claim_writes_nothing(
+    pg: PostgresStore,
+) -> None:
+    for event in plain_events("s", 8):
+        await pg.ingest(event, resume_failed=False)
+    claimed = await pg.claim_runs("w1", ["fulfil"], 8, 60)
+    assert len(claimed) == 8
+    assert not any(c.has_memo for c in claimed)  # first attempts: the memo is not read
+    claims = [c.claim("w1") for c in claimed]
+    claims[0] = Claim(claimed[0].run.id, "w1", claimed[0].token + 1)  # no claim holds it
+    batches = pg.steps.batches
+    written = await asyncio.gather(
+        *(pg.record_step(claim, step(c, "charge", n)) for n, (claim, c) in
+          enumerate(zip(claims, claimed, strict=True)))
+    )  # fmt: skip
+    assert written == [False] + [True] * 7
+    # the first write goes at once; the seven queued meanwhile share the next statement
+    assert pg.steps.batches - batches == 2
+    for n, c in enumerate(claimed):
+        steps = await pg.load_steps(c.run.event_id, "fulfil", 0, attempts=True)
+        if n == 0:
+            assert steps == []  # refused: neither the attempt nor the memo
+        else:
+            assert [(s.name, s.result, len(s.attempts)) for s in steps] == [("charge", n, 1)]
+    # the same records again (a retry whose answer was lost): still one attempt each
+    again = await asyncio.gather(*(pg.record_step(claims[n], step(claimed[n], "charge", n))
+                                   for n in range(1, 8)))  # fmt: skip
+    assert again == [True] * 7
+    (recorded,) = await pg.load_steps(claimed[1].run.event_id, "fulfil", 0, attempts=True)
+    assert len(recorded.attempts) == 1
+
+
+async def test_endings_of_concurrent_runs_share_a_transaction_and_keep_their_answers(
+    pg: PostgresStore,
+) -> None:
+    for event in plain_events("f", 5):
+        await pg.ingest(event, resume_failed=False)
+    claimed = await pg.claim_runs("w1", ["fulfil"], 5, 60)
+    done, retried, stale, cancelled, memo = claimed
+    assert await pg.record_step(memo.claim("w1"), step(memo, "charge", 1))
+    assert await pg.cancel_run(cancelled.run.id) is not None
+    endings = [
+        (done.claim("w1"), RunOutcome(done.run.id, "succeeded", result_json="1")),
+        (retried.claim("w1"), RunOutcome(retried.run.id, "retrying", error="boom")),
+        (Claim(stale.run.id, "w1", stale.token + 1), RunOutcome(stale.run.id, "succeeded")),
+        (cancelled.claim("w1"), RunOutcome(cancelled.run.id, "succeeded")),
+        (memo.claim("w1"), RunOutcome(memo.run.id, "queued", refund_attempt=True)),
+    ]
+    kept = await asyncio.gather(*(pg.finish_run(claim, outcome) for claim, outcome in endings))
+    assert kept == [True, True, False, False, True]
+    status = {c.run.id: (await pg.get_run(c.run.id)) for c in claimed}
+    assert {run_id: run.status for run_id, run in status.items() if run} == {
+        done.run.id: "succeeded",
+        retried.run.id: "retrying",
+        stale.run.id: "running",  # still its real claim's
+        cancelled.run.id: "cancelled",
+        memo.run.id: "queued",
+    }
+    events = {c.run.id: await pg.get_event(c.run.event_id) for c in claimed}
+    assert {run_id: e.summary.status for run_id, e in events.items() if e} == {
+        done.run.id: "succeeded",
+        retried.run.id: "retrying",
+        stale.run.id: "running",
+        cancelled.run.id: "cancelled",
+        memo.run.id: "queued",
+    }
+    async with await psycopg.AsyncConnection.connect(pg.url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT id, lease_owner FROM runs WHERE id = ANY(%s)", ([cancelled.run.id],)
+        )
+        assert await cur.fetchall() == [(cancelled.run.id, None)]  # let go by its ending
+    # claimed again: the run with a recorded step says so, the retried one has none
+    again = {c.run.id: c for c in await pg.claim_runs("w2", ["fulfil"], 5, 60)}
+    assert set(again) == {retried.run.id, memo.run.id}
+    assert again[memo.run.id].has_memo and not again[retried.run.id].has_memo
+
+
+@pytest.mark.parametrize("handler", ["fulfil", "app.handlers:on_code[github:push]", "élan ✓"])
+async def test_the_channel_computed_in_sql_is_the_one_workers_listen_to(
+    pg: PostgresStore, handler: str
+) -> None:
+    async with await psycopg.AsyncConnection.connect(pg.url, autocommit=True) as conn:
+        cur = await conn.execute(Q["channel_of"], {"handler": handler})
+        assert await cur.fetchone() == (channel(handler),)
+
+
+async def test_the_ending_of_a_keyed_run_wakes_its_handler(pg: PostgresStore, pg_url: str) -> None:
+    await pg.ingest(keyed_event(1), resume_failed=False)
+    await pg.ingest(keyed_event(2), resume_failed=False)
+    (first,) = await pg.claim_runs("w1", ["fulfil"], 5, 60)
+    listener = PostgresStore(pg_url)
+    await listener.open()
+    try:
+        assert await listener.wait_for_work(["fulfil"], 10)  # returns once the listener is up
+        assert await listener.wait_for_work(["fulfil"], 0.3) is False  # nothing happened
+        waiting = asyncio.create_task(listener.wait_for_work(["fulfil"], 10))
+        await asyncio.sleep(0.05)
+        assert await pg.finish_run(first.claim("w1"), RunOutcome(first.run.id, "succeeded"))
+        assert await asyncio.wait_for(waiting, 5) is True  # the key's next run may start
+    finally:
+        await listener.close()
+
+
+def plan_nodes(node: dict[str, object]) -> list[dict[str, object]]:
+    children = node.get("Plans", [])
+    assert isinstance(children, list)
+    return [node, *(n for child in children for n in plan_nodes(child))]
+
+
+async def test_a_claim_reads_a_backlog_in_claim_order_instead_of_sorting_it(
+    pg: PostgresStore,
+) -> None:
+    for n in range(300):
+        await pg.ingest(keyed_event(1000 + n, key=None), resume_failed=False)
+    params = {"handlers": ["fulfil"], "now": T0 + 10, "limit": 8}
+    async with await psycopg.AsyncConnection.connect(pg.url, autocommit=True) as conn:
+        for mode in ("force_custom_plan", "force_generic_plan"):  # as prepared, too
+            await conn.execute(f"SET plan_cache_mode = {mode}")
+            cur = await conn.execute("EXPLAIN (FORMAT JSON) " + Q["claim_due"], params)
+            row = await cur.fetchone()
+            assert row is not None
+            nodes = plan_nodes(row[0][0]["Plan"])
+            locks = [n for n in nodes if n["Node Type"] == "LockRows"]
+            assert locks, nodes
+            # what the runs are locked from comes straight from the index, in claim order:
+            # no sort below the lock (it would read and probe every due run first)
+            for lock in locks:
+                assert all(n["Node Type"] != "Sort" for n in plan_nodes(lock)), lock
+    claimed = await pg.claim_runs("w1", ["fulfil"], 8, 60)
+    assert [c.run.id for c in claimed] == [f"run_{1000 + n}" for n in range(8)]  # FIFO

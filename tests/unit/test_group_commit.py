@@ -341,6 +341,63 @@ async def test_a_bad_row_fails_only_its_own_caller(writer: GroupCommitWriter, db
         ]
 
 
+async def test_each_caller_gets_what_its_then_read_after_the_whole_batch_committed(
+    writer: GroupCommitWriter, db: str
+) -> None:
+    columns = ", ".join(OP_LOG_COLUMNS)
+    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
+
+    def count(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT count(*) FROM op_log").fetchone()[0])
+
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("SELECT nope FROM op_log")
+
+    blocker = Blocker()
+    held = await blocker.hold(writer)
+    counted = [
+        asyncio.create_task(writer.apply(OpRows({"kind": f"k{n}"}, then=count))) for n in range(3)
+    ]
+    plain = asyncio.create_task(writer.apply(OpRows({"kind": "plain"})))
+    fails = asyncio.create_task(writer.apply(OpRows({"kind": "read-fails"}, then=broken)))
+    await asyncio.sleep(0)
+    blocker.release()
+    await held
+    # one INSERT for the five rows: every read sees all of them, committed
+    assert await asyncio.gather(*counted) == [5, 5, 5]
+    assert await plain is None
+    with pytest.raises(StoreError, match="nope"):
+        await fails  # its read failed: it alone hears of it (its row was written)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM op_log").fetchone()[0] == 5
+
+
+async def test_then_inside_a_mixed_batch_sees_the_rows_before_the_commit(
+    writer: GroupCommitWriter, db: str
+) -> None:
+    columns = ", ".join(OP_LOG_COLUMNS)
+    await writer.run(create_table)
+    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
+    blocker = Blocker()
+    held = await blocker.hold(writer)
+    op = asyncio.create_task(writer.run(insert(1)))  # an op first: the batch is a transaction
+    await asyncio.sleep(0)
+    rows_then = asyncio.create_task(
+        writer.apply(
+            OpRows(
+                {"kind": "a"},
+                then=lambda conn: conn.execute("SELECT kind FROM op_log").fetchall(),
+            )
+        )
+    )
+    await asyncio.sleep(0)
+    blocker.release()
+    await held
+    assert await op == 10
+    assert await rows_then == [("a",)]
+    assert rows(db) == [1]
+
+
 def test_the_wal_shrinks_back_to_its_limit_after_a_long_read_held_it(tmp_path: Path) -> None:
     path = str(tmp_path / "wal.db")
     limit = 256 * 1024

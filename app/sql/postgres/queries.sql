@@ -234,7 +234,9 @@ CROSS JOIN LATERAL (
             SELECT 1 FROM runs o
             WHERE o.event_id = r.event_id AND o.handler = r.handler AND o.id <> r.id
               AND o.lease_owner IS NOT NULL AND o.lease_expires_at >= %(now)s)
-    ORDER BY r.available_at, r.seq
+    -- r.handler is one value here; naming it lets the scan of runs_due_handler (handler,
+    -- available_at, seq) deliver this order, so no sort reads the whole backlog first
+    ORDER BY r.handler, r.available_at, r.seq
     LIMIT %(limit)s
     FOR UPDATE OF r SKIP LOCKED
 ) AS c
@@ -263,15 +265,26 @@ WHERE id = ANY(%(ids)s::text[]);
 SELECT r.id, r.event_id, r.handler, r.generation, r.status, r.attempts, r.max_attempts,
        r.available_at, r.created_at, r.updated_at, r.result, r.error, r.concurrency_key,
        e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.headers, e.body,
-       r.fence
+       r.fence,
+       -- has_memo: any step recorded for its key (a first attempt has none: not read again).
+       -- A LIMIT 1 subquery, not EXISTS: one probe of the steps key per run, where EXISTS
+       -- let PostgreSQL hash a sequential scan of all steps.
+       coalesce((SELECT 1 FROM steps s WHERE s.event_id = r.event_id AND s.handler = r.handler
+                                         AND s.generation = r.generation LIMIT 1), 0)
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE r.id = ANY(%(ids)s::text[]);
 
 -- name: heartbeat
 -- Extends the leases that these claims still hold; an expired lease is over for good.
+-- The rows are locked in id order first, as the batched step records and run endings lock
+-- theirs (record_steps, finish_runs): many-row writes of one worker never deadlock.
+WITH locked AS (
+    SELECT id FROM runs WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR NO KEY UPDATE
+)
 UPDATE runs r SET lease_expires_at = hookline_now() + %(lease)s
 FROM unnest(%(ids)s::text[], %(fences)s::bigint[]) AS c(id, fence)
 WHERE r.id = c.id AND r.fence = c.fence AND r.lease_owner = %(worker_id)s
+  AND r.id IN (SELECT id FROM locked)
   AND r.status IN ('running', 'cancelled') AND r.lease_expires_at >= hookline_now()
 RETURNING r.id, r.status;
 
@@ -308,6 +321,110 @@ WITH held AS (
     WHERE steps.status <> 'succeeded'
 )
 SELECT count(*) FROM held;
+
+-- name: record_steps
+-- record_step for many claims at once (hookline.store.pg_batch): one statement, one commit.
+-- The parameters are arrays, one element per attempt; no two share a memo key. Answers the
+-- runs whose claim was held (each locked FOR SHARE, in id order, while its rows are written).
+WITH input AS (
+    SELECT * FROM unnest(%(run_ids)s::text[], %(fences)s::bigint[], %(worker_ids)s::text[],
+                         %(event_ids)s::text[], %(handlers)s::text[], %(generations)s::int[],
+                         %(names)s::text[], %(positions)s::int[], %(numbers)s::int[],
+                         %(started_at)s::float8[], %(ended_at)s::float8[],
+                         %(outcomes)s::text[], %(errors)s::text[], %(tracebacks)s::text[],
+                         %(results)s::text[])
+        AS i(run_id, fence, worker_id, event_id, handler, generation, name, position, number,
+             started_at, ended_at, outcome, error, traceback, result)
+), held AS (
+    SELECT r.id FROM runs r
+    WHERE r.id = ANY(%(run_ids)s::text[])
+      AND r.status IN ('running', 'cancelled') AND r.lease_expires_at >= hookline_now()
+      AND EXISTS (SELECT 1 FROM input i
+                  WHERE i.run_id = r.id AND i.fence = r.fence AND i.worker_id = r.lease_owner)
+    ORDER BY r.id
+    FOR SHARE
+), attempt AS (
+    INSERT INTO step_attempts (run_id, event_id, handler, generation, step_name, number,
+                               started_at, ended_at, outcome, error, traceback)
+    SELECT i.run_id, i.event_id, i.handler, i.generation, i.name, i.number, i.started_at,
+           i.ended_at, i.outcome, i.error, i.traceback
+    FROM input i
+    WHERE i.run_id IN (SELECT id FROM held)
+      AND NOT EXISTS (  -- once: a write retried after a commit whose answer was lost
+        SELECT 1 FROM step_attempts a
+        WHERE a.event_id = i.event_id AND a.handler = i.handler
+          AND a.generation = i.generation AND a.step_name = i.name
+          AND a.run_id = i.run_id AND a.number = i.number)
+), memo AS (
+    INSERT INTO steps (event_id, handler, generation, name, position, status, result,
+                       updated_at)
+    SELECT i.event_id, i.handler, i.generation, i.name, i.position, i.outcome, i.result,
+           i.ended_at
+    FROM input i
+    WHERE i.run_id IN (SELECT id FROM held)
+    ON CONFLICT (event_id, handler, generation, name) DO UPDATE
+    SET status = excluded.status, result = excluded.result, position = excluded.position,
+        updated_at = excluded.updated_at
+    WHERE steps.status <> 'succeeded'
+)
+SELECT id FROM held;
+
+-- name: finish_runs
+-- finish_run for many claims at once (hookline.store.pg_batch), in a transaction that then
+-- refreshes their events and wakes their handlers. The rows are locked in id order first
+-- (see heartbeat). Claims not answered are not held: each goes the one-run way.
+WITH locked AS (
+    SELECT id FROM runs WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR NO KEY UPDATE
+)
+UPDATE runs r SET status = f.status, available_at = hookline_now() + f.delay,
+                  result = f.result, error = f.error, attempts = r.attempts - f.refund,
+                  lease_owner = NULL, lease_expires_at = NULL, updated_at = hookline_now()
+FROM unnest(%(ids)s::text[], %(fences)s::bigint[], %(worker_ids)s::text[],
+            %(statuses)s::text[], %(delays)s::float8[], %(results)s::text[],
+            %(errors)s::text[], %(refunds)s::int[])
+     AS f(id, fence, worker_id, status, delay, result, error, refund)
+WHERE r.id = f.id AND r.id IN (SELECT id FROM locked)
+  AND r.fence = f.fence AND r.lease_owner = f.worker_id
+  AND r.status = 'running' AND r.lease_expires_at >= hookline_now()
+RETURNING r.id, r.event_id, r.concurrency_key, r.handler, r.available_at <= hookline_now();
+
+-- name: lock_events_of_runs
+-- lock_events, for the events of these runs (sent in one pipeline with the runs' ending).
+SELECT id FROM events WHERE id IN (SELECT event_id FROM runs WHERE id = ANY(%(run_ids)s::text[]))
+ORDER BY id FOR NO KEY UPDATE;
+
+-- name: refresh_events_of_runs
+-- refresh_event_status, for the events of these runs.
+UPDATE events e SET status = coalesce((
+    SELECT CASE
+        WHEN bool_or(latest.status = 'running') THEN 'running'
+        WHEN bool_or(latest.status = 'retrying') THEN 'retrying'
+        WHEN bool_or(latest.status = 'queued') THEN 'queued'
+        WHEN bool_or(latest.status = 'failed') THEN 'failed'
+        WHEN bool_or(latest.status = 'cancelled') THEN 'cancelled'
+        WHEN count(*) > 0 THEN 'succeeded'
+    END
+    FROM (SELECT DISTINCT ON (r.handler) r.status FROM runs r
+          WHERE r.event_id = e.id ORDER BY r.handler, r.seq DESC) AS latest
+), 'unhandled')
+WHERE e.id IN (SELECT event_id FROM runs WHERE id = ANY(%(run_ids)s::text[]));
+
+-- name: notify_endings
+-- After finish_runs, in its transaction: wake the handlers of these runs whose next run may
+-- start now (a keyed run let go of its key; a run due again at once). The channel is
+-- PostgresStore.channel(handler), computed here (a test checks they agree). A run this
+-- batch did not end may wake its handler for nothing: a wake-up is only a hint.
+SELECT pg_notify(c.channel, '') FROM (
+    SELECT DISTINCT 'hookline_' || left(encode(sha256(convert_to(r.handler, 'UTF8')), 'hex'), 32)
+           AS channel
+    FROM runs r
+    WHERE r.id = ANY(%(run_ids)s::text[]) AND r.lease_owner IS NULL
+      AND (r.concurrency_key IS NOT NULL
+           OR (r.status IN ('queued', 'retrying') AND r.available_at <= hookline_now()))
+) AS c;
+
+-- name: channel_of
+SELECT 'hookline_' || left(encode(sha256(convert_to(%(handler)s::text, 'UTF8')), 'hex'), 32);
 
 -- name: finish_run
 UPDATE runs SET status = %(status)s, available_at = hookline_now() + %(delay)s,

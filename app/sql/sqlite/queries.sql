@@ -112,7 +112,12 @@ SELECT stats FROM workers;
 SELECT r.id, r.event_id, r.handler, r.generation, r.status, r.attempts, r.max_attempts,
        r.available_at, r.created_at, r.updated_at, r.result, r.error, r.concurrency_key,
        e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.headers, e.body,
-       r.fence
+       r.fence,
+       -- has_memo: any step recorded for its key (a first attempt has none: not read again).
+       -- A LIMIT 1 subquery, not EXISTS: one probe of the steps key per run, where EXISTS
+       -- let PostgreSQL hash a sequential scan of all steps.
+       coalesce((SELECT 1 FROM steps s WHERE s.event_id = r.event_id AND s.handler = r.handler
+                                         AND s.generation = r.generation LIMIT 1), 0)
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE r.claim_id = ? AND r.lease_owner = ? AND r.status = 'running'
 ORDER BY r.seq;
