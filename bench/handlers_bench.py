@@ -1,7 +1,8 @@
 """Handler modules for the pipeline benches (loaded with ``[pipeline] handlers``).
 
-* ``bench.trivial`` → ``trivial``: two memoized steps that do next to nothing, so
-  the bench measures the pipeline's own cost per run (claim, memo writes, finish).
+* ``bench.trivial`` → ``trivial``: two memoized steps that do next to nothing, the first
+  a coroutine, the second a plain (sync) function, which hookline runs in a thread: the
+  bench measures the pipeline's own cost per run (claim, memo writes, finish).
 * ``bench.cpu`` → ``cpu_heavy``: two steps, each burning ``CPU_STEP_SECONDS`` of CPU
   in a tight Python loop (not a sleep), to keep the worker processes saturated.
 
@@ -23,7 +24,7 @@ async def _first(event_id: str) -> dict[str, Any]:
     return {"seen": event_id}
 
 
-async def _second(first: dict[str, Any]) -> int:
+def _second(first: dict[str, Any]) -> int:
     return len(first["seen"])
 
 

@@ -61,7 +61,8 @@ async function first(eventId) {
   return { seen: eventId };
 }
 
-async function second(firstResult) {
+// a plain function, as hookline's bench handler's second step is (hookline runs it in a thread)
+function second(firstResult) {
   return firstResult.seen.length;
 }
 
@@ -72,7 +73,7 @@ async function trivial(job) {
     await job.updateData(data);
   }
   if (data.second === undefined) {
-    data = { ...data, second: await second(data.first) };
+    data = { ...data, second: second(data.first) };
     await job.updateData(data);
   }
   return { n: data.second };
