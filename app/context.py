@@ -85,6 +85,9 @@ class Lease:
     claim: Claim
     deadline: float
     lost: bool = False
+    # Its outcome is being (or has been) written: the store may have let go of the claim
+    # already, which is then no sign of a lost lease.
+    ending: bool = False
 
     def check(self) -> None:
         if not self.lost and time.monotonic() > self.deadline:

@@ -265,6 +265,7 @@ class Worker:
     async def _finish(self, lease: Lease, outcome: RunOutcome) -> bool:
         """Write the outcome while the claim is held: a store error is retried (bounded,
         with backoff) rather than losing a run that succeeded."""
+        lease.ending = True
         try:
             return await while_held(
                 lease, lambda: self._store.finish_run(lease.claim, outcome), "the run's outcome"
@@ -291,7 +292,9 @@ class Worker:
                 continue
             for r in running:
                 status = held.get(r.lease.claim.run_id)
-                if status is None:  # reclaimed after a stall, or finished meanwhile
+                if status is None and r.lease.ending:  # finished meanwhile: let it end
+                    continue
+                if status is None:  # reclaimed after a stall
                     if not r.task.done() and not r.lease.lost:
                         log.warning(
                             "lease lost; stopping the run",

@@ -275,3 +275,57 @@ async def test_a_worker_that_cannot_renew_its_lease_gives_the_run_up_on_its_own(
             await store.close()
     assert calls == ["a", "a", "b"]  # a was in flight (at least once); b ran once
     assert run is not None and run.attempts == 2
+
+
+class SlowToAnswerFinish(SQLiteStore):
+    """``finish_run`` commits, then answers only after a heartbeat has gone by: the claim
+    is no longer held by the time the heartbeat asks."""
+
+    async def finish_run(self, *args: Any, **kwargs: Any) -> Any:
+        kept = await super().finish_run(*args, **kwargs)
+        await asyncio.sleep(1.5)  # a heartbeat interval (lease 4 s / 4) and a half
+        return kept
+
+
+async def test_a_run_that_finished_is_not_taken_for_a_lost_lease(
+    tmp_path: Path, caplog: Any
+) -> None:
+    store = SlowToAnswerFinish(f"sqlite:///{tmp_path / 'h.db'}")
+    await store.open()
+    await store.migrate()
+
+    async def handle(event: Event, ctx: Context) -> str:
+        return "done"
+
+    spec = HandlerSpec("t:handle", handle, "stripe", "*")
+    pipeline = PipelineConfig(lease_seconds=4.0, poll_interval_seconds=0.01)
+    registry = Registry([spec])
+    await store.ingest(
+        NewEvent("evt_1", "stripe", "p1", "t", time.time(), {}, b"{}",
+                 [NewRun("run_1", spec.name, 3)]),
+        resume_failed=True,
+    )  # fmt: skip
+    worker = Worker(Settings(pipeline=pipeline), registry, store, Runner(store, registry, pipeline))
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        deadline = time.monotonic() + 10
+        while worker.stats.runs.get("succeeded", 0) < 1:  # counted once _finish returned
+            assert time.monotonic() < deadline, "the run's ending was never counted"
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+        await store.close()
+    assert not [r for r in caplog.records if "lease lost" in r.getMessage()]
+    run = await _reopened_run(tmp_path)
+    assert (run.status, run.attempts) == ("succeeded", 1)
+
+
+async def _reopened_run(tmp_path: Path) -> Any:
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    await store.open()
+    try:
+        return await store.get_run("run_1")
+    finally:
+        await store.close()
