@@ -165,25 +165,61 @@ def _then(op: Op | OpRows, conn: sqlite3.Connection) -> _Outcome_:
         return _wrap(exc), None
 
 
-def _insert_rows(conn: sqlite3.Connection, batch: list[_Item]) -> None:
-    """One multi-row INSERT into ``op_log`` per chunk; each is its own transaction.
+class _Committed:
+    """How many items of a batch (from its start) have their rows committed: a retry after
+    a lock or an error goes on from there, never inserting a committed row again."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items = 0
+
+
+def _rows_of(item: _Item) -> list[tuple[Any, ...]]:
+    return item[0].rows if isinstance(item[0], OpRows) else []
+
+
+def _insert_rows(conn: sqlite3.Connection, batch: list[_Item], committed: _Committed) -> None:
+    """The rows of ``batch[committed.items:]`` into ``op_log``: one multi-row INSERT per chunk
+    of whole items (an item's rows are never split between two commits), each chunk its own
+    transaction, counted in ``committed`` once it is.
 
     Each statement takes the write lock, runs the triggers, commits (the fsync) and
     releases the lock within one ``sqlite3_step`` call, with the GIL released: the
     lock is never held while this thread waits for the GIL.
     """
-    rows = [row for op, _future, _loop in batch if isinstance(op, OpRows) for row in op.rows]
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = rows[start : start + _ROWS_PER_STATEMENT]
-        sql = _INSERT + ", ".join([_ROW] * len(chunk))
-        conn.execute(sql, [value for row in chunk for value in row])
+    start = committed.items
+    while start < len(batch):
+        end, rows = start, list[tuple[Any, ...]]()
+        while end < len(batch) and (
+            not rows or len(rows) + len(_rows_of(batch[end])) <= _ROWS_PER_STATEMENT
+        ):
+            rows += _rows_of(batch[end])
+            end += 1
+        if len(rows) > _ROWS_PER_STATEMENT:  # one caller's rows beyond SQLite's parameters
+            _insert_in_one_transaction(conn, rows)
+        elif rows:
+            sql = _INSERT + ", ".join([_ROW] * len(rows))
+            conn.execute(sql, [value for row in rows for value in row])
+        committed.items = start = end
+
+
+def _insert_in_one_transaction(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(_INSERT + _ROW, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _retry_while_locked(conn: sqlite3.Connection, batch: list[_Item]) -> None:
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    committed = _Committed()
     while True:
         try:
-            _insert_rows(conn, batch)
+            _insert_rows(conn, batch, committed)
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
@@ -321,21 +357,30 @@ class GroupCommitWriter:
         """
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         self._drain(batch, rows_only=True)
+        committed = _Committed()  # items drained meanwhile join the batch's end
         while True:
             try:
-                _insert_rows(conn, batch)
+                _insert_rows(conn, batch, committed)
             except sqlite3.OperationalError as exc:
                 if "locked" in str(exc) and time.monotonic() < deadline:
                     time.sleep(0.0002)
                     self._drain(batch, rows_only=True)
                     continue
-                self._resolve(batch, self._one_by_one(conn, batch, exc))
+                self._resolve(batch, self._after_failure(conn, batch, committed.items, exc))
                 return
             except Exception as exc:
-                self._resolve(batch, self._one_by_one(conn, batch, exc))
+                self._resolve(batch, self._after_failure(conn, batch, committed.items, exc))
                 return
             self._resolve(batch, [(f, *_then(op, conn)) for op, f, _loop in batch])
             return
+
+    @classmethod
+    def _after_failure(
+        cls, conn: sqlite3.Connection, batch: list[_Item], committed: int, error: Exception
+    ) -> list[_Outcome]:
+        """The committed items' outcomes, then the rest tried one by one."""
+        done = [(future, *_then(op, conn)) for op, future, _loop in batch[:committed]]
+        return done + cls._one_by_one(conn, batch[committed:], error)
 
     @staticmethod
     def _one_by_one(

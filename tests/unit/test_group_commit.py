@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from hookline.errors import StoreError
+from hookline.store import group_commit
 from hookline.store.group_commit import OP_LOG_COLUMNS, GroupCommitWriter, OpRows, connect
 
 
@@ -339,6 +340,48 @@ async def test_a_bad_row_fails_only_its_own_caller(writer: GroupCommitWriter, db
             "ok1",
             "ok2",
         ]
+
+
+async def test_rows_committed_before_a_bad_row_are_not_inserted_again(
+    writer: GroupCommitWriter, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two rows a statement: ok0 ok1 commit in the first, the bad row fails the second.
+    # Each good row must be in op_log once (the triggers of a real op_log apply each row).
+    monkeypatch.setattr(group_commit, "_ROWS_PER_STATEMENT", 2)
+    columns = ", ".join(OP_LOG_COLUMNS)
+    await writer.run(
+        lambda conn: conn.execute(f"CREATE TABLE op_log ({columns}, CHECK (kind != 'bad'))")
+    )
+    blocker = Blocker()
+    held = await blocker.hold(writer)
+    first = [asyncio.create_task(writer.apply(OpRows({"kind": f"ok{n}"}))) for n in range(2)]
+    bad = asyncio.create_task(writer.apply(OpRows({"kind": "bad"})))
+    last = asyncio.create_task(writer.apply(OpRows({"kind": "ok2"}, {"kind": "ok3"})))
+    await asyncio.sleep(0)
+    blocker.release()
+    await held
+    await asyncio.gather(*first, last)
+    with pytest.raises(StoreError, match="CHECK"):
+        await bad
+    with sqlite3.connect(db) as conn:
+        kinds = sorted(r[0] for r in conn.execute("SELECT kind FROM op_log"))
+    assert kinds == ["ok0", "ok1", "ok2", "ok3"]
+
+
+async def test_one_callers_rows_beyond_a_statement_are_one_transaction(
+    writer: GroupCommitWriter, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(group_commit, "_ROWS_PER_STATEMENT", 2)
+    columns = ", ".join(OP_LOG_COLUMNS)
+    await writer.run(
+        lambda conn: conn.execute(f"CREATE TABLE op_log ({columns}, CHECK (kind != 'bad'))")
+    )
+    with pytest.raises(StoreError, match="CHECK"):  # all or nothing, though over 2 rows
+        await writer.apply(OpRows(*({"kind": k} for k in ("a", "b", "c", "bad"))))
+    await writer.apply(OpRows(*({"kind": k} for k in ("d", "e", "f"))))
+    with sqlite3.connect(db) as conn:
+        kinds = sorted(r[0] for r in conn.execute("SELECT kind FROM op_log"))
+    assert kinds == ["d", "e", "f"]
 
 
 async def test_each_caller_gets_what_its_then_read_after_the_whole_batch_committed(
