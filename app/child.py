@@ -78,8 +78,13 @@ def main(argv: list[str]) -> int:
         return 2
     if str(Path.cwd()) not in sys.path:  # handler modules are named relative to the project
         sys.path.insert(0, str(Path.cwd()))
-    forked = _fork_workers(settings, argv[1], int(argv[4])) if argv[0] == "serve" else None
-    return _run(argv, settings, forked)
+    if argv[0] != "serve":
+        return _run(argv, settings)
+    from hookline.metrics_dir import shared_counters
+
+    with shared_counters(int(argv[5])):  # before anything imports prometheus_client
+        forked = _fork_workers(settings, argv[1], int(argv[4]))
+        return _run(argv, settings, forked)
 
 
 def _run(argv: list[str], settings: Settings, forked: list[ForkedChild] | None = None) -> int:

@@ -1,9 +1,11 @@
-"""Prometheus metrics of one process, in a registry of its own (no global state).
+"""Prometheus metrics of one ``serve``, in a registry of its own.
 
 Two kinds of series (docs/architecture.md, "Metrics with several replicas"):
 
-- **per process** — requests by source and outcome, the ack latency histogram: counted by
-  the ``serve`` process that answered; Prometheus adds up the replicas.
+- **per serve** — requests by source and outcome, the ack latency histogram: counted by
+  the HTTP process that answered. With several HTTP processes they share their counters
+  (``hookline.metrics_dir``): any process's scrape shows the sum over all of them, so a
+  ``serve`` is one replica to Prometheus, which adds up the replicas.
 - **deployment-wide** — queue depth, live workers, runs finished by outcome, step
   durations: the same value from every ``serve`` replica (aggregate with ``max``, not
   ``sum``). Runs and steps are counted by the worker processes themselves, which write
@@ -14,13 +16,16 @@ Two kinds of series (docs/architecture.md, "Metrics with several replicas"):
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from hookline.metrics_dir import shared_directory
 from hookline.step_stats import STEP_BUCKETS, observe_step
 from hookline.store.base import WorkerStats
 
@@ -66,6 +71,36 @@ class WorkerCounters(Collector):
         return iter(())
 
 
+class ProcessGauges(Collector):
+    """What this process reports as it is, never added up across processes: the
+    deployment-wide values it last read from the store, and its own pid."""
+
+    def __init__(self) -> None:
+        self.queue_depth = 0
+        self.workers = 0
+        self.http_process = 0  # the index of this HTTP process
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "hookline_queue_depth",
+            f"Runs waiting to be claimed, counted up to {QUEUE_DEPTH_CAP} (deployment-wide)",
+            value=self.queue_depth,
+        )
+        yield GaugeMetricFamily(
+            "hookline_workers", "Worker processes heartbeating (deployment-wide)", self.workers
+        )
+        pid = GaugeMetricFamily(
+            "hookline_http_process_pid",
+            "The process id of the HTTP process that answered this scrape, by its index",
+            labels=["index"],
+        )
+        pid.add_metric([str(self.http_process)], os.getpid())
+        yield pid
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -82,30 +117,23 @@ class Metrics:
             buckets=ACK_BUCKETS,
             registry=self.registry,
         )
-        self.queue_depth = Gauge(
-            "hookline_queue_depth",
-            f"Runs waiting to be claimed, counted up to {QUEUE_DEPTH_CAP} (deployment-wide)",
-            registry=self.registry,
-        )
-        self.workers = Gauge(
-            "hookline_workers",
-            "Worker processes heartbeating (deployment-wide)",
-            registry=self.registry,
-        )
         self.http_refused = Counter(
             "hookline_http_refused",
             "Requests refused before reaching a route (431, 408, 503 overloaded), by reason",
             ["reason"],
             registry=self.registry,
         )
-        self.http_process = Gauge(
-            "hookline_http_process_pid",
-            "The process id of the HTTP process that answered this scrape, by its index",
-            ["index"],
-            registry=self.registry,
-        )
+        self.gauges = ProcessGauges()
         self.worker_counters = WorkerCounters()
-        self.registry.register(self.worker_counters)
+        # What a scrape shows: the counters above, of this process or, with several HTTP
+        # processes, of all of them (the files of the shared directory); then the rest.
+        self.scrape_registry = self.registry
+        shared = shared_directory()
+        if shared is not None:
+            self.scrape_registry = CollectorRegistry(auto_describe=True)
+            MultiProcessCollector(self.scrape_registry, path=shared)  # type: ignore[no-untyped-call]
+        self.scrape_registry.register(self.worker_counters)
+        self.scrape_registry.register(self.gauges)
         self.store_read_at = float("-inf")  # time.monotonic() of the last store read
         self._webhook_counters: dict[tuple[str, str], Counter] = {}
         self._ack_histograms: dict[str, Histogram] = {}
@@ -143,4 +171,4 @@ class Metrics:
         return True
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.scrape_registry)

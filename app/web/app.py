@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -168,7 +167,7 @@ def create_app(
     with ``run_scheduler`` it runs the scheduler of ``[[schedules]]`` meanwhile. Only HTTP
     process 0 of a ``serve`` migrates and runs the scheduler; the others just serve."""
     metrics = metrics or Metrics()
-    metrics.http_process.labels(str(http_process)).set(os.getpid())
+    metrics.gauges.http_process = http_process
     first = http_process == 0
 
     jobs = Jobs(settings, store, registry)

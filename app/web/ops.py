@@ -52,8 +52,8 @@ async def metrics(request: Request) -> Response:
     m: Metrics = request.app.state.metrics
     if m.store_read_due():  # cheap reads, and at most every few seconds (see hookline.metrics)
         try:
-            m.queue_depth.set(await store.queue_depth(QUEUE_DEPTH_CAP))
-            m.workers.set(await store.live_workers())
+            m.gauges.queue_depth = await store.queue_depth(QUEUE_DEPTH_CAP)
+            m.gauges.workers = await store.live_workers()
             m.worker_counters.stats = await store.worker_stats()
         except StoreError:
             m.store_read_at = float("-inf")  # the request counters are still worth serving

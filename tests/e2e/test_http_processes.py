@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import tempfile
 import threading
 import time
 from itertools import count
@@ -210,3 +211,58 @@ def test_a_port_in_use_exits_1_and_leaves_no_worker_behind(tmp_path: Path, sqlit
         assert server.proc is not None
         assert server.proc.wait(timeout=60) == 1, server.logs()[-3000:]
         assert _group(server.proc.pid) == [], server.logs()[-3000:]
+
+
+REQUESTS_LINE = re.compile(
+    r'^hookline_webhook_requests_total\{outcome="([a-z_]+)",source="stripe"\} ([0-9.e+]+)', re.M
+)
+
+
+def scrape_totals(server: HooklineProcess, scrapes: int) -> list[tuple[int, float]]:
+    """(index of the answering process, stripe requests counted) of ``scrapes`` scrapes,
+    each over a new connection, so that either process may answer."""
+    out = []
+    for _ in range(scrapes):
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            text = client.get("/metrics").text
+        (index, _pid), *_ = PID_LINE.findall(text)
+        out.append((int(index), sum(float(n) for _outcome, n in REQUESTS_LINE.findall(text))))
+    return out
+
+
+def metrics_dirs() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("hookline-metrics-*"))
+
+
+def test_every_process_scrapes_the_counters_of_all_and_they_never_go_down(
+    tmp_path: Path,
+) -> None:
+    before = metrics_dirs()
+    config = base_config(f"sqlite:///{tmp_path / 'h.db'}", processes=2)
+    server = HooklineProcess(tmp_path, config).start()
+    try:
+        wait_for_pids(server, 2)
+        assert len(metrics_dirs() - before) == 1  # this serve's shared counters
+        with Senders(server) as senders:
+            senders.wait_for_more(60)
+        sent = senders.acks() + len(senders.refusals)
+        totals = scrape_totals(server, 30)
+        assert {index for index, _ in totals} == {0, 1}, totals  # both processes answered
+        # each scrape, whichever process answers, counts every request of both
+        assert all(total == sent for _, total in totals), (sent, totals)
+        # a restarted process's predecessor's counts stay in the sum
+        pid_1 = wait_for_pids(server, 2)[1]
+        os.kill(pid_1, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while wait_for_pids(server, 2)[1] == pid_1:
+            assert time.monotonic() < deadline, "process 1 was not restarted"
+        with Senders(server) as senders:
+            senders.wait_for_more(20)
+        more = senders.acks() + len(senders.refusals)
+        after = scrape_totals(server, 30)
+        assert {index for index, _ in after} == {0, 1}, after
+        assert all(total == sent + more for _, total in after), (sent + more, after)
+        assert server.terminate() == 0
+    finally:
+        server.stop()
+    assert metrics_dirs() == before  # removed when serve stopped

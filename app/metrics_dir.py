@@ -1,0 +1,46 @@
+"""Request counters shared by the HTTP processes of one ``serve``.
+
+With several HTTP processes on one port, a scrape of ``/metrics`` reaches any one of them.
+If each answered with its own counters, the series would jump between the processes'
+values from scrape to scrape, which Prometheus reads as counter resets. So ``serve`` with
+more than one HTTP process puts ``prometheus_client`` in its multiprocess mode: every
+process writes its counters to a file of its own in a fresh directory, and a scrape adds up
+every file there (those of a process that died and was restarted included, so the totals
+never go down). ``prometheus_client`` reads the directory from the environment when it is
+imported, so this runs first thing in ``serve``, before that import; the HTTP processes,
+forked or started later, inherit the variable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def shared_counters(http_processes: int) -> Iterator[str | None]:
+    """A fresh directory for the counters of ``http_processes`` (> 1) processes while the
+    block runs (removed after); None, and nothing changed, for one process."""
+    if http_processes <= 1:
+        yield None
+        return
+    if "prometheus_client" in sys.modules:  # too late: each process would count alone
+        raise RuntimeError("prometheus_client was imported before the metrics directory")
+    path = tempfile.mkdtemp(prefix="hookline-metrics-")
+    os.environ[ENV] = path
+    try:
+        yield path
+    finally:
+        os.environ.pop(ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def shared_directory() -> str | None:
+    """The directory of this process's shared counters, if ``serve`` made one."""
+    return os.environ.get(ENV) or None
