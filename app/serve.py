@@ -49,6 +49,9 @@ class ChildProcesses:
 
     RESTART_DELAY_SECONDS = 1.0
     MAX_RESTART_DELAY_SECONDS = 60.0
+    # A child that ran this long before it exited was healthy: its next restart is quick
+    # again (the backoff is for a child that keeps dying, e.g. while the database is down).
+    STABLE_SECONDS = 60.0
 
     def __init__(
         self,
@@ -80,6 +83,7 @@ class ChildProcesses:
     def _watch(self) -> None:
         delays = [self.RESTART_DELAY_SECONDS] * len(self.procs)
         due = [0.0] * len(self.procs)
+        started = [time.monotonic()] * len(self.procs)
         while not self._stopping.wait(0.5):
             for index, proc in enumerate(self.procs):
                 if proc.poll() is None or self._stopping.is_set():
@@ -88,6 +92,8 @@ class ChildProcesses:
                     continue
                 now = time.monotonic()
                 if not due[index]:
+                    if now - started[index] >= self.STABLE_SECONDS:
+                        delays[index] = self.RESTART_DELAY_SECONDS
                     due[index] = now + delays[index]
                     log.error(
                         f"{self.kind} exited; restarting",
@@ -96,6 +102,7 @@ class ChildProcesses:
                     )  # fmt: skip
                 elif now >= due[index]:
                     self.procs[index] = self._spawn(index)
+                    started[index] = now
                     due[index] = 0.0
                     # back off while it keeps dying (e.g. the database is down)
                     delays[index] = min(delays[index] * 2, self.MAX_RESTART_DELAY_SECONDS)
