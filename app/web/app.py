@@ -238,13 +238,14 @@ def create_app(
     rest.state.settings = settings
     rest.state.registry = registry
     ingestor = Ingestor(settings, store, registry)
+    budget = BufferBudget(settings.server.max_buffered_bytes)
     gateway = JobsGateway(
         jobs,
         settings.api.keys,
         settings.server.max_body_bytes,
         metrics,
         functools.cache(lambda: jobs_openapi.document(registry)),  # built once, on first use
+        budget,
     )
-    budget = BufferBudget(settings.server.max_buffered_bytes)
     webhooks = WebhookEndpoint(ingestor, metrics, settings.server.max_body_bytes, budget)
     return HooklineApp(webhooks, rest, gateway, settings.server.public_url)

@@ -23,7 +23,8 @@ from hookline.errors import StoreError
 from hookline.jobs import JobRejected, Jobs, parse_delay, parse_idempotency_key
 from hookline.metrics import Metrics
 from hookline.web.jobs_shapes import JobAccepted, job_view
-from hookline.web.webhooks import _Disconnected, _read_body, _send_json, _TooLarge
+from hookline.web.limits import OVERLOADED, RETRY_AFTER_SECONDS, BufferBudget, Reservation
+from hookline.web.webhooks import _Disconnected, _OverBudget, _read_body, _send_json, _TooLarge
 
 # The body is read, and the answer written, by the webhook endpoint's own helpers: one way
 # to enforce max_body_bytes (413 while reading) for both hot paths.
@@ -65,10 +66,13 @@ class JobsGateway:
         max_body_bytes: int,
         metrics: Metrics,
         document: Callable[[], dict[str, Any]],
+        budget: BufferBudget | None = None,
     ) -> None:
         self._jobs = jobs
         self._keys = tuple(api_keys)
         self._max_body = max_body_bytes
+        # the webhooks' budget: bodies held in memory count once, whichever route reads them
+        self._budget = budget or BufferBudget(2**63)
         self._metrics = metrics
         self._document = document
 
@@ -162,18 +166,25 @@ class JobsGateway:
         close = [(b"connection", b"close")]
         if declared.isdigit() and int(declared) > self._max_body:
             return _error(413, "payload_too_large", too_large, close)
+        held = Reservation(self._budget)  # given back once the job is stored (or refused)
         try:
-            body = await _read_body(receive, self._max_body)
-        except _TooLarge:
-            return _error(413, "payload_too_large", too_large, close)
-        except _Disconnected:
-            return 0, {}, [], "disconnected"
-        try:
-            enqueued = await self._jobs.enqueue(
-                name, body, idempotency_key=key, delay_seconds=delay, headers=headers
-            )
-        except JobRejected as exc:
-            return _reject(exc)
+            try:
+                body = await _read_body(receive, self._max_body, held.take)
+            except _TooLarge:
+                return _error(413, "payload_too_large", too_large, close)
+            except _OverBudget:
+                retry = [(b"retry-after", b"%d" % RETRY_AFTER_SECONDS), *close]
+                return 503, dict(OVERLOADED), retry, "overloaded"
+            except _Disconnected:
+                return 0, {}, [], "disconnected"
+            try:
+                enqueued = await self._jobs.enqueue(
+                    name, body, idempotency_key=key, delay_seconds=delay, headers=headers
+                )
+            except JobRejected as exc:
+                return _reject(exc)
+        finally:
+            held.release()
         extra = [(b"location", f"/jobs/{enqueued.job_id}".encode())]
         if enqueued.replayed:
             extra.append((b"idempotent-replayed", b"true"))

@@ -2,9 +2,9 @@
 
 - ``InFlightLimit``: at most ``[server] max_in_flight`` requests inside the app at once;
   the next ones are answered 503 ``overloaded`` + ``Retry-After`` without running.
-- ``BufferBudget``: at most ``[server] max_buffered_bytes`` of webhook bodies held in
-  memory (being received, verified or stored) at once; a body that does not fit is
-  refused with the same 503 before (or as soon as) it would pass the budget.
+- ``BufferBudget``: at most ``[server] max_buffered_bytes`` of request bodies (webhooks
+  and jobs) held in memory (being received, verified or stored) at once; a body that does
+  not fit is refused with the same 503 before (or as soon as) it would pass the budget.
 
 Both turn overload into an answer the sender retries instead of an out-of-memory kill.
 The caps on a request's head and the read deadlines are below the app, in

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.support import signing
-from tests.support.server import STRIPE_SECRET, HooklineProcess, base_config
+from tests.support.server import API_KEY, STRIPE_SECRET, HooklineProcess, base_config
 
 LIMITS = """[server]
 header_timeout_seconds = 1
@@ -338,6 +338,51 @@ def test_bodies_beyond_max_buffered_bytes_get_503_not_memory(tmp_path: Path) -> 
             assert status_of(read_answer(hog)) == 408  # the hog's deadline frees its bytes
             accepted = client.post("/webhooks/stripe", content=big, headers=big_headers)
             assert accepted.status_code == 200, accepted.text
+    finally:
+        server.stop()
+
+
+def test_job_bodies_share_the_buffer_budget_with_webhooks(tmp_path: Path) -> None:
+    limits = "[server]\nmax_buffered_bytes = 1000000\nbody_timeout_seconds = 5\n"
+    config = base_config(
+        f"sqlite:///{tmp_path / 'hookline.db'}",
+        max_body_bytes=MAX_BODY,
+        handlers=["tests.e2e.job_handlers"],
+    ).replace("[server]\n", limits, 1)
+    server = HooklineProcess(tmp_path, config).start()
+    auth = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    big_job = json.dumps({"pad": "a" * 300_000}).encode()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            # a job body held unfinished counts against the webhooks' budget ...
+            with connect(server) as hog:
+                hog.sendall(head_of("/jobs/echo", auth, 2_000_000) + b"a" * 900_000)
+                wait_until_read(server, hog)
+                big = json.dumps({"id": "evt_1", "type": "x", "pad": "a" * 300_000}).encode()
+                for _ in range(100):
+                    refused = client.post(
+                        "/webhooks/stripe", content=big, headers=signing.stripe(big)[1]
+                    )
+                    if refused.status_code == 503:
+                        break
+                assert refused.status_code == 503, refused.text
+                assert refused.json()["error"] == "overloaded"
+                assert status_of(read_answer(hog)) == 408
+            # ... and a webhook body held unfinished against a job's
+            _, headers = signing.stripe()
+            with connect(server) as hog:
+                hog.sendall(head_of("/webhooks/stripe", headers, 2_000_000) + b"a" * 900_000)
+                wait_until_read(server, hog)
+                for _ in range(100):
+                    refused = client.post("/jobs/echo", content=big_job, headers=auth)
+                    if refused.status_code == 503:
+                        break
+                assert refused.status_code == 503, refused.text
+                assert refused.json()["error"] == "overloaded"
+                assert refused.headers["retry-after"] == "1"
+                assert status_of(read_answer(hog)) == 408
+            accepted = client.post("/jobs/echo", content=big_job, headers=auth)
+            assert accepted.status_code == 202, accepted.text  # the budget came back
     finally:
         server.stop()
 
