@@ -154,8 +154,11 @@ def _validated(spec: HandlerSpec, body: bytes) -> None:
         spec.payload.model_validate_json(body)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        if any(e["type"] == "json_invalid" for e in errors):
-            raise JobRejected(400, "invalid_json", _NOT_JSON) from None
+        invalid = [e["msg"] for e in errors if e["type"] == "json_invalid"]
+        if invalid:  # the parser's reason and where (never the input): e.g. a lone surrogate
+            reason = invalid[0].removeprefix("Invalid JSON: ")[:200]
+            detail = f"the body is not JSON ({reason}); send the payload as JSON, e.g. {{}}"
+            raise JobRejected(400, "invalid_json", detail) from None
         raise JobRejected(
             422,
             "invalid_payload",

@@ -207,6 +207,15 @@ def test_a_streamed_body_over_the_limit_is_413(api: httpx.Client) -> None:
     assert response.status_code == 413 and response.json()["error"] == "payload_too_large"
 
 
+def test_a_body_the_models_parser_refuses_says_why_and_where(api: httpx.Client) -> None:
+    # JSON by its grammar, but a lone surrogate is no Unicode text: the parser says so
+    response = api.post("/jobs/report", content=b'{"title": "\\ud800", "pages": 1}')
+    assert response.status_code == 400 and response.json()["error"] == "invalid_json"
+    detail = response.json()["detail"]
+    assert "hex escape at line 1 column" in detail, detail  # a high surrogate alone
+    assert "\\ud800" not in detail  # the input itself is never echoed
+
+
 def test_a_payload_that_fails_the_model_is_422_with_pydantics_errors(api: httpx.Client) -> None:
     response = api.post("/jobs/report", json={"pages": 0, "extra": 1})
     assert response.status_code == 422
