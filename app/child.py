@@ -68,6 +68,9 @@ def _fork_workers(settings: Settings, config: str, workers: int) -> list[ForkedC
 
 
 def main(argv: list[str]) -> int:
+    from hookline.pages import one_malloc_arena
+
+    one_malloc_arena()  # first: no thread yet; the children serve forks inherit it
     from hookline.config import load_settings
     from hookline.errors import ConfigError
 

@@ -110,3 +110,50 @@ def test_nothing_is_released_while_another_thread_runs() -> None:
     assert result["released"] == 0
     assert result["after"] == result["before"]
     assert result["n"] == 2
+
+
+ARENAS = textwrap.dedent(
+    """
+    import sys, threading
+    from hookline.pages import one_malloc_arena
+
+    def arenas() -> int:  # glibc's thread arenas: 64 MiB reservations, 64 MiB aligned
+        count = 0
+        for line in open("/proc/self/maps"):
+            fields = line.split()
+            low, high = (int(x, 16) for x in fields[0].split("-"))
+            if len(fields) == 5 and low % (64 << 20) == 0 and high - low >= 1 << 20:
+                count += 1
+        return count
+
+    if sys.argv[1] == "one":
+        assert one_malloc_arena()
+    before = arenas()
+    barrier = threading.Barrier(4)
+
+    def allocate() -> None:
+        barrier.wait()  # all at once: each would need an arena of its own
+        blocks = [bytearray(2000) for _ in range(2000)]
+        barrier.wait()
+        del blocks
+
+    threads = [threading.Thread(target=allocate) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(arenas() - before)
+    """
+)
+
+
+def _new_arenas(mode: str) -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", ARENAS, mode], capture_output=True, text=True, check=True, timeout=60
+    )
+    return int(out.stdout)
+
+
+def test_one_malloc_arena_for_every_thread() -> None:
+    assert _new_arenas("default") > 0  # the test can see arenas: glibc gives threads their own
+    assert _new_arenas("one") == 0
