@@ -71,6 +71,10 @@ def main(argv: list[str]) -> int:
     from hookline.pages import one_malloc_arena
 
     one_malloc_arena()  # first: no thread yet; the children serve forks inherit it
+    if argv[0] != "worker":  # serve and HTTP processes run uvicorn's server, not its CLI
+        from hookline.web.uvicorn_core import defer_uvicorn_main
+
+        defer_uvicorn_main()
     from hookline.config import load_settings
     from hookline.errors import ConfigError
 
