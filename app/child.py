@@ -62,12 +62,19 @@ def _fork_workers(settings: Settings, config: str, workers: int) -> list[ForkedC
 
     def worker() -> None:
         child_environment(config, serve)
-        sys.exit(_run(["worker", config], settings))
+        sys.exit(_run(["worker", config], settings, forked_child=True))
 
     return [fork("hookline-worker", worker) for _ in range(workers)]
 
 
 def main(argv: list[str]) -> int:
+    from hookline.pages import one_malloc_arena
+
+    one_malloc_arena()  # first: no thread yet; the children serve forks inherit it
+    if argv[0] != "worker":  # serve and HTTP processes run uvicorn's server, not its CLI
+        from hookline.web.uvicorn_core import defer_uvicorn_main
+
+        defer_uvicorn_main()
     from hookline.config import load_settings
     from hookline.errors import ConfigError
 
@@ -87,10 +94,20 @@ def main(argv: list[str]) -> int:
         return _run(argv, settings, forked)
 
 
-def _run(argv: list[str], settings: Settings, forked: list[ForkedChild] | None = None) -> int:
-    """Load the handler modules, then run process ``argv[0]`` (serve, http or worker)."""
+def _run(
+    argv: list[str],
+    settings: Settings,
+    forked: list[ForkedChild] | None = None,
+    *,
+    forked_child: bool = False,
+) -> int:
+    """Load the handler modules, then run process ``argv[0]`` (serve, http or worker).
+    ``forked_child``: this is a worker forked from ``serve`` (else a new interpreter, whose
+    imports touched pages of the libraries that it unmaps before it starts working:
+    ``hookline.pages``; a forked one did not touch those, ``serve`` did)."""
     from hookline.errors import ConfigError, StartupError
     from hookline.logs import configure_logging
+    from hookline.pages import release_file_pages
     from hookline.pipeline import load_handlers
     from hookline.redaction import Redactor
 
@@ -108,6 +125,8 @@ def _run(argv: list[str], settings: Settings, forked: list[ForkedChild] | None =
     if kind == "worker":
         from hookline.worker import run_worker_process
 
+        if not forked_child:
+            release_file_pages()
         run_worker_process(settings, registry, supervisor_pid())
     elif kind == "serve":
         from hookline.serve import run_server
@@ -119,6 +138,7 @@ def _run(argv: list[str], settings: Settings, forked: list[ForkedChild] | None =
         from hookline.serve import run_http_process
 
         fd, index = int(argv[2]), int(argv[3])
+        release_file_pages()
         run_http_process(settings, registry, fd=fd, index=index, supervisor_pid=supervisor_pid())
     return 0
 

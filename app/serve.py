@@ -32,6 +32,7 @@ from hookline.config import Settings
 from hookline.fork import ForkedChild, can_fork, fork
 from hookline.fork import stop as stop_forked
 from hookline.metrics import Metrics
+from hookline.pages import release_file_pages
 from hookline.pipeline import Registry
 from hookline.store import open_store
 from hookline.web.app import create_app
@@ -193,14 +194,17 @@ def run_server(
     http: ChildProcesses | None = None
     procs: ChildProcesses | None = None
     # the CLI has migrated the database already: no child races the schema
+    # A copy of the listening socket for the children, kept open until they are stopped:
+    # one restarted while uvicorn here has already closed its socket gets a valid one.
+    fd = os.dup(sock.fileno()) if processes > 1 else -1
+    first = _fork_http(settings, registry, config_path, fd, processes) if processes > 1 else None
+    # Before any thread starts (the supervisors' below): the pages that importing touched in
+    # the libraries are unmapped here, and only those serving uses come back.
+    release_file_pages()
     if processes > 1:
-        # A copy of the listening socket for the children, kept open until they are stopped:
-        # one restarted while uvicorn here has already closed its socket gets a valid one.
-        fd = os.dup(sock.fileno())
         commands = [
             _child("http", config_path, str(fd), str(index)) for index in range(1, processes)
         ]
-        first = _fork_http(settings, registry, config_path, fd, processes)
         http = ChildProcesses("http process", commands, config_path, pass_fds=(fd,), first=first)
     if workers > 0:
         procs = ChildProcesses("worker", [_child("worker", config_path)] * workers,

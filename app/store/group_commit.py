@@ -63,10 +63,17 @@ WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 def connect(
-    path: str, *, busy_timeout_ms: int = 30_000, wal_size_limit: int = WAL_SIZE_LIMIT_BYTES
+    path: str,
+    *,
+    busy_timeout_ms: int = 30_000,
+    wal_size_limit: int = WAL_SIZE_LIMIT_BYTES,
+    cached_statements: int = 128,
 ) -> sqlite3.Connection:
-    """A connection configured the way every hookline SQLite connection must be."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    """A connection configured the way every hookline SQLite connection must be;
+    ``cached_statements``: how many prepared statements it keeps (sqlite3's LRU cache)."""
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, cached_statements=cached_statements
+    )
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA journal_size_limit = {int(wal_size_limit)}")
@@ -108,6 +115,13 @@ OP_LOG_COLUMNS = (
 _ROW = "(" + ", ".join("?" * len(OP_LOG_COLUMNS)) + ")"
 _INSERT = f"INSERT INTO op_log ({', '.join(OP_LOG_COLUMNS)}) VALUES "
 _ROWS_PER_STATEMENT = 32_000 // len(OP_LOG_COLUMNS)  # SQLite allows 32,766 parameters
+#: The writer's statement cache. Each number of rows in one op_log INSERT is a statement of
+#: its own, and a prepared one holds its triggers' code too: 66 KiB for one row, 160 KiB for
+#: 50. With sqlite3's default of 128 the 20-30 sizes a process sees under load stayed
+#: prepared, 2-3 MiB a process (docs/benchmarks.md "Memory per process"). With 16 the
+#: statements used at every commit stay, and a size not used lately is prepared again
+#: (0.3-0.9 ms; ~40 times per 20,000 events in bench/pipeline_e2e.py, under 2 µs an event).
+WRITER_CACHED_STATEMENTS = 16
 
 
 Then = Callable[[sqlite3.Connection], Any]
@@ -300,7 +314,7 @@ class GroupCommitWriter:
 
     def _main(self) -> None:
         try:
-            conn = connect(self._path)
+            conn = connect(self._path, cached_statements=WRITER_CACHED_STATEMENTS)
             conn.execute("PRAGMA busy_timeout = 0")  # see _begin_immediate
         except BaseException as exc:
             self._start_error = exc

@@ -457,3 +457,49 @@ def test_the_wal_shrinks_back_to_its_limit_after_a_long_read_held_it(tmp_path: P
     writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
     writer.execute("INSERT INTO t VALUES (1)")  # restarts the WAL, cutting it to the limit
     assert wal.stat().st_size <= limit
+
+
+def _sqlite_memory_used() -> int:
+    """Bytes SQLite holds in this process (all connections): sqlite3_memory_used()."""
+    import _sqlite3
+    import ctypes
+
+    lib = ctypes.CDLL(_sqlite3.__file__)
+    lib.sqlite3_memory_used.restype = ctypes.c_int64
+    return int(lib.sqlite3_memory_used())
+
+
+def _statements_held(tmp_path: Path, cached_statements: int) -> int:
+    """What 80 differently sized multi-row INSERTs leave SQLite holding on one connection,
+    as the writer's op_log INSERTs of 1 … 80 rows would."""
+    conn = connect(str(tmp_path / f"cache-{cached_statements}.db"),
+                   cached_statements=cached_statements)  # fmt: skip
+    conn.execute("CREATE TABLE t (a, b, c, d)")
+    conn.execute("CREATE TRIGGER t_log AFTER INSERT ON t BEGIN SELECT NEW.a + NEW.b; END")
+    before = _sqlite_memory_used()
+    for rows in range(1, 81):
+        conn.execute("INSERT INTO t VALUES " + ", ".join(["(?, ?, ?, ?)"] * rows), [1] * 4 * rows)
+    held = _sqlite_memory_used() - before
+    conn.close()
+    return held
+
+
+def test_the_writer_keeps_few_prepared_statements(tmp_path: Path, db: str) -> None:
+    bounded = _statements_held(tmp_path, group_commit.WRITER_CACHED_STATEMENTS)
+    default = _statements_held(tmp_path, 128)
+    assert bounded < default / 2  # the sizes not used lately are not kept prepared
+    seen: list[int] = []
+    real_connect = group_commit.connect
+
+    def spy(path: str, **kwargs: Any) -> sqlite3.Connection:
+        seen.append(kwargs.get("cached_statements", 128))
+        return real_connect(path, **kwargs)
+
+    group_commit.connect = spy  # type: ignore[assignment]
+    try:
+        w = GroupCommitWriter(db)
+        w.start()
+        w.stop()
+    finally:
+        group_commit.connect = real_connect  # type: ignore[assignment]
+    assert seen == [group_commit.WRITER_CACHED_STATEMENTS]
