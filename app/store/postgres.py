@@ -38,11 +38,11 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor, errors, sql
+from psycopg import AsyncConnection, AsyncCursor, errors, pq, sql
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
@@ -271,6 +271,27 @@ async def _new_runs_from_latest(
         await _notify(conn, [r["handler"] for r in new_runs])
     await _refresh(conn, [event_id])
     return run_ids
+
+
+@contextlib.asynccontextmanager
+async def _pipelined_transaction(conn: Conn) -> AsyncIterator[None]:
+    """One transaction in pipeline mode whose BEGIN and COMMIT travel with its statements.
+
+    ``conn.transaction()`` in a pipeline syncs after BEGIN and before COMMIT (two round
+    trips of their own); here BEGIN goes out with the first statements and COMMIT with the
+    last, so a transaction whose statements need one answer in between is two round trips.
+    On an error the transaction is rolled back before the connection goes back to the pool.
+    """
+    try:
+        async with conn.pipeline():
+            await conn.execute(Q["begin"])
+            yield
+            await conn.execute(Q["commit"])
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute(Q["rollback"])
+        raise
 
 
 async def _claim_keyed(
@@ -702,7 +723,7 @@ class PostgresStore:
         async def op(conn: Conn) -> list[ClaimedRun]:
             # Two round trips when no due run has a concurrency key (nine before): BEGIN and
             # claim_runs (lock, lease, read), then the events' lock, their status and COMMIT.
-            async with conn.pipeline(), conn.transaction():
+            async with _pipelined_transaction(conn):
                 # Its generic plan, kept: planning this statement costs more than running it
                 # (0.6 ms per claim), and PostgreSQL's own choice stays with custom plans.
                 # Even made on empty tables it probes indexes only (a test reads it).

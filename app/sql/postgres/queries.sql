@@ -201,6 +201,15 @@ SELECT EXISTS (SELECT 1 FROM unnest(%(handlers)s::text[]) AS h(name)
     OR EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND lease_expires_at < hookline_now()
                                     AND handler = ANY(%(handlers)s::text[]));
 
+-- name: begin
+BEGIN;
+
+-- name: commit
+COMMIT;
+
+-- name: rollback
+ROLLBACK;
+
 -- name: generic_plans
 -- For claim_runs alone (see PostgresStore.claim_runs); default_plans follows it.
 SET LOCAL plan_cache_mode = force_generic_plan;
