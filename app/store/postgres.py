@@ -851,12 +851,12 @@ class PostgresStore:
         async def op(conn: Conn) -> set[str]:
             # One round trip: BEGIN, the endings, then (as _refresh does) lock the runs'
             # events and derive their status from committed state, the wake-ups, COMMIT.
-            async with conn.pipeline():
-                async with conn.transaction():
-                    ended = await _execute(conn, "finish_runs", params)
-                    await _execute(conn, "lock_events_of_runs", of_runs)
-                    await _execute(conn, "refresh_events_of_runs", of_runs)
-                    await _execute(conn, "notify_endings", of_runs)
+            # (conn.transaction() would sync after BEGIN and before COMMIT: three round trips)
+            async with _pipelined_transaction(conn):
+                ended = await _execute(conn, "finish_runs", params)
+                await _execute(conn, "lock_events_of_runs", of_runs)
+                await _execute(conn, "refresh_events_of_runs", of_runs)
+                await _execute(conn, "notify_endings", of_runs)
             return {row[0] for row in await ended.fetchall()}
 
         finished = await self._run(op, transaction=False)

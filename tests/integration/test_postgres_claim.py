@@ -196,3 +196,25 @@ def plan_nodes(node: dict[str, object]) -> list[dict[str, object]]:
     children = node.get("Plans", [])
     assert isinstance(children, list)
     return [node, *(n for child in children for n in plan_nodes(child))]
+
+
+async def test_a_batch_of_endings_is_one_round_trip(pg: PostgresStore, pg_url: str) -> None:
+    for n in range(3):
+        await pg.ingest(event(n), resume_failed=False)
+    claimed = await pg.claim_runs("w1", ["fulfil"], 3, 60)
+    assert pg._pool is not None
+    items = [(c.claim("w1"), RunOutcome(c.run.id, "succeeded")) for c in claimed]
+    with tempfile.TemporaryFile() as trace:
+        async with pg._pool.connection() as conn:
+            conn.pgconn.trace(trace.fileno())
+            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            assert await pg._finish_runs(items) == [True, True, True]
+        finally:
+            async with pg._pool.connection() as conn:
+                conn.pgconn.untrace()
+        trace.seek(0)
+        lines = [line for line in trace.read().decode().splitlines() if line[:1] in ("F", "B")]
+    trips = sum(1 for a, b in itertools.pairwise(lines) if a[0] == "F" and b[0] == "B")
+    assert trips == 1, lines  # BEGIN, the endings, their events, wake-ups, COMMIT
+    assert await stale_statuses(pg_url) == []
