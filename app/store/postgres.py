@@ -9,11 +9,16 @@ safe without SQLite's single writer:
 - Claims lock rows with ``FOR UPDATE SKIP LOCKED``: two claimers never take one run. Runs with
   a concurrency key also take a transaction-level advisory lock on their (handler, key) and
   re-check with a fresh snapshot, so two claimers cannot start two runs of one key at once.
+  A claim is two round trips (``claim_runs``: one statement locks, leases and reads; then its
+  events' lock and status, and COMMIT); keyed runs add the lock and re-check between them.
 - Every transaction that changes the status of runs locks their events (``FOR NO KEY
   UPDATE``, in id order) before ``refresh_event_status``; the refresh then reads committed
-  state and the last writer wins with the right answer. A duplicate ingest that may resume
-  failed runs locks its event first, so two resends cannot both resume it. Lock order is
-  run rows → key locks → event rows: no deadlock cycle; a deadlock all the same is retried.
+  state and the last writer wins with the right answer. (A claim, which only makes runs
+  ``running``, the status that outranks all others, sets ``running`` after the lock on the
+  events whose claimed run is the newest of its handler: ``claimed_events_running``.)
+  A duplicate ingest that may resume failed runs locks its event first, so two resends
+  cannot both resume it. Lock order is run rows → key locks → event rows: no deadlock
+  cycle; a deadlock all the same is retried.
 - Whatever makes a run claimable now (an ingest or redelivery with runs, a release, the end
   or cancel of a keyed run) notifies the channel of the run's handler in its transaction
   (``channel(handler)``); ``wait_for_work`` listens to the channels of the handlers a worker
