@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from psycopg import pq
 
+from hookline.errors import StoreError
 from hookline.sql import queries
 from hookline.store.base import NewEvent, NewRun, RunOutcome
 from hookline.store.postgres import PostgresStore
@@ -217,4 +218,26 @@ async def test_a_batch_of_endings_is_one_round_trip(pg: PostgresStore, pg_url: s
         lines = [line for line in trace.read().decode().splitlines() if line[:1] in ("F", "B")]
     trips = sum(1 for a, b in itertools.pairwise(lines) if a[0] == "F" and b[0] == "B")
     assert trips == 1, lines  # BEGIN, the endings, their events, wake-ups, COMMIT
+    assert await stale_statuses(pg_url) == []
+
+
+async def test_a_claim_that_fails_midway_leases_nothing_and_leaves_the_connection_idle(
+    pg: PostgresStore, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second round trip fails (after claim_runs leased the runs): the transaction is
+    rolled back, the runs stay queued, and the pooled connection is usable at once."""
+    for n in range(3):
+        await pg.ingest(event(n), resume_failed=False)
+    failing = "SELECT 1 / 0 WHERE %(run_ids)s::text[] IS NOT NULL"
+    monkeypatch.setitem(Q, "claimed_events_running", failing)
+    with pytest.raises(StoreError, match="DivisionByZero"):
+        await pg.claim_runs("w1", ["fulfil"], 3, 60)
+    monkeypatch.undo()
+    assert pg._pool is not None
+    async with pg._pool.connection() as conn:
+        assert conn.info.transaction_status == pq.TransactionStatus.IDLE
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        rows = await (await conn.execute("SELECT status, fence FROM runs")).fetchall()
+    assert rows == [("queued", 0)] * 3
+    assert len(await pg.claim_runs("w1", ["fulfil"], 3, 60)) == 3
     assert await stale_statuses(pg_url) == []
