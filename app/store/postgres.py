@@ -9,11 +9,16 @@ safe without SQLite's single writer:
 - Claims lock rows with ``FOR UPDATE SKIP LOCKED``: two claimers never take one run. Runs with
   a concurrency key also take a transaction-level advisory lock on their (handler, key) and
   re-check with a fresh snapshot, so two claimers cannot start two runs of one key at once.
+  A claim is two round trips (``claim_runs``: one statement locks, leases and reads; then its
+  events' lock and status, and COMMIT); keyed runs add the lock and re-check between them.
 - Every transaction that changes the status of runs locks their events (``FOR NO KEY
   UPDATE``, in id order) before ``refresh_event_status``; the refresh then reads committed
-  state and the last writer wins with the right answer. A duplicate ingest that may resume
-  failed runs locks its event first, so two resends cannot both resume it. Lock order is
-  run rows → key locks → event rows: no deadlock cycle; a deadlock all the same is retried.
+  state and the last writer wins with the right answer. (A claim, which only makes runs
+  ``running``, the status that outranks all others, sets ``running`` after the lock on the
+  events whose claimed run is the newest of its handler: ``claimed_events_running``.)
+  A duplicate ingest that may resume failed runs locks its event first, so two resends
+  cannot both resume it. Lock order is run rows → key locks → event rows: no deadlock
+  cycle; a deadlock all the same is retried.
 - Whatever makes a run claimable now (an ingest or redelivery with runs, a release, the end
   or cancel of a keyed run) notifies the channel of the run's handler in its transaction
   (``channel(handler)``); ``wait_for_work`` listens to the channels of the handlers a worker
@@ -38,11 +43,11 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor, errors, sql
+from psycopg import AsyncConnection, AsyncCursor, errors, pq, sql
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
@@ -148,6 +153,7 @@ PLANNED_EACH_TIME = frozenset(
         "lock_events_of_runs",
         "refresh_events_of_runs",
         "notify_endings",
+        "claimed_events_running",
     }
 )
 
@@ -270,6 +276,53 @@ async def _new_runs_from_latest(
         await _notify(conn, [r["handler"] for r in new_runs])
     await _refresh(conn, [event_id])
     return run_ids
+
+
+@contextlib.asynccontextmanager
+async def _pipelined_transaction(conn: Conn) -> AsyncIterator[None]:
+    """One transaction in pipeline mode whose BEGIN and COMMIT travel with its statements.
+
+    ``conn.transaction()`` in a pipeline syncs after BEGIN and before COMMIT (two round
+    trips of their own); here BEGIN goes out with the first statements and COMMIT with the
+    last, so a transaction whose statements need one answer in between is two round trips.
+    On an error the transaction is rolled back before the connection goes back to the pool.
+    """
+    try:
+        async with conn.pipeline():
+            await conn.execute(Q["begin"])
+            yield
+            await conn.execute(Q["commit"])
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute(Q["rollback"])
+        raise
+
+
+async def _claim_keyed(
+    conn: Conn,
+    worker_id: str,
+    lease_seconds: float,
+    now: float,
+    keyed: Sequence[tuple[str, str, str]],
+) -> list[ClaimedRun]:
+    """The due runs with a concurrency key that ``claim_runs`` locked: take turns per
+    (handler, key), then re-check with a fresh snapshot (a run of the key that another
+    claimer started meanwhile is visible now) and lease those still free."""
+    for handler, key in sorted({(h, k) for _, h, k in keyed}):
+        await conn.execute(
+            Q["advisory_xact_lock"], {"space": _LOCK_SPACE_KEYS, "handler": handler, "key": key}
+        )
+    ids = [run_id for run_id, _, _ in keyed]
+    free = {row[0] for row in await _all(conn, "keyed_runs_still_free", {"ids": ids, "now": now})}
+    ids = [run_id for run_id in ids if run_id in free]
+    if not ids:
+        return []
+    await _execute(
+        conn, "lease_runs", {"worker_id": worker_id, "lease": lease_seconds, "now": now, "ids": ids}
+    )
+    rows = {row[0]: row for row in await _all(conn, "claimed_runs_with_events", {"ids": ids})}
+    return [records.claimed_from_row(rows[run_id]) for run_id in ids]
 
 
 async def _load_steps(
@@ -665,45 +718,44 @@ class PostgresStore:
     async def claim_runs(
         self, worker_id: str, handlers: Sequence[str], limit: int, lease_seconds: float
     ) -> list[ClaimedRun]:
+        params = {
+            "worker_id": worker_id,
+            "handlers": list(handlers),
+            "limit": limit,
+            "lease": lease_seconds,
+        }
+
         async def op(conn: Conn) -> list[ClaimedRun]:
-            clock = await _one(conn, "now")  # one instant of the database's clock per claim
-            assert clock is not None
-            now = float(clock[0])
-            params = {"now": now, "handlers": list(handlers)}
-            expired = await _all(conn, "claim_expired", {**params, "limit": limit})
-            due: list[TupleRow] = []
-            if len(expired) < limit:
-                due = await _all(conn, "claim_due", {**params, "limit": limit - len(expired)})
-            keyed = [row for row in due if row[2] is not None]
-            if keyed:
-                # Take turns per (handler, key), then re-check with a fresh snapshot: a run of
-                # the key that another claimer started meanwhile is visible now.
-                for handler, key in sorted({(row[1], row[2]) for row in keyed}):
-                    await conn.execute(
-                        Q["advisory_xact_lock"],
-                        {"space": _LOCK_SPACE_KEYS, "handler": handler, "key": key},
+            # Two round trips when no due run has a concurrency key (nine before): BEGIN and
+            # claim_runs (lock, lease, read), then the events' lock, their status and COMMIT.
+            async with _pipelined_transaction(conn):
+                # Its generic plan, kept: planning this statement costs more than running it
+                # (0.6 ms per claim), and PostgreSQL's own choice stays with custom plans.
+                # Even made on empty tables it probes indexes only (a test reads it).
+                await conn.execute(Q["generic_plans"])
+                rows = await _all(conn, "claim_runs", params)
+                await conn.execute(Q["default_plans"])
+                now, keyed_ids, keyed_handlers, keyed_keys = rows[0][:4]
+                claimed = [records.claimed_from_row(row[4:]) for row in rows if row[4]]
+                if keyed_ids:
+                    claimed += await _claim_keyed(
+                        conn,
+                        worker_id,
+                        lease_seconds,
+                        float(now),
+                        list(zip(keyed_ids, keyed_handlers, keyed_keys, strict=True)),
                     )
-                free = await _all(
-                    conn, "keyed_runs_still_free", {"ids": [r[0] for r in keyed], "now": now}
-                )
-                still_free = {row[0] for row in free}
-                due = [row for row in due if row[2] is None or row[0] in still_free]
-            ids = [row[0] for row in (*expired, *due)]
-            if not ids:
-                return []
-            await _execute(
-                conn,
-                "lease_runs",
-                {"worker_id": worker_id, "lease": lease_seconds, "now": now, "ids": ids},
-            )
-            rows = {
-                row[0]: row for row in await _all(conn, "claimed_runs_with_events", {"ids": ids})
-            }
-            claimed = [records.claimed_from_row(rows[run_id]) for run_id in ids]
-            await _refresh(conn, [c.run.event_id for c in claimed])
+                if claimed:
+                    # as _refresh does: lock the events (id order), then, with a fresh
+                    # snapshot, mark those whose claimed run now decides their status
+                    event_ids = sorted({c.run.event_id for c in claimed})
+                    await conn.execute(Q["lock_events"], {"ids": event_ids})
+                    await _execute(
+                        conn, "claimed_events_running", {"run_ids": [c.run.id for c in claimed]}
+                    )
             return claimed
 
-        return await self._run(op)
+        return await self._run(op, transaction=False)
 
     async def heartbeat(
         self, claims: Sequence[Claim], lease_seconds: float
@@ -804,12 +856,12 @@ class PostgresStore:
         async def op(conn: Conn) -> set[str]:
             # One round trip: BEGIN, the endings, then (as _refresh does) lock the runs'
             # events and derive their status from committed state, the wake-ups, COMMIT.
-            async with conn.pipeline():
-                async with conn.transaction():
-                    ended = await _execute(conn, "finish_runs", params)
-                    await _execute(conn, "lock_events_of_runs", of_runs)
-                    await _execute(conn, "refresh_events_of_runs", of_runs)
-                    await _execute(conn, "notify_endings", of_runs)
+            # (conn.transaction() would sync after BEGIN and before COMMIT: three round trips)
+            async with _pipelined_transaction(conn):
+                ended = await _execute(conn, "finish_runs", params)
+                await _execute(conn, "lock_events_of_runs", of_runs)
+                await _execute(conn, "refresh_events_of_runs", of_runs)
+                await _execute(conn, "notify_endings", of_runs)
             return {row[0] for row in await ended.fetchall()}
 
         finished = await self._run(op, transaction=False)

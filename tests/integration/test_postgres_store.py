@@ -316,11 +316,11 @@ async def test_a_claim_reads_a_backlog_in_claim_order_instead_of_sorting_it(
 ) -> None:
     for n in range(300):
         await pg.ingest(keyed_event(1000 + n, key=None), resume_failed=False)
-    params = {"handlers": ["fulfil"], "now": T0 + 10, "limit": 8}
+    params = {"handlers": ["fulfil"], "limit": 8, "worker_id": "w0", "lease": 60}
     async with await psycopg.AsyncConnection.connect(pg.url, autocommit=True) as conn:
         for mode in ("force_custom_plan", "force_generic_plan"):  # as prepared, too
             await conn.execute(f"SET plan_cache_mode = {mode}")
-            cur = await conn.execute("EXPLAIN (FORMAT JSON) " + Q["claim_due"], params)
+            cur = await conn.execute("EXPLAIN (FORMAT JSON) " + Q["claim_runs"], params)
             row = await cur.fetchone()
             assert row is not None
             nodes = plan_nodes(row[0][0]["Plan"])

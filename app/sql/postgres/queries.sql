@@ -201,47 +201,114 @@ SELECT EXISTS (SELECT 1 FROM unnest(%(handlers)s::text[]) AS h(name)
     OR EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND lease_expires_at < hookline_now()
                                     AND handler = ANY(%(handlers)s::text[]));
 
--- name: claim_expired
--- Runs whose worker stopped heartbeating: reclaimed. Rows another claimer holds are skipped.
-SELECT id, handler, concurrency_key FROM runs
-WHERE status = 'running' AND lease_expires_at < %(now)s AND handler = ANY(%(handlers)s::text[])
-ORDER BY lease_expires_at
-LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED;
+-- name: begin
+BEGIN;
 
--- name: claim_due
+-- name: commit
+COMMIT;
+
+-- name: rollback
+ROLLBACK;
+
+-- name: generic_plans
+-- For claim_runs alone (see PostgresStore.claim_runs); default_plans follows it.
+SET LOCAL plan_cache_mode = force_generic_plan;
+
+-- name: default_plans
+SET LOCAL plan_cache_mode = DEFAULT;
+
+-- name: claim_runs
+-- A claim's first round trip (BEGIN pipelined with it): one statement reads the database's
+-- clock once, locks expired leases and due runs (FOR UPDATE SKIP LOCKED), leases those that
+-- need no turn of a concurrency key (fence, attempt, lease) and returns them with their
+-- events and has_memo. Due runs with a key stay locked, not leased: they are returned as
+-- arrays (ids, handlers, keys, in claim order) for PostgresStore.claim_runs to take the
+-- keys' advisory locks and re-check them with a fresh snapshot (keyed_runs_still_free),
+-- which no single statement can do. Always one row: the clock and the keyed arrays, with
+-- the run's columns NULL when nothing was leased.
+WITH clock AS MATERIALIZED (SELECT hookline_now() AS now),
+-- Runs whose worker stopped heartbeating: reclaimed. Rows another claimer holds are skipped.
+expired AS MATERIALIZED (
+    SELECT r.id FROM runs r
+    WHERE r.status = 'running' AND r.lease_expires_at < (SELECT now FROM clock)
+      AND r.handler = ANY(%(handlers)s::text[])
+    ORDER BY r.lease_expires_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
 -- Runs ready to start, of the handlers the worker has loaded. A run with a concurrency key
 -- waits while another run of its (handler, key) is running or an earlier one is unfinished.
--- One index scan per handler (runs_due_handler), each stopping at its first %(limit)s
--- claimable runs: a backlog of a handler this worker has not loaded (a rolling deploy) is
--- never read. Rows of a handler that the outer LIMIT drops stay locked until commit.
-SELECT c.id, c.handler, c.concurrency_key
-FROM unnest(%(handlers)s::text[]) AS h(name)
-CROSS JOIN LATERAL (
-    SELECT r.id, r.handler, r.concurrency_key, r.available_at, r.seq FROM runs r
-    WHERE r.handler = h.name AND r.status IN ('queued', 'retrying')
-      AND r.available_at <= %(now)s
-      AND (r.concurrency_key IS NULL OR NOT EXISTS (
-            SELECT 1 FROM runs p
-            WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
-              AND p.id <> r.id
-              AND (p.status = 'running'
-                   OR (p.status IN ('queued', 'retrying') AND p.seq < r.seq)
-                   -- a cancelled run still held by its worker holds its key too
-                   OR (p.lease_owner IS NOT NULL AND p.lease_expires_at >= %(now)s))))
-      -- never beside a cancelled run of the same (event, handler) still held by its worker
-      AND NOT EXISTS (
-            SELECT 1 FROM runs o
-            WHERE o.event_id = r.event_id AND o.handler = r.handler AND o.id <> r.id
-              AND o.lease_owner IS NOT NULL AND o.lease_expires_at >= %(now)s)
-    -- r.handler is one value here; naming it lets the scan of runs_due_handler (handler,
-    -- available_at, seq) deliver this order, so no sort reads the whole backlog first
-    ORDER BY r.handler, r.available_at, r.seq
-    LIMIT %(limit)s
-    FOR UPDATE OF r SKIP LOCKED
-) AS c
-ORDER BY c.available_at, c.seq
-LIMIT %(limit)s;
+-- One index scan per handler (runs_due_handler), each stopping at its first claimable runs:
+-- a backlog of a handler this worker has not loaded (a rolling deploy) is never read. Rows
+-- of a handler that the outer LIMIT drops stay locked until commit. None when the expired
+-- runs fill the claim (LIMIT 0 reads nothing).
+due AS MATERIALIZED (
+    SELECT c.id, c.handler, c.concurrency_key, c.available_at, c.seq
+    FROM unnest(%(handlers)s::text[]) AS h(name)
+    CROSS JOIN LATERAL (
+        SELECT r.id, r.handler, r.concurrency_key, r.available_at, r.seq FROM runs r
+        WHERE r.handler = h.name AND r.status IN ('queued', 'retrying')
+          AND r.available_at <= (SELECT now FROM clock)
+          AND (r.concurrency_key IS NULL OR NOT EXISTS (
+                SELECT 1 FROM runs p
+                WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
+                  AND p.id <> r.id
+                  AND (p.status = 'running'
+                       OR (p.status IN ('queued', 'retrying') AND p.seq < r.seq)
+                       -- a cancelled run still held by its worker holds its key too
+                       OR (p.lease_owner IS NOT NULL
+                           AND p.lease_expires_at >= (SELECT now FROM clock)))))
+          -- never beside a cancelled run of the same (event, handler) still held by its
+          -- worker. A LIMIT 1 subquery, not NOT EXISTS: one probe of runs_held (event_id,
+          -- handler) per run, where the anti join read every held run of the handler per run.
+          AND coalesce((
+                SELECT 1 FROM runs o
+                WHERE o.event_id = r.event_id AND o.handler = r.handler AND o.id <> r.id
+                  AND o.lease_owner IS NOT NULL AND o.lease_expires_at >= (SELECT now FROM clock)
+                LIMIT 1), 0) = 0
+        -- r.handler is one value here; naming it lets the scan of runs_due_handler (handler,
+        -- available_at, seq) deliver this order, so no sort reads the whole backlog first
+        ORDER BY r.handler, r.available_at, r.seq
+        LIMIT greatest(%(limit)s - (SELECT count(*) FROM expired), 0)
+        FOR UPDATE OF r SKIP LOCKED
+    ) AS c
+    ORDER BY c.available_at, c.seq
+    LIMIT greatest(%(limit)s - (SELECT count(*) FROM expired), 0)
+),
+picked AS (
+    SELECT id, 0 AS part, 0::bigint AS ord FROM expired
+    UNION ALL
+    SELECT id, 1, row_number() OVER (ORDER BY available_at, seq) FROM due
+    WHERE concurrency_key IS NULL
+),
+leased AS (
+    UPDATE runs r SET status = 'running', attempts = r.attempts + 1, fence = r.fence + 1,
+                      lease_owner = %(worker_id)s,
+                      lease_expires_at = (SELECT now FROM clock) + %(lease)s,
+                      updated_at = (SELECT now FROM clock)
+    FROM picked p
+    WHERE r.id = p.id
+    RETURNING r.id, r.event_id, r.handler, r.generation, r.status, r.attempts, r.max_attempts,
+              r.available_at, r.created_at, r.updated_at, r.result, r.error, r.concurrency_key,
+              r.fence, p.part, p.ord
+),
+keyed AS (
+    SELECT array_agg(id ORDER BY available_at, seq) AS ids,
+           array_agg(handler ORDER BY available_at, seq) AS handlers,
+           array_agg(concurrency_key ORDER BY available_at, seq) AS keys
+    FROM due WHERE concurrency_key IS NOT NULL
+)
+SELECT clock.now, keyed.ids, keyed.handlers, keyed.keys,
+       l.id, l.event_id, l.handler, l.generation, l.status, l.attempts, l.max_attempts,
+       l.available_at, l.created_at, l.updated_at, l.result, l.error, l.concurrency_key,
+       e.source, e.provider_event_id, e.type, e.status, e.received_at, e.seq, e.headers,
+       e.body, l.fence,
+       -- has_memo: as in claimed_runs_with_events
+       coalesce((SELECT 1 FROM steps s WHERE s.event_id = l.event_id AND s.handler = l.handler
+                                         AND s.generation = l.generation LIMIT 1), 0)
+FROM clock CROSS JOIN keyed
+LEFT JOIN (leased l JOIN events e ON e.id = l.event_id) ON true
+ORDER BY l.part, l.ord;
 
 -- name: keyed_runs_still_free
 -- Re-checked (with a fresh snapshot) once the claimer holds the locks of the keys.
@@ -273,6 +340,23 @@ SELECT r.id, r.event_id, r.handler, r.generation, r.status, r.attempts, r.max_at
                                          AND s.generation = r.generation LIMIT 1), 0)
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE r.id = ANY(%(ids)s::text[]);
+
+-- name: claimed_events_running
+-- A claim's status refresh of its events, sent after lock_events (a fresh snapshot once the
+-- claimer holds their rows). A claim turns runs into 'running', which outranks every other
+-- status of refresh_event_status: an event whose claimed run is the newest of its handler is
+-- 'running' now, whatever its other runs; a claimed run that is not the newest of its
+-- handler (an older run reclaimed beside a redelivery's) does not count for the status, so
+-- its event keeps the status it has. Rows already 'running' (reclaims) are not rewritten.
+-- The newer run is looked for with a LIMIT 1 subquery, not NOT EXISTS: one probe of
+-- runs_event per run, where NOT EXISTS let PostgreSQL hash a sequential scan of all runs.
+UPDATE events e SET status = 'running'
+WHERE e.id IN (SELECT r.event_id FROM runs r
+               WHERE r.id = ANY(%(run_ids)s::text[])
+                 AND coalesce((SELECT 1 FROM runs n
+                               WHERE n.event_id = r.event_id AND n.handler = r.handler
+                                 AND n.seq > r.seq LIMIT 1), 0) = 0)
+  AND e.status <> 'running';
 
 -- name: heartbeat
 -- Extends the leases that these claims still hold; an expired lease is over for good.
@@ -444,7 +528,7 @@ SELECT event_id, concurrency_key, handler FROM runs WHERE id = %(id)s;
 
 -- name: cancel_run
 -- A running run keeps its lease until its worker lets go (release_cancelled): until then
--- no other run of its (event, handler) may start (see claim_due).
+-- no other run of its (event, handler) may start (see claim_runs).
 UPDATE runs SET status = 'cancelled', updated_at = hookline_now()
 WHERE id = %(id)s AND status IN ('queued', 'running', 'retrying');
 
