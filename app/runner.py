@@ -86,10 +86,16 @@ class Runner:
         spec = self._registry.get(run.handler)
         if spec is None:  # claims take only loaded handlers: hand it back untouched
             return RunOutcome(run.id, "queued", refund_attempt=True)
-        steps = (  # a memo that the claim found empty is not read (one round trip less)
-            await self._store.load_steps(run.event_id, run.handler, run.generation, attempts=True)
-            if claimed.has_memo
-            else []
+        # A first attempt whose claim found the memo empty does not read it (one round trip
+        # less). Any later attempt reads it: the claim that took the run from a lapsed holder
+        # may not have seen that holder's last step record (see ``ClaimedRun.has_memo``).
+        skip_memo = not claimed.has_memo and run.attempts <= 1
+        steps = (
+            []
+            if skip_memo
+            else await self._store.load_steps(
+                run.event_id, run.handler, run.generation, attempts=True
+            )
         )
         scope = RunScope(
             run_id=run.id,

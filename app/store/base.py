@@ -254,9 +254,11 @@ class ClaimedRun:
     body: bytes
     token: int = 0  # the fencing token of this claim (see ``Claim``)
     claimed_at: float = 0.0  # the store's clock when the claim was made
-    # Whether (event, handler, generation) had any step recorded when the claim was made.
-    # False: the memo is empty and the runner need not read it. Nothing can add a step
-    # meanwhile: only the holder of the claim writes steps of that key (fencing).
+    # Whether (event, handler, generation) had any step recorded when the claim was made
+    # (as the claim's statement saw the database). The runner trusts a False only on the
+    # run's first attempt (``Runner``): a reclaimed run's previous holder may have committed
+    # a step just after that statement began, and a new run of a memo key is made only
+    # once every earlier run of the key has finished (fenced: no late write of theirs lands).
     has_memo: bool = True
 
     def claim(self, worker_id: str) -> Claim:

@@ -317,3 +317,32 @@ async def test_a_step_result_that_is_not_json_fails_the_run_at_once(store: SQLit
     assert outcome is not None and outcome.status == "failed"  # a retry would repeat it
     assert "make-order" in (outcome.error or "") and "JSON" in (outcome.error or "")
     assert calls == [1]
+
+
+async def test_a_later_attempt_reads_the_memo_even_if_its_claim_saw_none(
+    store: SQLiteStore,
+) -> None:
+    # A claim that took a run from a lapsed holder may have begun just before that holder's
+    # last step record committed (PostgreSQL computes has_memo in the claim's statement):
+    # its has_memo=False must not make the runner call a succeeded step again.
+    from dataclasses import replace
+
+    calls: list[str] = []
+
+    def charge() -> str:
+        calls.append("charge")
+        return "ch_1"
+
+    async def handle(event: Event, ctx: Context) -> str:
+        result: str = await ctx.step("charge", charge)
+        return result
+
+    runner = Runner(
+        store, Registry([HandlerSpec(HANDLER, handle, "stripe", "*")]), PipelineConfig()
+    )
+    claimed = await claimed_run(store)
+    assert await (await context_for(store)).step("charge", charge) == "ch_1"  # recorded
+    later = replace(claimed, run=replace(claimed.run, attempts=2), has_memo=False)
+    outcome = await runner.execute(later, lease_of(claimed))
+    assert outcome is not None and outcome.status == "succeeded"
+    assert calls == ["charge"]  # the recorded step was not called a second time
