@@ -9,7 +9,8 @@ the pages of every read-only private mapping of a file that holds no page of its
 still in the page cache, and is faulted in again from there (a minor fault, no I/O) when the
 process next uses it. That is exactly what the kernel does to any clean file page under
 memory pressure, so no content can change; writable mappings, shared ones, anonymous
-memory and mappings with copy-on-write pages (relocated data) are never touched.
+memory and mappings with any modified page (relocated data), in memory or swapped out,
+are never touched.
 
 It reduces what the process holds mapped (RSS, PSS), not the page cache: the pages stay
 cached for as long as the kernel has no better use for the memory.
@@ -26,16 +27,23 @@ log = logging.getLogger("hookline.serve")
 MADV_DONTNEED = 4  # Linux: unmap; a private file mapping refaults from the file
 
 
+# A mapping qualifies only if smaps shows each of these as 0: no copy-on-write page in
+# memory (Anonymous), none swapped out (Swap: a swapped copy would not count as Anonymous,
+# and dropping it would bring back the unmodified file page), none dirty (Private_Dirty).
+_MUST_BE_ZERO = ("Anonymous:", "Swap:", "Private_Dirty:")
+
+
 def _candidates(smaps: str) -> list[tuple[int, int, int]]:
     """(start, end, rss KiB) of each private, read-only, file-backed mapping without
-    anonymous (copy-on-write) pages and with some page resident."""
+    modified pages (in memory or swapped out) and with some page resident."""
     out: list[tuple[int, int, int]] = []
     start = end = rss = 0
     eligible = False
-    anonymous: int | None = None
+    seen: dict[str, int] = {}
 
     def flush() -> None:
-        if eligible and anonymous == 0 and rss > 0:
+        clean = all(seen.get(field) == 0 for field in _MUST_BE_ZERO)
+        if eligible and clean and rss > 0:
             out.append((start, end, rss))
 
     for line in smaps.splitlines():
@@ -44,13 +52,13 @@ def _candidates(smaps: str) -> list[tuple[int, int, int]]:
             flush()
             fields = rest.split()
             low, high = head.split("-")
-            start, end, rss, anonymous = int(low, 16), int(high, 16), 0, None
+            start, end, rss, seen = int(low, 16), int(high, 16), 0, {}
             perms, path = fields[0], fields[4] if len(fields) > 4 else ""
             eligible = path.startswith("/") and "w" not in perms and perms.endswith("p")
         elif head == "Rss:":
             rss = int(rest.split()[0])
-        elif head == "Anonymous:":
-            anonymous = int(rest.split()[0])
+        elif head in _MUST_BE_ZERO:
+            seen[head] = int(rest.split()[0])
     flush()
     return out
 

@@ -15,33 +15,61 @@ SMAPS = """\
 00400000-00500000 r-xp 00000000 fe:00 11 /usr/lib/libclean.so
 Rss:                  64 kB
 Anonymous:             0 kB
+Private_Dirty:        0 kB
+Swap:                  0 kB
 00500000-00600000 r--p 00100000 fe:00 11 /usr/lib/libclean.so
 Rss:                  16 kB
 Anonymous:             8 kB
+Private_Dirty:        8 kB
+Swap:                  0 kB
 00600000-00700000 rw-p 00200000 fe:00 11 /usr/lib/libclean.so
 Rss:                  12 kB
 Anonymous:            12 kB
+Private_Dirty:       12 kB
+Swap:                  0 kB
 00700000-00800000 r--s 00000000 fe:00 12 /var/db/mapped.db
 Rss:                  40 kB
 Anonymous:             0 kB
+Private_Dirty:        0 kB
+Swap:                  0 kB
 00800000-00900000 rw-p 00000000 00:00 0
 Rss:                 100 kB
 Anonymous:           100 kB
+Private_Dirty:      100 kB
+Swap:                  0 kB
 00900000-00a00000 r--p 00000000 fe:00 13 /usr/lib/locale/locale-archive
 Rss:                   0 kB
 Anonymous:             0 kB
+Private_Dirty:        0 kB
+Swap:                  0 kB
 7ffd0000-7ffd1000 r-xp 00000000 00:00 0                          [vdso]
 Rss:                   4 kB
 Anonymous:             0 kB
+Private_Dirty:        0 kB
+Swap:                  0 kB
 00b00000-00c00000 r--p 00000000 fe:00 14 /usr/lib/libother.so
 Rss:                  20 kB
 Anonymous:             0 kB
+Private_Dirty:        0 kB
+Swap:                  0 kB
+00c00000-00d00000 r--p 00000000 fe:00 15 /usr/lib/libswapped.so
+Rss:                   8 kB
+Anonymous:             0 kB
+Private_Dirty:         0 kB
+Swap:                  4 kB
+00d00000-00e00000 r--p 00000000 fe:00 16 /usr/lib/libdirty.so
+Rss:                   8 kB
+Anonymous:             0 kB
+Private_Dirty:         4 kB
+Swap:                  0 kB
+00e00000-00f00000 r--p 00000000 fe:00 17 /usr/lib/libnofields.so
+Rss:                   8 kB
 """
 
 
 def test_only_clean_private_read_only_file_mappings_with_resident_pages() -> None:
     # not: relocated data (copy-on-write pages), writable, shared, anonymous, nothing
-    # resident, the vdso
+    # resident, the vdso; a modified page swapped out or dirty; fields unknown
     assert _candidates(SMAPS) == [(0x400000, 0x500000, 64), (0xB00000, 0xC00000, 20)]
 
 
