@@ -61,3 +61,32 @@ async def test_bulk_redeliver_commits_in_chunks(
     assert done == {ack}
     assert await redeliver == 25
     assert store._writer.batches - batches >= 3  # chunks of at most 10 events
+
+
+async def test_a_job_written_by_the_previous_version_still_gets_its_run(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    # During an upgrade a process of the previous version may still insert jobs into the
+    # migrated file the way it did: its first run described in the `job` JSON, for the
+    # trigger job_first_run to insert.
+    import json
+    import sqlite3
+
+    now = time.time()
+    old_job = json.dumps(
+        {"key": "k-old", "fingerprint": "fp", "runAt": now, "dueAt": now, "runId": "run_old",
+         "handler": "reports:generate", "maxAttempts": 3, "concurrencyKey": None}
+    )  # fmt: skip
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        conn.execute(
+            "INSERT INTO events (id, source, provider_event_id, type, status, received_at,"
+            " headers, body, job) VALUES ('job_old', 'jobs', 'report/k-old', 'report',"
+            " 'queued', ?, '{}', x'7b7d', ?)",
+            (now, old_job),
+        )
+    run = await store.get_run("run_old")
+    assert run is not None and (run.event_id, run.status, run.max_attempts) == (
+        "job_old",
+        "queued",
+        3,
+    )
