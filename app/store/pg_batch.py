@@ -11,8 +11,9 @@ the steps of many runs, and alone a write still goes at once (it waits for nobod
 One batch never holds two writes with the same ``key`` (two records of one memo row: an
 ``ON CONFLICT DO UPDATE`` cannot touch a row twice in a statement); the later one waits for
 the next batch. What a batch cannot decide (``write`` answers None for it), and every write
-of a batch that failed, is written alone (``alone``, the one-write path), so one bad row
-fails only its caller and the answers are the one-write path's.
+of a batch that failed, is written alone (``alone``, the one-write path, at most
+``max_alone`` at once), so one bad row fails only its caller and the answers are the
+one-write path's.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class WriteBatcher(Generic[I, R]):
         *,
         max_in_flight: int,
         max_batch: int = 256,
+        max_alone: int = 4,
         name: str = "hookline-write-batch",
     ) -> None:
         self._write = write
@@ -51,6 +53,9 @@ class WriteBatcher(Generic[I, R]):
         self._key = key
         self._max_in_flight = max_in_flight
         self._max_batch = max_batch
+        # One-write fallbacks at once: a failed batch of 256 must not take every pooled
+        # connection (ingest and claims share the pool) and time the rest out.
+        self._alone_slots = asyncio.Semaphore(max_alone)
         self._name = name
         self._queue: list[_Pending[I, R]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -106,7 +111,8 @@ class WriteBatcher(Generic[I, R]):
 
     async def _write_alone(self, pending: _Pending[I, R]) -> None:
         try:
-            answer = await self._alone(pending.item)
+            async with self._alone_slots:
+                answer = await self._alone(pending.item)
         except Exception as exc:  # handed to its caller
             if not pending.future.done():
                 pending.future.set_exception(exc)

@@ -368,11 +368,13 @@ class PostgresStore:
             max_in_flight=max(1, min(INGEST_BATCHES_IN_FLIGHT, pool_size // 2)),
         )
         in_flight = WRITE_BATCHES_IN_FLIGHT
+        alone = max(1, pool_size // 4)  # per batcher: the pool serves ingest and claims too
         self.steps: WriteBatcher[tuple[Claim, StepOutcome], bool] = WriteBatcher(
             self._record_steps,
             self._record_step_alone,
             key=lambda item: (item[1].event_id, item[1].handler, item[1].generation, item[1].name),
             max_in_flight=in_flight,
+            max_alone=alone,
             name="hookline-step-batch",
         )
         self.endings: WriteBatcher[tuple[Claim, RunOutcome], bool] = WriteBatcher(
@@ -380,6 +382,7 @@ class PostgresStore:
             self._finish_alone,
             key=lambda item: item[0].run_id,
             max_in_flight=in_flight,
+            max_alone=alone,
             name="hookline-finish-batch",
         )
 

@@ -100,3 +100,30 @@ async def test_what_a_batch_cannot_decide_is_written_alone() -> None:
     assert await decided == "ok:d"
     assert await undecided == "alone:undecided"
     assert recorder.alone == ["undecided"]
+
+
+async def test_a_failed_batch_writes_alone_at_most_max_alone_at_once() -> None:
+    # each one-write path takes a pooled connection: a failed batch of many must not take them all
+    recorder = Recorder()
+    recorder.gate.set()
+    running = peak = 0
+
+    async def write_alone(item: str) -> str:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return f"alone:{item}"
+
+    writes: WriteBatcher[str, str] = WriteBatcher(
+        recorder.write, write_alone, key=lambda item: item, max_in_flight=1, max_alone=3
+    )
+    blocker = asyncio.create_task(writes.submit("x"))
+    await asyncio.sleep(0)
+    many = [asyncio.create_task(writes.submit(f"g{n}")) for n in range(20)]
+    bad = asyncio.create_task(writes.submit("explodes"))  # fails the batch: all go alone
+    await blocker
+    answers = await asyncio.gather(*many, bad)
+    assert answers[:20] == [f"alone:g{n}" for n in range(20)]
+    assert peak == 3
