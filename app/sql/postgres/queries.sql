@@ -127,19 +127,9 @@ FROM (SELECT DISTINCT ON (handler) id, handler, generation, status, max_attempts
 ORDER BY seq;
 
 -- name: refresh_event_status
--- An event's status is derived from the newest run of each of its handlers.
-UPDATE events e SET status = coalesce((
-    SELECT CASE
-        WHEN bool_or(latest.status = 'running') THEN 'running'
-        WHEN bool_or(latest.status = 'retrying') THEN 'retrying'
-        WHEN bool_or(latest.status = 'queued') THEN 'queued'
-        WHEN bool_or(latest.status = 'failed') THEN 'failed'
-        WHEN bool_or(latest.status = 'cancelled') THEN 'cancelled'
-        WHEN count(*) > 0 THEN 'succeeded'
-    END
-    FROM (SELECT DISTINCT ON (r.handler) r.status FROM runs r
-          WHERE r.event_id = e.id ORDER BY r.handler, r.seq DESC) AS latest
-), 'unhandled')
+-- An event's status is derived from the newest run of each of its handlers
+-- (hookline_event_status, 0011_event_status_function.sql).
+UPDATE events e SET status = hookline_event_status(e.id)
 WHERE e.id = ANY(%(ids)s::text[]);
 
 -- name: event_by_id
@@ -479,18 +469,7 @@ ORDER BY id FOR NO KEY UPDATE;
 
 -- name: refresh_events_of_runs
 -- refresh_event_status, for the events of these runs.
-UPDATE events e SET status = coalesce((
-    SELECT CASE
-        WHEN bool_or(latest.status = 'running') THEN 'running'
-        WHEN bool_or(latest.status = 'retrying') THEN 'retrying'
-        WHEN bool_or(latest.status = 'queued') THEN 'queued'
-        WHEN bool_or(latest.status = 'failed') THEN 'failed'
-        WHEN bool_or(latest.status = 'cancelled') THEN 'cancelled'
-        WHEN count(*) > 0 THEN 'succeeded'
-    END
-    FROM (SELECT DISTINCT ON (r.handler) r.status FROM runs r
-          WHERE r.event_id = e.id ORDER BY r.handler, r.seq DESC) AS latest
-), 'unhandled')
+UPDATE events e SET status = hookline_event_status(e.id)
 WHERE e.id IN (SELECT event_id FROM runs WHERE id = ANY(%(run_ids)s::text[]));
 
 -- name: notify_endings
@@ -651,18 +630,7 @@ ORDER BY seq;
 
 -- name: job_refresh_status
 -- The caller holds the event's row lock (job_lock_by_key).
-UPDATE events e SET status = coalesce((
-    SELECT CASE
-        WHEN bool_or(latest.status = 'running') THEN 'running'
-        WHEN bool_or(latest.status = 'retrying') THEN 'retrying'
-        WHEN bool_or(latest.status = 'queued') THEN 'queued'
-        WHEN bool_or(latest.status = 'failed') THEN 'failed'
-        WHEN bool_or(latest.status = 'cancelled') THEN 'cancelled'
-        WHEN count(*) > 0 THEN 'succeeded'
-    END
-    FROM (SELECT DISTINCT ON (r.handler) r.status FROM runs r
-          WHERE r.event_id = e.id ORDER BY r.handler, r.seq DESC) AS latest
-), 'unhandled')
+UPDATE events e SET status = hookline_event_status(e.id)
 WHERE e.id = %(id)s;
 
 -- name: job_by_id
