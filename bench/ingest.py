@@ -1006,27 +1006,23 @@ def main() -> int:
                 target.stop()
     results["elapsed_seconds"] = round(time.monotonic() - started, 1)
     base = results.get("baseline")
+
+    def hookline_over(other: dict[str, Any]) -> float:
+        """hookline's acks/s at saturation over another target's, same run."""
+        ours = results["hookline"]["saturation"]["accepted_per_s"]
+        return float(ours / max(1.0, other["saturation"]["accepted_per_s"]))
+
     if base:
-        results["throughput_ratio"] = round(
-            results["hookline"]["saturation"]["accepted_per_s"]
-            / base["saturation"]["accepted_per_s"],
-            2,
-        )
+        results["throughput_ratio"] = round(hookline_over(base), 2)
     bare = results.get("bare")
     if bare:
-        share = results["hookline"]["saturation"]["accepted_per_s"] / max(
-            1.0, bare["saturation"]["accepted_per_s"]
-        )
-        results["share_of_bare"] = round(share, 3)
+        results["share_of_bare"] = round(share := hookline_over(bare), 3)
         print(f"\nhookline / bare uvicorn+Starlette ({args.processes} processes): {share:.0%}")
         rss = results["hookline"]["group_rss_kib"] / 1024, bare["group_rss_kib"] / 1024
         print(f"RSS of all processes: hookline {rss[0]:.0f} MiB, bare {rss[1]:.0f} MiB")
     bullmq = results.get("bullmq")
     if bullmq:
-        times = results["hookline"]["saturation"]["accepted_per_s"] / max(
-            1.0, bullmq["saturation"]["accepted_per_s"]
-        )
-        results["times_bullmq"] = round(times, 2)
+        results["times_bullmq"] = round(times := hookline_over(bullmq), 2)
         print(f"hookline / Express+BullMQ receiver: {times:.2f}x")
     print("\n" + table(results["hookline"], base))
     print("\n" + target_checks(results))

@@ -20,30 +20,14 @@ import time
 import uuid
 
 import psycopg
+from pg_ingest_ab import event  # the same 2.6 KB events with one run
 
-from hookline.ids import new_id
-from hookline.store.base import NewEvent, NewRun
 from hookline.store.postgres import PostgresStore
 
-BODY = b'{"object":"event","data":' + b'"' + b"x" * 2600 + b'"}'
 TICKS = os.sysconf("SC_CLK_TCK")
 # what a worker's ending does to the run (its event's status is left alone: not measured)
 END = """UPDATE runs SET status = 'succeeded', lease_owner = NULL, lease_expires_at = NULL
 WHERE id = ANY(%(ids)s::text[])"""
-
-
-def event(key: str | None) -> NewEvent:
-    eid = new_id("evt")
-    return NewEvent(
-        id=eid,
-        source="stripe",
-        provider_event_id=eid,
-        type="invoice.paid",
-        received_at=time.time(),
-        headers={"content-type": "application/json"},
-        body=BODY,
-        runs=[NewRun(new_id("run"), "bench", 8, key)],
-    )
 
 
 def cpu_seconds(pid: int) -> float:

@@ -26,7 +26,8 @@ from hookline.store.postgres import PostgresStore
 BODY = b'{"object":"event","data":' + b'"' + b"x" * 2600 + b'"}'
 
 
-def event() -> NewEvent:
+def event(key: str | None = None) -> NewEvent:
+    """A 2.6 KB event with one run (of concurrency key ``key``)."""
     eid = new_id("evt")
     return NewEvent(
         id=eid,
@@ -36,7 +37,7 @@ def event() -> NewEvent:
         received_at=time.time(),
         headers={"content-type": "application/json"},
         body=BODY,
-        runs=[NewRun(new_id("run"), "bench", 8)],
+        runs=[NewRun(new_id("run"), "bench", 8, key)],
     )
 
 

@@ -12,7 +12,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -319,72 +319,68 @@ def test_requests_beyond_max_in_flight_get_503_and_the_slots_come_back(tmp_path:
         server.stop()
 
 
+def refused_while_held(
+    server: HooklineProcess, path: str, headers: dict[str, str], post: Callable[[], httpx.Response]
+) -> httpx.Response:
+    """``post()`` until refused while a client holds 900 kB of a body to ``path`` in memory
+    and never finishes it; then the hog's read deadline (408) frees its bytes."""
+    with connect(server) as hog:
+        hog.sendall(head_of(path, headers, 2_000_000) + b"a" * 900_000)
+        wait_until_read(server, hog)
+        for _ in range(100):
+            refused = post()
+            if refused.status_code == 503:
+                break
+        assert status_of(read_answer(hog)) == 408
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"] == "overloaded"
+    assert refused.headers["retry-after"] == "1"
+    return refused
+
+
+BUDGET_LIMITS = "[server]\nmax_buffered_bytes = 1000000\nbody_timeout_seconds = 5\n"
+BIG_EVENT = json.dumps({"id": "evt_1", "type": "x", "pad": "a" * 300_000}).encode()
+
+
 def test_bodies_beyond_max_buffered_bytes_get_503_not_memory(tmp_path: Path) -> None:
-    server = overload_server(
-        tmp_path, "[server]\nmax_buffered_bytes = 1000000\nbody_timeout_seconds = 5\n"
-    )
+    server = overload_server(tmp_path, BUDGET_LIMITS)
     try:
-        _, headers = signing.stripe()
-        big = json.dumps({"id": "evt_1", "type": "x", "pad": "a" * 300_000}).encode()
-        big_headers = signing.stripe(big)[1]
-        with connect(server) as hog, httpx.Client(base_url=server.url, timeout=30) as client:
-            # 900 kB of a body held in memory by a client that never finishes it
-            hog.sendall(head_of("/webhooks/stripe", headers, 2_000_000) + b"a" * 900_000)
-            wait_until_read(server, hog)
-            for _ in range(100):
-                refused = client.post("/webhooks/stripe", content=big, headers=big_headers)
-                if refused.status_code == 503:
-                    break
-            assert refused.status_code == 503, refused.text
-            assert refused.json()["error"] == "overloaded"
-            assert "retry-after" in refused.headers
-            assert status_of(read_answer(hog)) == 408  # the hog's deadline frees its bytes
-            accepted = client.post("/webhooks/stripe", content=big, headers=big_headers)
+        big_headers = signing.stripe(BIG_EVENT)[1]
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+
+            def post() -> httpx.Response:
+                return client.post("/webhooks/stripe", content=BIG_EVENT, headers=big_headers)
+
+            refused_while_held(server, "/webhooks/stripe", signing.stripe()[1], post)
+            accepted = post()
             assert accepted.status_code == 200, accepted.text
     finally:
         server.stop()
 
 
 def test_job_bodies_share_the_buffer_budget_with_webhooks(tmp_path: Path) -> None:
-    limits = "[server]\nmax_buffered_bytes = 1000000\nbody_timeout_seconds = 5\n"
     config = base_config(
         f"sqlite:///{tmp_path / 'hookline.db'}",
         max_body_bytes=MAX_BODY,
         handlers=["tests.e2e.job_handlers"],
-    ).replace("[server]\n", limits, 1)
+    ).replace("[server]\n", BUDGET_LIMITS, 1)
     server = HooklineProcess(tmp_path, config).start()
     auth = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
     big_job = json.dumps({"pad": "a" * 300_000}).encode()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
-            # a job body held unfinished counts against the webhooks' budget ...
-            with connect(server) as hog:
-                hog.sendall(head_of("/jobs/echo", auth, 2_000_000) + b"a" * 900_000)
-                wait_until_read(server, hog)
-                big = json.dumps({"id": "evt_1", "type": "x", "pad": "a" * 300_000}).encode()
-                for _ in range(100):
-                    refused = client.post(
-                        "/webhooks/stripe", content=big, headers=signing.stripe(big)[1]
-                    )
-                    if refused.status_code == 503:
-                        break
-                assert refused.status_code == 503, refused.text
-                assert refused.json()["error"] == "overloaded"
-                assert status_of(read_answer(hog)) == 408
-            # ... and a webhook body held unfinished against a job's
-            _, headers = signing.stripe()
-            with connect(server) as hog:
-                hog.sendall(head_of("/webhooks/stripe", headers, 2_000_000) + b"a" * 900_000)
-                wait_until_read(server, hog)
-                for _ in range(100):
-                    refused = client.post("/jobs/echo", content=big_job, headers=auth)
-                    if refused.status_code == 503:
-                        break
-                assert refused.status_code == 503, refused.text
-                assert refused.json()["error"] == "overloaded"
-                assert refused.headers["retry-after"] == "1"
-                assert status_of(read_answer(hog)) == 408
-            accepted = client.post("/jobs/echo", content=big_job, headers=auth)
+
+            def webhook() -> httpx.Response:
+                headers = signing.stripe(BIG_EVENT)[1]
+                return client.post("/webhooks/stripe", content=BIG_EVENT, headers=headers)
+
+            def job() -> httpx.Response:
+                return client.post("/jobs/echo", content=big_job, headers=auth)
+
+            # a job body held unfinished counts against the webhooks' budget, and back
+            refused_while_held(server, "/jobs/echo", auth, webhook)
+            refused_while_held(server, "/webhooks/stripe", signing.stripe()[1], job)
+            accepted = job()
             assert accepted.status_code == 202, accepted.text  # the budget came back
     finally:
         server.stop()

@@ -14,9 +14,25 @@ from hookline.errors import StoreError
 from hookline.pipeline import Event, HandlerSpec, Registry
 from hookline.runner import Runner
 from hookline.store import open_store
-from hookline.store.base import Claim, NewEvent, NewRun
+from hookline.store.base import Claim, NewEvent, NewRun, Store
 from hookline.store.sqlite import SQLiteStore
 from hookline.worker import Worker
+
+
+async def ingest_one_run(store: Store, spec: HandlerSpec, max_attempts: int) -> None:
+    """Event evt_1 with its run run_1 of ``spec``."""
+    run = NewRun("run_1", spec.name, max_attempts)
+    event = NewEvent("evt_1", "stripe", "p1", "t", time.time(), {}, b"{}", [run])
+    await store.ingest(event, resume_failed=True)
+
+
+def start_worker(
+    store: Store, registry: Registry, pipeline: PipelineConfig
+) -> tuple[Worker, asyncio.Event, asyncio.Task[None]]:
+    """A worker running on ``store``; set the event and await the task to stop it."""
+    worker = Worker(Settings(pipeline=pipeline), registry, store, Runner(store, registry, pipeline))
+    stop = asyncio.Event()
+    return worker, stop, asyncio.create_task(worker.run(stop))
 
 
 class FlakyHeartbeatStore(SQLiteStore):
@@ -51,11 +67,7 @@ async def test_a_failed_heartbeat_neither_loses_leases_nor_runs_a_step_twice(
     spec = HandlerSpec("t:handle", handle, "stripe", "*")
     pipeline = PipelineConfig(lease_seconds=1.0, poll_interval_seconds=0.01)
     settings = Settings(pipeline=pipeline)
-    await store.ingest(
-        NewEvent("evt_1", "stripe", "p1", "t", time.time(), {}, b"{}",
-                 [NewRun("run_1", spec.name, 3)]),
-        resume_failed=True,
-    )  # fmt: skip
+    await ingest_one_run(store, spec, max_attempts=3)
     worker = Worker(settings, Registry([spec]), store, Runner(store, Registry([spec]), pipeline))
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
@@ -95,9 +107,7 @@ async def test_runs_that_no_claim_can_take_do_not_make_every_poll_a_write(tmp_pa
     store.claims = 0
     pipeline = PipelineConfig(lease_seconds=60, poll_interval_seconds=0.01)
     registry = Registry([spec])
-    worker = Worker(Settings(pipeline=pipeline), registry, store, Runner(store, registry, pipeline))
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
+    _worker, stop, task = start_worker(store, registry, pipeline)
     await asyncio.sleep(1.0)  # 100 poll intervals
     stop.set()
     await task
@@ -135,14 +145,8 @@ async def test_a_store_error_when_finishing_does_not_lose_a_succeeded_run(db_url
     spec = HandlerSpec("t:handle", handle, "stripe", "*")
     pipeline = PipelineConfig(lease_seconds=1.0, poll_interval_seconds=0.01)
     registry = Registry([spec])
-    await store.ingest(
-        NewEvent("evt_1", "stripe", "p1", "t", time.time(), {}, b"{}",
-                 [NewRun("run_1", spec.name, 1)]),
-        resume_failed=True,
-    )  # fmt: skip
-    worker = Worker(Settings(pipeline=pipeline), registry, store, Runner(store, registry, pipeline))
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
+    await ingest_one_run(store, spec, max_attempts=1)
+    _worker, stop, task = start_worker(store, registry, pipeline)
     try:
         deadline = time.monotonic() + 15
         while (run := await store.get_run("run_1")) and run.status not in ("succeeded", "failed"):
@@ -186,14 +190,8 @@ async def test_a_store_error_when_recording_a_step_does_not_repeat_it(db_url: st
     spec = HandlerSpec("t:handle", handle, "stripe", "*")
     pipeline = PipelineConfig(lease_seconds=5.0, poll_interval_seconds=0.01)
     registry = Registry([spec])
-    await store.ingest(
-        NewEvent("evt_1", "stripe", "p1", "t", time.time(), {}, b"{}",
-                 [NewRun("run_1", spec.name, 3)]),
-        resume_failed=True,
-    )  # fmt: skip
-    worker = Worker(Settings(pipeline=pipeline), registry, store, Runner(store, registry, pipeline))
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
+    await ingest_one_run(store, spec, max_attempts=3)
+    _worker, stop, task = start_worker(store, registry, pipeline)
     try:
         deadline = time.monotonic() + 15
         while (run := await store.get_run("run_1")) and run.status != "succeeded":
@@ -300,14 +298,8 @@ async def test_a_run_that_finished_is_not_taken_for_a_lost_lease(
     spec = HandlerSpec("t:handle", handle, "stripe", "*")
     pipeline = PipelineConfig(lease_seconds=4.0, poll_interval_seconds=0.01)
     registry = Registry([spec])
-    await store.ingest(
-        NewEvent("evt_1", "stripe", "p1", "t", time.time(), {}, b"{}",
-                 [NewRun("run_1", spec.name, 3)]),
-        resume_failed=True,
-    )  # fmt: skip
-    worker = Worker(Settings(pipeline=pipeline), registry, store, Runner(store, registry, pipeline))
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
+    await ingest_one_run(store, spec, max_attempts=3)
+    worker, stop, task = start_worker(store, registry, pipeline)
     try:
         deadline = time.monotonic() + 10
         while worker.stats.runs.get("succeeded", 0) < 1:  # counted once _finish returned
