@@ -15,25 +15,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 import uuid
 
 import psycopg
+from loadgen import cpu_seconds
 from pg_ingest_ab import event  # the same 2.6 KB events with one run
 
 from hookline.store.postgres import PostgresStore
 
-TICKS = os.sysconf("SC_CLK_TCK")
 # what a worker's ending does to the run (its event's status is left alone: not measured)
 END = """UPDATE runs SET status = 'succeeded', lease_owner = NULL, lease_expires_at = NULL
 WHERE id = ANY(%(ids)s::text[])"""
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
 async def backend_pid(store: PostgresStore) -> int:

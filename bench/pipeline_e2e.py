@@ -60,6 +60,7 @@ from loadgen import (  # noqa: E402
     Result,
     children,
     closed_loop,
+    cpu_seconds,
     exit_on_sigterm,
     load_average,
     percentile,
@@ -74,7 +75,6 @@ from tests.support.server import (  # noqa: E402
 )
 
 RESULTS = ROOT / "bench" / "results"
-TICKS = os.sysconf("SC_CLK_TCK")
 BULLMQ_DIR = ROOT / "bench" / "bullmq"
 REDIS_PORT = 6379
 REDIS_DB = 0
@@ -253,15 +253,6 @@ def children_cpu_seconds() -> float:
     (serve reaps its HTTP processes and workers)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def process_kinds(serve_pid: int) -> dict[str, list[int]]:

@@ -47,6 +47,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from loadgen import (  # noqa: E402
     Result,
     closed_loop,
+    cpu_seconds,
     exit_on_sigterm,
     load_average,
     percentile,
@@ -73,16 +74,7 @@ from tests.support.server import (  # noqa: E402
 )
 
 RESULTS = ROOT / "bench" / "results"
-TICKS = os.sysconf("SC_CLK_TCK")
 INGEST, WORKERS = 2, 3
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 class CpuMeter:
