@@ -28,6 +28,8 @@ import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from hookline.web.one_write import OneWriteCycle
+
 log = logging.getLogger("hookline.http")
 
 
@@ -156,6 +158,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._heads_done += 1
         super().on_headers_complete()
+        if type(self.cycle) is not OneWriteCycle and self.cycle is not None:
+            # uvicorn has just built the cycle; its task runs later, so it sends as this.
+            self.cycle.__class__ = OneWriteCycle
         self._arm(self.limits.body_timeout, self._body_timed_out)
 
     def on_message_complete(self) -> None:
