@@ -730,7 +730,10 @@ def _profiling(target: Target, plan: Plan, out: Path | None) -> Iterator[None]:
         "--rate",
         "200",
         "--threads",
+        "--subprocesses",
         "--nonblocking",
+        "--format",
+        "raw",
         "--output",
         str(out),
     ]
@@ -935,7 +938,9 @@ def main() -> int:
         help="hookline on a fresh database of this PostgreSQL (e.g. postgresql://postgres@127.0.0.1/postgres)",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="py-spy flame graph of hookline's saturation run"
+        "--profile",
+        action="store_true",
+        help="py-spy profile (collapsed stacks) of the saturation run",
     )
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     args = parser.parse_args()
@@ -997,7 +1002,7 @@ def main() -> int:
         if not args.no_baseline:
             targets.append(Baseline("baseline", work))
         for target in targets:
-            profile = args.out / f"profile-{stamp}.svg" if args.profile else None
+            profile = args.out / f"profile-{stamp}.txt" if args.profile else None
             try:
                 results[target.name] = bench_target(
                     target, load, plan, profile if target.name == "hookline" else None
