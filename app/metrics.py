@@ -25,11 +25,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from hookline.metrics_dir import shared_directory
+from hookline.metrics_dir import count_without_getpid, shared_directory
 from hookline.step_stats import STEP_BUCKETS, observe_step
 from hookline.store.base import WorkerStats
 
 __all__ = ["STEP_BUCKETS", "Metrics", "WorkerCounters", "observe_step"]
+
+count_without_getpid()
 
 ACK_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 RUN_OUTCOMES = ("succeeded", "failed", "retrying", "queued")

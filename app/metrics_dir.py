@@ -34,6 +34,7 @@ def shared_counters(http_processes: int) -> Iterator[str | None]:
         raise RuntimeError("prometheus_client was imported before the metrics directory")
     path = tempfile.mkdtemp(prefix="hookline-metrics-")
     os.environ[ENV] = path
+    count_without_getpid()
     try:
         yield path
     finally:
@@ -44,3 +45,31 @@ def shared_counters(http_processes: int) -> Iterator[str | None]:
 def shared_directory() -> str | None:
     """The directory of this process's shared counters, if ``serve`` made one."""
     return os.environ.get(ENV) or None
+
+
+class _Pid:
+    """This process's id, kept and renewed at a fork (``os.getpid()`` is a system call)."""
+
+    value = os.getpid()
+
+    @classmethod
+    def renew(cls) -> None:
+        cls.value = os.getpid()
+
+    @classmethod
+    def get(cls) -> int:
+        return cls.value
+
+
+os.register_at_fork(after_in_child=_Pid.renew)
+
+
+def count_without_getpid() -> None:
+    """In multiprocess mode ``prometheus_client`` asks ``os.getpid()`` on every increment
+    (to notice a fork): three system calls per webhook. The same check against a pid
+    renewed at each fork (``os.register_at_fork``); call before any metric is made."""
+    from prometheus_client import values
+
+    if shared_directory() is not None and not getattr(values.ValueClass, "_hookline", False):
+        values.ValueClass = values.MultiProcessValue(process_identifier=_Pid.get)  # type: ignore[no-untyped-call]
+        values.ValueClass._hookline = True

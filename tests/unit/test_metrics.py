@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from hookline.metrics import Metrics
@@ -42,3 +46,56 @@ def test_each_metrics_object_has_its_own_registry() -> None:
         "hookline_webhook_requests_total",
         (("outcome", "accepted"), ("source", "stripe")),
     ) not in samples(second)
+
+
+SHARED_COUNTING = """
+import os, sys
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[1]
+from hookline.metrics import Metrics
+metrics = Metrics()
+for _ in range(int(sys.argv[2])):
+    metrics.webhook_answered("stripe", "accepted", 0.001)
+pid = os.fork()
+if pid == 0:
+    for _ in range(5):
+        metrics.webhook_answered("stripe", "accepted", 0.001)
+    os._exit(0)
+os.waitpid(pid, 0)
+print(pid, os.getpid())
+"""
+
+
+def _count_in_a_fresh_process(directory: Path, increments: int) -> tuple[int, int, int]:
+    """(getpid system calls, child pid, parent pid) of SHARED_COUNTING, run under strace."""
+    trace = directory / "trace"
+    done = subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=getpid", "-o", str(trace),
+         sys.executable, "-c", SHARED_COUNTING, str(directory), str(increments)],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    child, parent = (int(x) for x in done.stdout.split())
+    calls = trace.read_text().count("getpid()")
+    trace.unlink()
+    return calls, child, parent
+
+
+def test_shared_counters_ask_no_pid_per_increment_and_a_fork_counts_apart(tmp_path: Path) -> None:
+    """Multiprocess mode checks for a fork on every increment; with hookline's pid kept
+    and renewed at fork, that is no ``getpid`` system call each, and a forked child still
+    writes a file of its own (the parent's counts are never counted twice)."""
+    (tmp_path / "none").mkdir()
+    start_up, _, _ = _count_in_a_fresh_process(tmp_path / "none", 0)
+    calls, child, parent = _count_in_a_fresh_process(tmp_path, 1_000)
+    assert calls - start_up < 10  # 3,000 more when every increment asks
+    assert sorted(p.name for p in tmp_path.glob("counter_*.db")) == sorted(
+        [f"counter_{parent}.db", f"counter_{child}.db"]
+    )
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
+    total = registry.get_sample_value(
+        "hookline_webhook_requests_total", {"source": "stripe", "outcome": "accepted"}
+    )
+    assert total == 1_005
