@@ -61,6 +61,10 @@ from hookline.providers import StripeProvider
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
+sys.path.insert(0, str(BENCH))
+
+from loadgen import children, cpu_seconds  # noqa: E402
+
 PYTHON = sys.executable
 HOST = "127.0.0.1"
 SECRET = "whsec_bench_" + "0123456789abcdef" * 2
@@ -378,6 +382,11 @@ def group_rss_kib(pgid: int) -> int:
     return total
 
 
+def _server_cpu_seconds(pid: int) -> float:
+    """CPU seconds so far of a server's process and its children (its HTTP processes)."""
+    return sum(cpu_seconds(p) for p in [pid, *children(pid)])
+
+
 def thread_cpu(pid: int) -> dict[int, float]:
     """CPU seconds (user + system) of every thread of ``pid``."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -505,10 +514,12 @@ def run_wrk(
         *script_args,
     ]
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before = _server_cpu_seconds(target.pid)
     with CpuSampler(target.pid) as sampler:
         done = subprocess.run(
             args, capture_output=True, text=True, timeout=seconds + 60, check=True
         )
+    server_used = _server_cpu_seconds(target.pid) - server_before
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     match = re.search(r"^WRK_RESULT (\{.*\})$", done.stdout, re.M)
     if match is None:
@@ -528,6 +539,9 @@ def run_wrk(
             max(0.0, server["machine_busy_cores"] - server["total_cores"] - wrk_cores), 2
         )
         server["wrk_cores"] = round(wrk_cores, 2)
+        answered = figures["accepted"] + figures["duplicates"] + figures["non_200"]
+        # Every process of the server (all HTTP processes), steadier than rates on a busy box.
+        server["all_processes_us_per_answer"] = round(server_used * 1e6 / max(1, answered), 1)
         figures["server_cpu"] = server
     lines: list[bytes] = []
     for k in range(threads):
@@ -863,6 +877,12 @@ def table(hook: dict[str, Any], base: dict[str, Any] | None) -> str:
                 / r["saturation"]["accepted_per_s"]
                 * 1e6
             ),
+            ",.0f",
+            "plain",
+        ),
+        row(
+            "CPU us per answer, all server processes",
+            lambda r: r["saturation"]["server_cpu"]["all_processes_us_per_answer"],
             ",.0f",
             "plain",
         ),
