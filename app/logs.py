@@ -35,17 +35,17 @@ class JsonFormatter(logging.Formatter):
         self._second: tuple[int, str] = (-1, "")  # one tuple: replaced atomically
         self._redact = redact
 
-    def _timestamp(self, record: logging.LogRecord) -> str:
+    def _timestamp(self, created: float, msecs: float) -> str:
         second, text = self._second
-        if second != int(record.created):
-            second = int(record.created)
+        if second != int(created):
+            second = int(created)
             text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = (second, text)
-        return f"{text}.{int(record.msecs):03d}Z"
+        return f"{text}.{int(msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": self._timestamp(record),
+            "ts": self._timestamp(record.created, record.msecs),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -55,6 +55,18 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
+        return self._line(entry)
+
+    def info_line(self, logger: str, msg: str, fields: dict[str, Any]) -> str:
+        """The line ``format`` makes of ``logger.info(msg, extra=fields)``, now."""
+        created = time.time()
+        msecs = (created - int(created)) * 1000
+        entry = {"ts": self._timestamp(created, msecs), "level": "info", "logger": logger}
+        entry["msg"] = msg
+        entry.update(fields)
+        return self._line(entry)
+
+    def _line(self, entry: dict[str, Any]) -> str:
         try:
             line = orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
         except TypeError:  # orjson.JSONEncodeError: e.g. an int beyond 64 bits
@@ -84,8 +96,16 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
             return
+        self._deliver(line, record)
+
+    def deliver_info(self, line: str) -> None:
+        """An info line made without a LogRecord (``info``)."""
+        with self.lock:  # type: ignore[union-attr]
+            self._deliver(line, None)
+
+    def _deliver(self, line: str, record: logging.LogRecord | None) -> None:
         self._held.append(line)
-        if record.levelno < logging.WARNING:
+        if record is None or record.levelno < logging.WARNING:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
@@ -127,9 +147,50 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             super().flush()
 
 
+def info(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
+    """``logger.info(msg, extra=fields)`` for a line logged on every request.
+
+    The standard path (a LogRecord, a walk up the stack for the caller, filters, two
+    locks, a formatter reading the record's attributes) measured ~20 µs a line, a fifth
+    of a webhook's CPU; the line itself costs ~2 µs. When hookline's own handler is the
+    only one the line reaches (``configure_logging``), the line is made and handed to it
+    directly: the same line. Otherwise (a test's capture, another handler, a filter,
+    the logger switched off) the standard path is taken.
+    """
+    handler = _direct
+    if handler is None or not _only_to(handler, logger):
+        logger.info(msg, extra=fields)
+        return
+    assert isinstance(handler.formatter, JsonFormatter)
+    handler.deliver_info(handler.formatter.info_line(logger.name, msg, fields))
+
+
+def _only_to(handler: LineHandler, logger: logging.Logger) -> bool:
+    """Whether an info line of ``logger`` would reach ``handler`` alone, unfiltered."""
+    if logger.disabled or not logger.isEnabledFor(logging.INFO):
+        return False
+    if handler.filters or not isinstance(handler.formatter, JsonFormatter):
+        return False
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return False
+        if current is logging.root:
+            return current.handlers == [handler]
+        if current.handlers or not current.propagate:
+            return False
+        current = current.parent
+    return False
+
+
+_direct: LineHandler | None = None  # the handler configure_logging installed
+
+
 def configure_logging(level: str = "INFO", redact: Callable[[str], str] | None = None) -> None:
+    global _direct
     handler = LineHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(redact))
+    _direct = handler
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
+from hookline import logs
 from hookline.errors import StoreError
 from hookline.jobs import JobRejected, Jobs, parse_delay, parse_idempotency_key
 from hookline.metrics import Metrics
@@ -99,17 +100,15 @@ class JobsGateway:
             await _send_json(send, status, payload, extra)
         elapsed = time.perf_counter() - started
         self._metrics.webhook_answered("jobs", outcome, elapsed if status == 202 else None)
-        log.info(
-            "job",
-            extra={
-                "method": scope["method"],
-                "path": scope["path"][:200],
-                "status": status,
-                "outcome": outcome,
-                "ms": round(elapsed * 1000, 3),
-                "job_id": payload.get("jobId"),
-            },
-        )
+        fields = {
+            "method": scope["method"],
+            "path": scope["path"][:200],
+            "status": status,
+            "outcome": outcome,
+            "ms": round(elapsed * 1000, 3),
+            "job_id": payload.get("jobId"),
+        }
+        logs.info(log, "job", fields)
 
     async def _route(
         self, scope: Scope, receive: Any, route: str, headers: dict[str, str], repeated: set[str]

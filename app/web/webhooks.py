@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from hookline import logs
 from hookline.errors import StoreError
 from hookline.ingest import Ingestor, Rejected
 from hookline.metrics import Metrics
@@ -116,7 +117,7 @@ class WebhookEndpoint:
             fields["detail"] = payload["detail"]
         elif handshake:
             fields["handshake"] = handshake
-        log.info("webhook", extra=fields)
+        logs.info(log, "webhook", fields)
 
     async def _handle(
         self, scope: Scope, receive: Any, source: Any

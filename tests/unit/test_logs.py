@@ -11,7 +11,9 @@ from decimal import Decimal
 
 import pytest
 
-from hookline.logs import JsonFormatter, LineHandler
+from hookline import logs
+from hookline.logs import JsonFormatter, LineHandler, configure_logging
+from hookline.redaction import Redactor
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -138,3 +140,44 @@ def test_a_line_held_on_a_loop_that_stopped_is_written_by_flush() -> None:
     assert stream.writes == []
     logger.handlers[0].flush()  # what logging.shutdown() does at exit
     assert stream.writes == ["INFO last words\n"]
+
+
+def test_info_makes_the_line_the_logger_would_make(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = CountingStream()
+    monkeypatch.setattr(logging.root, "handlers", list(logging.root.handlers))
+    monkeypatch.setattr(logging.root, "level", logging.root.level)
+    configure_logging(redact=Redactor(["whsec_topsecret_value"]))
+    handler = logging.root.handlers[0]
+    assert isinstance(handler, LineHandler)
+    handler.setStream(stream)  # type: ignore[arg-type]
+    logger = logging.getLogger("hookline.webhooks.test")
+    fields = {
+        "source": "stripe",
+        "status": 200,
+        "ms": 1.5,
+        "id": None,
+        "note": "whsec_topsecret_value",
+    }
+    with monkeypatch.context() as patched:  # the direct path makes no LogRecord
+        patched.setattr(logger, "makeRecord", lambda *a, **k: pytest.fail("a LogRecord"))
+        logs.info(logger, "webhook", fields)  # no loop running: written at once
+    logger.info("webhook", extra=fields)
+    direct, standard = (json.loads(line) for line in "".join(stream.writes).splitlines())
+    assert TIMESTAMP.fullmatch(direct.pop("ts")) and TIMESTAMP.fullmatch(standard.pop("ts"))
+    assert direct == standard
+    assert direct["note"] == "[redacted]"  # the same redaction
+
+
+def test_info_takes_the_standard_path_for_any_other_handler(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logging.root, "handlers", list(logging.root.handlers))
+    monkeypatch.setattr(logging.root, "level", logging.root.level)
+    configure_logging()
+    logging.root.addHandler(caplog.handler)
+    logger = logging.getLogger("hookline.webhooks.test")
+    with caplog.at_level(logging.INFO):
+        logs.info(logger, "webhook", {"status": 200})
+    assert [(r.getMessage(), getattr(r, "status", None)) for r in caplog.records] == [
+        ("webhook", 200)
+    ]
