@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from hookline import logs
 from hookline.config import Settings
 from hookline.context import Lease, while_held
 from hookline.errors import StoreError
@@ -247,7 +248,7 @@ class Worker:
             fields.update(attempts=run.attempts, error=self._first_line(outcome.error))
             log.warning("run dead-lettered", extra=fields)
         else:
-            log.info("run", extra=fields)
+            logs.info(log, "run", fields)
 
     def _first_line(self, error: str | None) -> str:
         """The error's first line, short, with any configured secret replaced."""
