@@ -137,29 +137,35 @@ def _filter_params(flt: EventFilter) -> dict[str, Any]:
     }
 
 
-# Statements that find runs (and their events) by an array of ids, planned at every
-# execution instead of prepared. A prepared statement's generic plan is kept for the
-# connection's life, and the first ones are made while the tables are small: PostgreSQL
-# then picks sequential scans (EXPLAIN of the generic plans on empty tables) and keeps
-# them as the tables grow. A 20,000-event bench read 470 rows of `runs` per run that way.
-# Planned with the array at hand, they probe the primary keys.
-PLANNED_EACH_TIME = frozenset(
+# The hot path's statements (claims, step records, endings, heartbeats): prepared, and each
+# run with its generic plan, made once per connection and kept, where they used to be parsed
+# and planned at every execution (planning cost more than running them: 180 µs of the
+# server's CPU per run of the 2-step bench). Each runs only in a transaction whose first
+# statement is hot_plans, which forces generic plans and disables sequential scans: a
+# generic plan made while the tables were small then still probes the indexes (one made with
+# sequential scans allowed picked them on empty tables, and a 20,000-event bench read 470
+# rows of `runs` per run that way). A statement that other transactions also run has a name
+# of its own here (lock_claimed_events beside lock_events), so no plan made outside these
+# settings is ever reused by them.
+HOT = frozenset(
     {
+        "claim_runs",
+        "keyed_runs_still_free",
         "lease_runs",
         "claimed_runs_with_events",
+        "lock_claimed_events",
+        "claimed_events_running",
         "heartbeat",
         "record_steps",
         "finish_runs",
         "lock_events_of_runs",
         "refresh_events_of_runs",
-        "notify_endings",
-        "claimed_events_running",
     }
 )
 
 
 async def _execute(conn: Conn, name: str, params: Params | None = None) -> AsyncCursor[TupleRow]:
-    return await conn.execute(Q[name], params, prepare=False if name in PLANNED_EACH_TIME else None)
+    return await conn.execute(Q[name], params, prepare=True if name in HOT else None)
 
 
 async def _all(conn: Conn, name: str, params: Params | None = None) -> list[TupleRow]:
@@ -280,7 +286,8 @@ async def _new_runs_from_latest(
 
 @contextlib.asynccontextmanager
 async def _pipelined_transaction(conn: Conn) -> AsyncIterator[None]:
-    """One transaction in pipeline mode whose BEGIN and COMMIT travel with its statements.
+    """One transaction of the hot path in pipeline mode whose BEGIN and COMMIT travel with
+    its statements; hot_plans right after BEGIN (see HOT).
 
     ``conn.transaction()`` in a pipeline syncs after BEGIN and before COMMIT (two round
     trips of their own); here BEGIN goes out with the first statements and COMMIT with the
@@ -290,6 +297,7 @@ async def _pipelined_transaction(conn: Conn) -> AsyncIterator[None]:
     try:
         async with conn.pipeline():
             await conn.execute(Q["begin"])
+            await conn.execute(Q["hot_plans"], prepare=True)
             yield
             await conn.execute(Q["commit"])
     except BaseException:
@@ -732,12 +740,10 @@ class PostgresStore:
             # Two round trips when no due run has a concurrency key (nine before): BEGIN and
             # claim_runs (lock, lease, read), then the events' lock, their status and COMMIT.
             async with _pipelined_transaction(conn):
-                # Its generic plan, kept: planning this statement costs more than running it
-                # (0.6 ms per claim), and PostgreSQL's own choice stays with custom plans.
-                # Even made on empty tables it probes indexes only (a test reads it).
-                await conn.execute(Q["generic_plans"])
+                # Its generic plan, kept (HOT): planning this statement costs more than
+                # running it (0.6 ms per claim), and PostgreSQL's own choice stays with
+                # custom plans. Even made on empty tables it probes indexes only (a test).
                 rows = await _all(conn, "claim_runs", params)
-                await conn.execute(Q["default_plans"])
                 now, keyed_ids, keyed_handlers, keyed_keys = rows[0][:4]
                 claimed = [records.claimed_from_row(row[4:]) for row in rows if row[4]]
                 if keyed_ids:
@@ -752,7 +758,7 @@ class PostgresStore:
                     # as _refresh does: lock the events (id order), then, with a fresh
                     # snapshot, mark those whose claimed run now decides their status
                     event_ids = sorted({c.run.event_id for c in claimed})
-                    await conn.execute(Q["lock_events"], {"ids": event_ids})
+                    await _execute(conn, "lock_claimed_events", {"ids": event_ids})
                     await _execute(
                         conn, "claimed_events_running", {"run_ids": [c.run.id for c in claimed]}
                     )
@@ -776,9 +782,10 @@ class PostgresStore:
             }
 
             async def op(conn: Conn, params: Params = params) -> list[TupleRow]:
-                return await _all(conn, "heartbeat", params)
+                async with _pipelined_transaction(conn):  # one round trip
+                    cur = await _execute(conn, "heartbeat", params)
+                return await cur.fetchall()
 
-            # one statement: its own transaction (no BEGIN/COMMIT round trips)
             held.update({row[0]: row[1] for row in await self._run(op, transaction=False)})
         return held
 
@@ -806,9 +813,11 @@ class PostgresStore:
         }
 
         async def op(conn: Conn) -> set[str]:
-            return {row[0] for row in await _all(conn, "record_steps", params)}
+            async with _pipelined_transaction(conn):  # one round trip
+                cur = await _execute(conn, "record_steps", params)
+            return {row[0] for row in await cur.fetchall()}
 
-        held = await self._run(op, transaction=False)  # one statement: its own transaction
+        held = await self._run(op, transaction=False)
         return [c.run_id in held for c, _ in items]
 
     async def _record_step_alone(self, item: tuple[Claim, StepOutcome]) -> bool:
@@ -857,14 +866,14 @@ class PostgresStore:
         of_runs = {"run_ids": params["ids"]}
 
         async def op(conn: Conn) -> set[str]:
-            # One round trip: BEGIN, the endings, then (as _refresh does) lock the runs'
-            # events and derive their status from committed state, the wake-ups, COMMIT.
+            # One round trip: BEGIN, the endings and their wake-ups, then (as _refresh
+            # does) lock the runs' events and derive their status from committed state,
+            # COMMIT.
             # (conn.transaction() would sync after BEGIN and before COMMIT: three round trips)
             async with _pipelined_transaction(conn):
                 ended = await _execute(conn, "finish_runs", params)
                 await _execute(conn, "lock_events_of_runs", of_runs)
                 await _execute(conn, "refresh_events_of_runs", of_runs)
-                await _execute(conn, "notify_endings", of_runs)
             return {row[0] for row in await ended.fetchall()}
 
         finished = await self._run(op, transaction=False)

@@ -110,6 +110,10 @@ FOR NO KEY UPDATE;
 -- event (runs, steps, attempts take KEY SHARE locks for their foreign keys).
 SELECT id FROM events WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR NO KEY UPDATE;
 
+-- name: lock_claimed_events
+-- lock_events, in a claim's transaction (its own name: a hot statement, see hot_plans).
+SELECT id FROM events WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR NO KEY UPDATE;
+
 -- name: insert_run
 -- Due at once by the database's clock (a serve process's clock may be off).
 INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
@@ -200,12 +204,16 @@ COMMIT;
 -- name: rollback
 ROLLBACK;
 
--- name: generic_plans
--- For claim_runs alone (see PostgresStore.claim_runs); default_plans follows it.
-SET LOCAL plan_cache_mode = force_generic_plan;
-
--- name: default_plans
-SET LOCAL plan_cache_mode = DEFAULT;
+-- name: hot_plans
+-- The first statement of every transaction of the hot path (claims, step records, endings;
+-- see HOT in PostgresStore): its statements run prepared, each with its generic plan, made
+-- once and kept for the connection's life, instead of being parsed and planned at every
+-- execution (planning cost more than running them). Made while the tables are small a
+-- generic plan may prefer a sequential scan and keep it as they grow: with sequential scans
+-- disabled the plan probes the indexes, whatever the size of the tables when it was made.
+-- Transaction-local: every other statement is planned as PostgreSQL chooses.
+SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+       set_config('enable_seqscan', 'off', true);
 
 -- name: claim_runs
 -- A claim's first round trip (BEGIN pipelined with it): one statement reads the database's
@@ -301,16 +309,19 @@ LEFT JOIN (leased l JOIN events e ON e.id = l.event_id) ON true
 ORDER BY l.part, l.ord;
 
 -- name: keyed_runs_still_free
--- Re-checked (with a fresh snapshot) once the claimer holds the locks of the keys.
+-- Re-checked (with a fresh snapshot) once the claimer holds the locks of the keys. A LIMIT 1
+-- subquery, not NOT EXISTS: one probe of runs_key per run, where the generic plan of the
+-- anti join (hot_plans) read every keyed run.
 SELECT r.id FROM runs r
 WHERE r.id = ANY(%(ids)s::text[])
-  AND NOT EXISTS (
+  AND coalesce((
         SELECT 1 FROM runs p
         WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
           AND p.id <> r.id
           AND (p.status = 'running'
                OR (p.status IN ('queued', 'retrying') AND p.seq < r.seq)
-               OR (p.lease_owner IS NOT NULL AND p.lease_expires_at >= %(now)s)));
+               OR (p.lease_owner IS NOT NULL AND p.lease_expires_at >= %(now)s))
+        LIMIT 1), 0) = 0;
 
 -- name: lease_runs
 UPDATE runs SET status = 'running', attempts = attempts + 1, fence = fence + 1,
@@ -357,7 +368,8 @@ WITH locked AS (
 )
 UPDATE runs r SET lease_expires_at = hookline_now() + %(lease)s
 FROM unnest(%(ids)s::text[], %(fences)s::bigint[]) AS c(id, fence)
-WHERE r.id = c.id AND r.fence = c.fence AND r.lease_owner = %(worker_id)s
+WHERE r.id = ANY(%(ids)s::text[]) AND r.id = c.id AND r.fence = c.fence
+  AND r.lease_owner = %(worker_id)s
   AND r.id IN (SELECT id FROM locked)
   AND r.status IN ('running', 'cancelled') AND r.lease_expires_at >= hookline_now()
 RETURNING r.id, r.status;
@@ -445,22 +457,38 @@ SELECT id FROM held;
 
 -- name: finish_runs
 -- finish_run for many claims at once (hookline.store.pg_batch), in a transaction that then
--- refreshes their events and wakes their handlers. The rows are locked in id order first
--- (see heartbeat). Claims not answered are not held: each goes the one-run way.
+-- refreshes their events. The rows are locked in id order first (see heartbeat). Claims not
+-- answered are not held: each goes the one-run way. The handlers of the runs ended here
+-- whose next run may start now (a keyed run let go of its key; a run due again at once) are
+-- woken (delivered at commit); the channel is PostgresStore.channel(handler), computed here
+-- (a test checks they agree).
 WITH locked AS (
     SELECT id FROM runs WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR NO KEY UPDATE
+), ended AS (
+    UPDATE runs r SET status = f.status, available_at = hookline_now() + f.delay,
+                      result = f.result, error = f.error, attempts = r.attempts - f.refund,
+                      lease_owner = NULL, lease_expires_at = NULL, updated_at = hookline_now()
+    FROM unnest(%(ids)s::text[], %(fences)s::bigint[], %(worker_ids)s::text[],
+                %(statuses)s::text[], %(delays)s::float8[], %(results)s::text[],
+                %(errors)s::text[], %(refunds)s::int[])
+         AS f(id, fence, worker_id, status, delay, result, error, refund)
+    WHERE r.id = ANY(%(ids)s::text[]) AND r.id = f.id AND r.id IN (SELECT id FROM locked)
+      AND r.fence = f.fence AND r.lease_owner = f.worker_id
+      -- (SELECT 'running'), not the constant: a generic plan made on empty tables
+      -- (hot_plans) would read every leased run through runs_leased, whose predicate the
+      -- constant proves
+      AND r.status = (SELECT 'running') AND r.lease_expires_at >= hookline_now()
+    RETURNING r.id, r.event_id, r.concurrency_key, r.handler, r.status,
+              r.available_at <= hookline_now() AS claimable_now
+), notified AS (
+    SELECT count(pg_notify('hookline_' || left(encode(sha256(convert_to(h, 'UTF8')), 'hex'), 32),
+                           ''))
+    FROM (SELECT DISTINCT handler AS h FROM ended
+          WHERE concurrency_key IS NOT NULL
+             OR (status IN ('queued', 'retrying') AND claimable_now)) AS handlers
 )
-UPDATE runs r SET status = f.status, available_at = hookline_now() + f.delay,
-                  result = f.result, error = f.error, attempts = r.attempts - f.refund,
-                  lease_owner = NULL, lease_expires_at = NULL, updated_at = hookline_now()
-FROM unnest(%(ids)s::text[], %(fences)s::bigint[], %(worker_ids)s::text[],
-            %(statuses)s::text[], %(delays)s::float8[], %(results)s::text[],
-            %(errors)s::text[], %(refunds)s::int[])
-     AS f(id, fence, worker_id, status, delay, result, error, refund)
-WHERE r.id = f.id AND r.id IN (SELECT id FROM locked)
-  AND r.fence = f.fence AND r.lease_owner = f.worker_id
-  AND r.status = 'running' AND r.lease_expires_at >= hookline_now()
-RETURNING r.id, r.event_id, r.concurrency_key, r.handler, r.available_at <= hookline_now();
+SELECT id, event_id, concurrency_key, handler, claimable_now, (SELECT count FROM notified)
+FROM ended;
 
 -- name: lock_events_of_runs
 -- lock_events, for the events of these runs (sent in one pipeline with the runs' ending).
@@ -471,20 +499,6 @@ ORDER BY id FOR NO KEY UPDATE;
 -- refresh_event_status, for the events of these runs.
 UPDATE events e SET status = hookline_event_status(e.id)
 WHERE e.id IN (SELECT event_id FROM runs WHERE id = ANY(%(run_ids)s::text[]));
-
--- name: notify_endings
--- After finish_runs, in its transaction: wake the handlers of these runs whose next run may
--- start now (a keyed run let go of its key; a run due again at once). The channel is
--- PostgresStore.channel(handler), computed here (a test checks they agree). A run this
--- batch did not end may wake its handler for nothing: a wake-up is only a hint.
-SELECT pg_notify(c.channel, '') FROM (
-    SELECT DISTINCT 'hookline_' || left(encode(sha256(convert_to(r.handler, 'UTF8')), 'hex'), 32)
-           AS channel
-    FROM runs r
-    WHERE r.id = ANY(%(run_ids)s::text[]) AND r.lease_owner IS NULL
-      AND (r.concurrency_key IS NOT NULL
-           OR (r.status IN ('queued', 'retrying') AND r.available_at <= hookline_now()))
-) AS c;
 
 -- name: channel_of
 SELECT 'hookline_' || left(encode(sha256(convert_to(%(handler)s::text, 'UTF8')), 'hex'), 32);
