@@ -212,14 +212,14 @@ async def test_step_records_of_concurrent_runs_share_commits_and_a_stale_claim_w
     assert not any(c.has_memo for c in claimed)  # first attempts: the memo is not read
     claims = [c.claim("w1") for c in claimed]
     claims[0] = Claim(claimed[0].run.id, "w1", claimed[0].token + 1)  # no claim holds it
-    batches = pg.steps.batches
+    batches = pg.writes.batches
     written = await asyncio.gather(
         *(pg.record_step(claim, step(c, "charge", n)) for n, (claim, c) in
           enumerate(zip(claims, claimed, strict=True)))
     )  # fmt: skip
     assert written == [False] + [True] * 7
     # the first write goes at once; the seven queued meanwhile share the next statement
-    assert pg.steps.batches - batches == 2
+    assert pg.writes.batches - batches == 2
     for n, c in enumerate(claimed):
         steps = await pg.load_steps(c.run.event_id, "fulfil", 0, attempts=True)
         if n == 0:
@@ -232,6 +232,30 @@ async def test_step_records_of_concurrent_runs_share_commits_and_a_stale_claim_w
     assert again == [True] * 7
     (recorded,) = await pg.load_steps(claimed[1].run.event_id, "fulfil", 0, attempts=True)
     assert len(recorded.attempts) == 1
+
+
+async def test_step_records_and_endings_of_concurrent_runs_share_one_transaction(
+    pg: PostgresStore,
+) -> None:
+    """One batcher for both kinds of a worker's writes: what queued while a batch was in
+    flight, step records and endings alike, goes in the next transaction (one commit)."""
+    for event in plain_events("m", 4):
+        await pg.ingest(event, resume_failed=False)
+    first, stepping, ending, stale = await pg.claim_runs("w1", ["fulfil"], 4, 60)
+    batches, items = pg.writes.batches, pg.writes.items
+    written = await asyncio.gather(
+        pg.record_step(first.claim("w1"), step(first, "charge", 0)),  # in flight at once
+        pg.record_step(stepping.claim("w1"), step(stepping, "charge", 1)),
+        pg.finish_run(ending.claim("w1"), RunOutcome(ending.run.id, "succeeded")),
+        pg.record_step(Claim(stale.run.id, "w1", stale.token + 1), step(stale, "charge", 2)),
+    )
+    assert written == [True, True, True, False]
+    assert (pg.writes.batches - batches, pg.writes.items - items) == (2, 4)
+    (recorded,) = await pg.load_steps(stepping.run.event_id, "fulfil", 0, attempts=True)
+    assert (recorded.name, recorded.result, len(recorded.attempts)) == ("charge", 1, 1)
+    assert await pg.load_steps(stale.run.event_id, "fulfil", 0, attempts=True) == []
+    ended = await pg.get_event(ending.run.event_id)
+    assert ended is not None and ended.summary.status == "succeeded"
 
 
 async def test_endings_of_concurrent_runs_share_a_transaction_and_keep_their_answers(
