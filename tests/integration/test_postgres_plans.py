@@ -212,3 +212,24 @@ async def test_the_store_runs_its_hot_statements_prepared_with_generic_plans(
         marker = Q[name].splitlines()[0]  # each starts with a comment of its own
         plans = [(generic, custom) for text, generic, custom in prepared if marker in text]
         assert plans == [(3, 0)], (name, plans)
+
+
+def test_the_endings_refresh_derives_statuses_inline_without_a_function_per_event(
+    pg_url: str,
+) -> None:
+    """hookline_event_statuses is inlined into the refresh: planned once with it, each
+    status a subquery, where hookline_event_status(id) was planned at every execution and
+    called through the SQL-function executor per event."""
+    params = {"run_ids": _runs(0)}
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        _populate(conn)
+        with conn.transaction():
+            conn.execute(Q["hot_plans"])
+            cur = conn.execute(
+                "EXPLAIN (VERBOSE, FORMAT JSON) " + Q["refresh_events_of_runs"], params
+            )
+            row = cur.fetchone()
+    assert row is not None
+    plan = str(row[0])
+    assert "hookline_event_status" not in plan, plan
+    assert "SubPlan" in plan, plan

@@ -132,7 +132,7 @@ ORDER BY seq;
 
 -- name: refresh_event_status
 -- An event's status is derived from the newest run of each of its handlers
--- (hookline_event_status, 0011_event_status_function.sql).
+-- (hookline_event_status, 0012_event_statuses.sql).
 UPDATE events e SET status = hookline_event_status(e.id)
 WHERE e.id = ANY(%(ids)s::text[]);
 
@@ -497,8 +497,11 @@ ORDER BY id FOR NO KEY UPDATE;
 
 -- name: refresh_events_of_runs
 -- refresh_event_status, for the events of these runs.
-UPDATE events e SET status = hookline_event_status(e.id)
-WHERE e.id IN (SELECT event_id FROM runs WHERE id = ANY(%(run_ids)s::text[]));
+-- hookline_event_statuses is called per run (its argument must hold no subquery for it to be
+-- inlined); an event two of the runs share is updated once.
+UPDATE events e SET status = s.derived
+FROM runs r CROSS JOIN LATERAL hookline_event_statuses(ARRAY[r.event_id]) AS s
+WHERE r.id = ANY(%(run_ids)s::text[]) AND e.id = r.event_id;
 
 -- name: channel_of
 SELECT 'hookline_' || left(encode(sha256(convert_to(%(handler)s::text, 'UTF8')), 'hex'), 32);
