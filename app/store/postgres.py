@@ -156,6 +156,7 @@ HOT = frozenset(
         "lock_claimed_events",
         "claimed_events_running",
         "heartbeat",
+        "lock_runs",
         "record_steps",
         "finish_runs",
         "lock_events_of_runs",
@@ -849,6 +850,8 @@ class PostgresStore:
             # state, COMMIT. (conn.transaction() would sync after BEGIN and before COMMIT.)
             recorded = ended = None
             async with _pipelined_transaction(conn):
+                if steps and endings:  # all the batch's runs in one id order (lock_runs)
+                    await _execute(conn, "lock_runs", {"ids": sorted({c.run_id for c, _ in items})})
                 if steps:
                     recorded = await _execute(conn, "record_steps", _steps_params(steps))
                 if endings:

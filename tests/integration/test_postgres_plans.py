@@ -104,6 +104,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "lock_claimed_events": {"ids": _events(900)},
     "claimed_events_running": {"run_ids": _runs(1200)},
     "heartbeat": {"ids": _runs(1500), "fences": [1] * BATCH, "worker_id": "w1", "lease": 60},
+    "lock_runs": {"ids": _runs(1650)},
     "record_steps": _steps(1800),
     "finish_runs": _ending(2100),
     "lock_events_of_runs": {"run_ids": _runs(2400)},

@@ -258,6 +258,41 @@ async def test_step_records_and_endings_of_concurrent_runs_share_one_transaction
     assert ended is not None and ended.summary.status == "succeeded"
 
 
+async def test_a_batch_of_step_records_and_endings_and_a_heartbeat_never_deadlock(
+    pg: PostgresStore, pg_url: str
+) -> None:
+    """A batch locks all its runs in one id order, as a heartbeat does. Its step records
+    and endings each lock theirs in id order, but one kind after the other: the step-run
+    run_d1 first, then the ending's run_d0. A heartbeat holding run_d0 and waiting for
+    run_d1 would then deadlock with it (found after deadlock_timeout, 1 s, then retried)."""
+    for event in plain_events("d", 2):
+        await pg.ingest(event, resume_failed=False)
+    ending, stepping = sorted(await pg.claim_runs("w1", ["fulfil"], 2, 60), key=lambda c: c.run.id)
+    async with await psycopg.AsyncConnection.connect(pg_url) as blocker:
+        # holds run_d0 so that the heartbeat queues for it first, then the batch
+        await blocker.execute("SELECT 1 FROM runs WHERE id = %s FOR SHARE", (ending.run.id,))
+        beat = asyncio.create_task(pg.heartbeat([ending.claim("w1"), stepping.claim("w1")], 60))
+        await asyncio.sleep(0.3)
+        batch = asyncio.create_task(
+            pg._write_batch(
+                [
+                    (ending.claim("w1"), RunOutcome(ending.run.id, "succeeded")),
+                    (stepping.claim("w1"), step(stepping, "charge", 1)),
+                ]
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert not beat.done() and not batch.done()
+        await blocker.rollback()
+    loop = asyncio.get_running_loop()
+    released = loop.time()
+    held = await asyncio.wait_for(beat, 5)
+    written = await asyncio.wait_for(batch, 5)
+    assert loop.time() - released < 0.7  # no deadlock (its detection alone takes 1 s)
+    assert held == {ending.run.id: "running", stepping.run.id: "running"}
+    assert written == [True, True]
+
+
 async def test_endings_of_concurrent_runs_share_a_transaction_and_keep_their_answers(
     pg: PostgresStore,
 ) -> None:

@@ -364,7 +364,8 @@ WHERE e.id IN (SELECT r.event_id FROM runs r
 -- name: heartbeat
 -- Extends the leases that these claims still hold; an expired lease is over for good.
 -- The rows are locked in id order first, as the batched step records and run endings lock
--- theirs (record_steps, finish_runs): many-row writes of one worker never deadlock.
+-- theirs (lock_runs, record_steps, finish_runs): many-row writes of one worker never
+-- deadlock.
 WITH locked AS (
     SELECT id FROM runs WHERE id = ANY(%(ids)b::text[]) ORDER BY id FOR NO KEY UPDATE
 )
@@ -409,6 +410,13 @@ WITH held AS (
     WHERE steps.status <> 'succeeded'
 )
 SELECT count(*) FROM held;
+
+-- name: lock_runs
+-- A batch of step records and endings (PostgresStore._write_batch) locks all its runs in id
+-- order first: record_steps and finish_runs each lock theirs in id order, but one after the
+-- other the batch's order would not be one order, and a heartbeat of the same runs (which
+-- locks them all in id order) could deadlock with it.
+SELECT id FROM runs WHERE id = ANY(%(ids)b::text[]) ORDER BY id FOR NO KEY UPDATE;
 
 -- name: record_steps
 -- record_step for many claims at once (hookline.store.pg_batch): one statement, one commit.
