@@ -371,8 +371,9 @@ def _steps_params(items: Sequence[tuple[Claim, StepOutcome]]) -> dict[str, Any]:
         "names": [o.name for _, o in items],
         "positions": [o.position for _, o in items],
         "numbers": [o.number for _, o in items],
-        "started_at": [o.started_at for _, o in items],
-        "ended_at": [o.ended_at for _, o in items],
+        # float(): a list that mixes ints and floats cannot be sent as one array
+        "started_at": [float(o.started_at) for _, o in items],
+        "ended_at": [float(o.ended_at) for _, o in items],
         "outcomes": ["succeeded" if o.succeeded else "failed" for _, o in items],
         "errors": [o.error for _, o in items],
         "tracebacks": [o.traceback for _, o in items],
@@ -387,7 +388,7 @@ def _endings_params(items: Sequence[tuple[Claim, RunOutcome]]) -> dict[str, Any]
         "fences": [c.token for c, _ in items],
         "worker_ids": [c.worker_id for c, _ in items],
         "statuses": [o.status for _, o in items],
-        "delays": [o.delay for _, o in items],
+        "delays": [float(o.delay) for _, o in items],  # ctx.sleep(5) gives an int
         "results": [o.result_json for _, o in items],
         "errors": [o.error for _, o in items],
         "refunds": [int(o.refund_attempt) for _, o in items],

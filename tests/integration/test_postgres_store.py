@@ -293,6 +293,19 @@ async def test_a_batch_of_step_records_and_endings_and_a_heartbeat_never_deadloc
     assert written == [True, True]
 
 
+async def test_a_batch_takes_whole_seconds_beside_fractions(pg: PostgresStore) -> None:
+    """A delay of whole seconds (ctx.sleep(5)) is an int: beside a float in one array it
+    must not fail the batch (which would send every write of it alone)."""
+    for event in plain_events("i", 2):
+        await pg.ingest(event, resume_failed=False)
+    first, second = await pg.claim_runs("w1", ["fulfil"], 2, 60)
+    endings = [
+        (first.claim("w1"), RunOutcome(first.run.id, "queued", delay=5, refund_attempt=True)),
+        (second.claim("w1"), RunOutcome(second.run.id, "retrying", delay=0.5, error="x")),
+    ]
+    assert await pg._write_batch(endings) == [True, True]
+
+
 async def test_endings_of_concurrent_runs_share_a_transaction_and_keep_their_answers(
     pg: PostgresStore,
 ) -> None:
