@@ -3,8 +3,8 @@ of concurrent runs, many per round trip.
 
 A run's ``record_step`` (or ``finish_run``) queues its write and waits. While fewer than
 ``max_in_flight`` batches are running, a batch takes what is queued and writes it at once
-(``write``: one statement for step records, one transaction for endings); the callers are
-answered only after it committed. So a run never goes past a step before that step's
+(``write``: PostgresStore writes step records and endings in one transaction); the callers
+are answered only after it committed. So a run never goes past a step before that step's
 record is durable, exactly as with one statement per step; under load one commit carries
 the steps of many runs, and alone a write still goes at once (it waits for nobody).
 

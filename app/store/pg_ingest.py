@@ -48,7 +48,7 @@ def batch_params(events: Sequence[NewEvent]) -> dict[str, Any]:
         "event_ids": [e.provider_event_id for e in events],
         "types": [e.type for e in events],
         "statuses": ["queued" if e.runs else "unhandled" for e in events],
-        "received_at": [e.received_at for e in events],
+        "received_at": [float(e.received_at) for e in events],  # one type per array
         "headers": [json.dumps(e.headers, separators=(",", ":")) for e in events],
         "bodies": [e.body for e in events],
         "run_ids": [run.id for _, run in runs],

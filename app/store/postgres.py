@@ -29,8 +29,8 @@ safe without SQLite's single writer:
 - Claims are fenced: a write presents its claim's token and is refused once the claim is
   over (``record_step`` locks the run row ``FOR SHARE`` while it checks and writes).
 - A worker's step records and run endings are group-committed across its concurrent runs
-  (``hookline.store.pg_batch``): one statement (steps) or one transaction (endings) per
-  batch, answered only after its commit.
+  (``hookline.store.pg_batch``): both kinds in one transaction (one round trip) per batch,
+  answered only after its commit.
 - ``pool_size`` and ``statement_timeout`` come from ``[storage]``; the timeout is lifted
   while migrating.
 """
@@ -43,7 +43,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -86,7 +86,7 @@ from hookline.store.program import Row, run_async, statements
 Q = queries("postgres")
 STATEMENTS = statements("postgres")
 INGEST_BATCHES_IN_FLIGHT = 2  # per process (hookline.store.pg_ingest)
-# Per process and kind (steps, endings; hookline.store.pg_batch). One: what queues during a
+# Per process (step records and endings; hookline.store.pg_batch). One: what queues during a
 # batch's round trip goes in the next, so batches are larger and commits fewer. Measured
 # with 2 workers: 0.31 commits per run instead of 0.56, and 40 % less CPU per run in the
 # workers and the server (docs/benchmarks.md).
@@ -137,29 +137,36 @@ def _filter_params(flt: EventFilter) -> dict[str, Any]:
     }
 
 
-# Statements that find runs (and their events) by an array of ids, planned at every
-# execution instead of prepared. A prepared statement's generic plan is kept for the
-# connection's life, and the first ones are made while the tables are small: PostgreSQL
-# then picks sequential scans (EXPLAIN of the generic plans on empty tables) and keeps
-# them as the tables grow. A 20,000-event bench read 470 rows of `runs` per run that way.
-# Planned with the array at hand, they probe the primary keys.
-PLANNED_EACH_TIME = frozenset(
+# The hot path's statements (claims, step records, endings, heartbeats): prepared, and each
+# run with its generic plan, made once per connection and kept, where they used to be parsed
+# and planned at every execution (planning cost more than running them: 180 µs of the
+# server's CPU per run of the 2-step bench). Each runs only in a transaction whose first
+# statement is hot_plans, which forces generic plans and disables sequential scans: a
+# generic plan made while the tables were small then still probes the indexes (one made with
+# sequential scans allowed picked them on empty tables, and a 20,000-event bench read 470
+# rows of `runs` per run that way). A statement that other transactions also run has a name
+# of its own here (lock_claimed_events beside lock_events), so no plan made outside these
+# settings is ever reused by them.
+HOT = frozenset(
     {
+        "claim_runs",
+        "keyed_runs_still_free",
         "lease_runs",
         "claimed_runs_with_events",
+        "lock_claimed_events",
+        "claimed_events_running",
         "heartbeat",
+        "lock_runs",
         "record_steps",
         "finish_runs",
         "lock_events_of_runs",
         "refresh_events_of_runs",
-        "notify_endings",
-        "claimed_events_running",
     }
 )
 
 
 async def _execute(conn: Conn, name: str, params: Params | None = None) -> AsyncCursor[TupleRow]:
-    return await conn.execute(Q[name], params, prepare=False if name in PLANNED_EACH_TIME else None)
+    return await conn.execute(Q[name], params, prepare=True if name in HOT else None)
 
 
 async def _all(conn: Conn, name: str, params: Params | None = None) -> list[TupleRow]:
@@ -280,7 +287,8 @@ async def _new_runs_from_latest(
 
 @contextlib.asynccontextmanager
 async def _pipelined_transaction(conn: Conn) -> AsyncIterator[None]:
-    """One transaction in pipeline mode whose BEGIN and COMMIT travel with its statements.
+    """One transaction of the hot path in pipeline mode whose BEGIN and COMMIT travel with
+    its statements; hot_plans right after BEGIN (see HOT).
 
     ``conn.transaction()`` in a pipeline syncs after BEGIN and before COMMIT (two round
     trips of their own); here BEGIN goes out with the first statements and COMMIT with the
@@ -290,6 +298,7 @@ async def _pipelined_transaction(conn: Conn) -> AsyncIterator[None]:
     try:
         async with conn.pipeline():
             await conn.execute(Q["begin"])
+            await conn.execute(Q["hot_plans"], prepare=True)
             yield
             await conn.execute(Q["commit"])
     except BaseException:
@@ -339,6 +348,53 @@ async def _with_steps(conn: Conn, run: RunRecord) -> RunRecord:
     return run
 
 
+Write = tuple[Claim, StepOutcome | RunOutcome]  # a worker's write: a step record, an ending
+
+
+def _write_key(item: Write) -> Hashable:
+    """No two writes of one memo row (or of one run's ending) in a batch."""
+    claim, outcome = item
+    if isinstance(outcome, StepOutcome):
+        return ("step", outcome.event_id, outcome.handler, outcome.generation, outcome.name)
+    return ("ending", claim.run_id)
+
+
+def _steps_params(items: Sequence[tuple[Claim, StepOutcome]]) -> dict[str, Any]:
+    """The parameters of record_steps: arrays, one element per attempt."""
+    return {
+        "run_ids": [c.run_id for c, _ in items],
+        "fences": [c.token for c, _ in items],
+        "worker_ids": [c.worker_id for c, _ in items],
+        "event_ids": [o.event_id for _, o in items],
+        "handlers": [o.handler for _, o in items],
+        "generations": [o.generation for _, o in items],
+        "names": [o.name for _, o in items],
+        "positions": [o.position for _, o in items],
+        "numbers": [o.number for _, o in items],
+        # float(): a list that mixes ints and floats cannot be sent as one array
+        "started_at": [float(o.started_at) for _, o in items],
+        "ended_at": [float(o.ended_at) for _, o in items],
+        "outcomes": ["succeeded" if o.succeeded else "failed" for _, o in items],
+        "errors": [o.error for _, o in items],
+        "tracebacks": [o.traceback for _, o in items],
+        "results": [o.result_json for _, o in items],
+    }
+
+
+def _endings_params(items: Sequence[tuple[Claim, RunOutcome]]) -> dict[str, Any]:
+    """The parameters of finish_runs: arrays, one element per ending."""
+    return {
+        "ids": [c.run_id for c, _ in items],
+        "fences": [c.token for c, _ in items],
+        "worker_ids": [c.worker_id for c, _ in items],
+        "statuses": [o.status for _, o in items],
+        "delays": [float(o.delay) for _, o in items],  # ctx.sleep(5) gives an int
+        "results": [o.result_json for _, o in items],
+        "errors": [o.error for _, o in items],
+        "refunds": [int(o.refund_attempt) for _, o in items],
+    }
+
+
 class PostgresStore:
     dialect = "postgres"
 
@@ -369,21 +425,16 @@ class PostgresStore:
         )
         in_flight = WRITE_BATCHES_IN_FLIGHT
         alone = max(1, pool_size // 4)  # per batcher: the pool serves ingest and claims too
-        self.steps: WriteBatcher[tuple[Claim, StepOutcome], bool] = WriteBatcher(
-            self._record_steps,
-            self._record_step_alone,
-            key=lambda item: (item[1].event_id, item[1].handler, item[1].generation, item[1].name),
+        # A worker's step records and run endings share one batcher: both kinds of write
+        # of concurrent runs go in one transaction, so one commit (and round trip) carries
+        # them, where two batchers committed each kind on its own.
+        self.writes: WriteBatcher[Write, bool] = WriteBatcher(
+            self._write_batch,
+            self._write_alone,
+            key=_write_key,
             max_in_flight=in_flight,
             max_alone=alone,
-            name="hookline-step-batch",
-        )
-        self.endings: WriteBatcher[tuple[Claim, RunOutcome], bool] = WriteBatcher(
-            self._finish_runs,
-            self._finish_alone,
-            key=lambda item: item[0].run_id,
-            max_in_flight=in_flight,
-            max_alone=alone,
-            name="hookline-finish-batch",
+            name="hookline-write-batch",
         )
 
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -414,8 +465,7 @@ class PostgresStore:
 
     async def close(self) -> None:
         await self._ingests.drain()
-        await self.steps.drain()
-        await self.endings.drain()
+        await self.writes.drain()
         await self._stop_listener()
         if self._pool is not None:
             await self._pool.close()
@@ -732,12 +782,10 @@ class PostgresStore:
             # Two round trips when no due run has a concurrency key (nine before): BEGIN and
             # claim_runs (lock, lease, read), then the events' lock, their status and COMMIT.
             async with _pipelined_transaction(conn):
-                # Its generic plan, kept: planning this statement costs more than running it
-                # (0.6 ms per claim), and PostgreSQL's own choice stays with custom plans.
-                # Even made on empty tables it probes indexes only (a test reads it).
-                await conn.execute(Q["generic_plans"])
+                # Its generic plan, kept (HOT): planning this statement costs more than
+                # running it (0.6 ms per claim), and PostgreSQL's own choice stays with
+                # custom plans. Even made on empty tables it probes indexes only (a test).
                 rows = await _all(conn, "claim_runs", params)
-                await conn.execute(Q["default_plans"])
                 now, keyed_ids, keyed_handlers, keyed_keys = rows[0][:4]
                 claimed = [records.claimed_from_row(row[4:]) for row in rows if row[4]]
                 if keyed_ids:
@@ -752,7 +800,7 @@ class PostgresStore:
                     # as _refresh does: lock the events (id order), then, with a fresh
                     # snapshot, mark those whose claimed run now decides their status
                     event_ids = sorted({c.run.event_id for c in claimed})
-                    await conn.execute(Q["lock_events"], {"ids": event_ids})
+                    await _execute(conn, "lock_claimed_events", {"ids": event_ids})
                     await _execute(
                         conn, "claimed_events_running", {"run_ids": [c.run.id for c in claimed]}
                     )
@@ -776,40 +824,60 @@ class PostgresStore:
             }
 
             async def op(conn: Conn, params: Params = params) -> list[TupleRow]:
-                return await _all(conn, "heartbeat", params)
+                async with _pipelined_transaction(conn):  # one round trip
+                    cur = await _execute(conn, "heartbeat", params)
+                return await cur.fetchall()
 
-            # one statement: its own transaction (no BEGIN/COMMIT round trips)
             held.update({row[0]: row[1] for row in await self._run(op, transaction=False)})
         return held
 
     async def record_step(self, claim: Claim, outcome: StepOutcome) -> bool:
-        """Group-committed with the step records of concurrent runs (``pg_batch``)."""
-        return await self.steps.submit((claim, outcome))
+        """Group-committed with the step records and endings of concurrent runs
+        (``pg_batch``)."""
+        return await self.writes.submit((claim, outcome))
 
-    async def _record_steps(self, items: Sequence[tuple[Claim, StepOutcome]]) -> list[bool]:
-        params = {
-            "run_ids": [c.run_id for c, _ in items],
-            "fences": [c.token for c, _ in items],
-            "worker_ids": [c.worker_id for c, _ in items],
-            "event_ids": [o.event_id for _, o in items],
-            "handlers": [o.handler for _, o in items],
-            "generations": [o.generation for _, o in items],
-            "names": [o.name for _, o in items],
-            "positions": [o.position for _, o in items],
-            "numbers": [o.number for _, o in items],
-            "started_at": [o.started_at for _, o in items],
-            "ended_at": [o.ended_at for _, o in items],
-            "outcomes": ["succeeded" if o.succeeded else "failed" for _, o in items],
-            "errors": [o.error for _, o in items],
-            "tracebacks": [o.traceback for _, o in items],
-            "results": [o.result_json for _, o in items],
-        }
+    async def _write_batch(self, items: Sequence[Write]) -> list[bool | None]:
+        """Step records and endings of many claims in one transaction, one round trip.
 
-        async def op(conn: Conn) -> set[str]:
-            return {row[0] for row in await _all(conn, "record_steps", params)}
+        A step record answers whether its claim was held; an ending answers True, or None
+        for a claim that was not held (the one-run way then tells a cancelled run to let go
+        from a refusal or a retried finish)."""
+        steps = [(c, o) for c, o in items if isinstance(o, StepOutcome)]
+        endings = [(c, o) for c, o in items if isinstance(o, RunOutcome)]
 
-        held = await self._run(op, transaction=False)  # one statement: its own transaction
-        return [c.run_id in held for c, _ in items]
+        async def op(conn: Conn) -> tuple[set[str], set[str]]:
+            # BEGIN, the step records, the endings and their wake-ups, then (as _refresh
+            # does) lock the ended runs' events and derive their status from committed
+            # state, COMMIT. (conn.transaction() would sync after BEGIN and before COMMIT.)
+            recorded = ended = None
+            async with _pipelined_transaction(conn):
+                if steps and endings:  # all the batch's runs in one id order (lock_runs)
+                    await _execute(conn, "lock_runs", {"ids": sorted({c.run_id for c, _ in items})})
+                if steps:
+                    recorded = await _execute(conn, "record_steps", _steps_params(steps))
+                if endings:
+                    params = _endings_params(endings)
+                    of_runs = {"run_ids": params["ids"]}
+                    ended = await _execute(conn, "finish_runs", params)
+                    await _execute(conn, "lock_events_of_runs", of_runs)
+                    await _execute(conn, "refresh_events_of_runs", of_runs)
+            held = {row[0] for row in await recorded.fetchall()} if recorded else set()
+            finished = {row[0] for row in await ended.fetchall()} if ended else set()
+            return held, finished
+
+        held, finished = await self._run(op, transaction=False)
+        return [
+            (c.run_id in held)
+            if isinstance(o, StepOutcome)
+            else (True if c.run_id in finished else None)
+            for c, o in items
+        ]
+
+    async def _write_alone(self, item: Write) -> bool:
+        claim, outcome = item
+        if isinstance(outcome, StepOutcome):
+            return await self._record_step_alone((claim, outcome))
+        return await self._finish_alone((claim, outcome))
 
     async def _record_step_alone(self, item: tuple[Claim, StepOutcome]) -> bool:
         claim, o = item
@@ -838,37 +906,9 @@ class PostgresStore:
         return await self._run(op, transaction=False)  # one statement: its own transaction
 
     async def finish_run(self, claim: Claim, outcome: RunOutcome) -> bool:
-        """Group-committed with the endings of concurrent runs (``pg_batch``)."""
-        return await self.endings.submit((claim, outcome))
-
-    async def _finish_runs(self, items: Sequence[tuple[Claim, RunOutcome]]) -> list[bool | None]:
-        """Many endings in one transaction; None for a claim that was not held (the one-run
-        way then tells a cancelled run to let go from a refusal or a retried finish)."""
-        params = {
-            "ids": [c.run_id for c, _ in items],
-            "fences": [c.token for c, _ in items],
-            "worker_ids": [c.worker_id for c, _ in items],
-            "statuses": [o.status for _, o in items],
-            "delays": [o.delay for _, o in items],
-            "results": [o.result_json for _, o in items],
-            "errors": [o.error for _, o in items],
-            "refunds": [int(o.refund_attempt) for _, o in items],
-        }
-        of_runs = {"run_ids": params["ids"]}
-
-        async def op(conn: Conn) -> set[str]:
-            # One round trip: BEGIN, the endings, then (as _refresh does) lock the runs'
-            # events and derive their status from committed state, the wake-ups, COMMIT.
-            # (conn.transaction() would sync after BEGIN and before COMMIT: three round trips)
-            async with _pipelined_transaction(conn):
-                ended = await _execute(conn, "finish_runs", params)
-                await _execute(conn, "lock_events_of_runs", of_runs)
-                await _execute(conn, "refresh_events_of_runs", of_runs)
-                await _execute(conn, "notify_endings", of_runs)
-            return {row[0] for row in await ended.fetchall()}
-
-        finished = await self._run(op, transaction=False)
-        return [True if c.run_id in finished else None for c, _ in items]
+        """Group-committed with the step records and endings of concurrent runs
+        (``pg_batch``)."""
+        return await self.writes.submit((claim, outcome))
 
     async def _finish_alone(self, item: tuple[Claim, RunOutcome]) -> bool:
         claim, o = item

@@ -196,7 +196,7 @@ async def test_a_batch_of_endings_is_one_round_trip(pg: PostgresStore, pg_url: s
             conn.pgconn.trace(trace.fileno())
             conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
         try:
-            assert await pg._finish_runs(items) == [True, True, True]
+            assert await pg._write_batch(items) == [True, True, True]
         finally:
             async with pg._pool.connection() as conn:
                 conn.pgconn.untrace()

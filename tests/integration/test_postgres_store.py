@@ -212,14 +212,14 @@ async def test_step_records_of_concurrent_runs_share_commits_and_a_stale_claim_w
     assert not any(c.has_memo for c in claimed)  # first attempts: the memo is not read
     claims = [c.claim("w1") for c in claimed]
     claims[0] = Claim(claimed[0].run.id, "w1", claimed[0].token + 1)  # no claim holds it
-    batches = pg.steps.batches
+    batches = pg.writes.batches
     written = await asyncio.gather(
         *(pg.record_step(claim, step(c, "charge", n)) for n, (claim, c) in
           enumerate(zip(claims, claimed, strict=True)))
     )  # fmt: skip
     assert written == [False] + [True] * 7
     # the first write goes at once; the seven queued meanwhile share the next statement
-    assert pg.steps.batches - batches == 2
+    assert pg.writes.batches - batches == 2
     for n, c in enumerate(claimed):
         steps = await pg.load_steps(c.run.event_id, "fulfil", 0, attempts=True)
         if n == 0:
@@ -232,6 +232,78 @@ async def test_step_records_of_concurrent_runs_share_commits_and_a_stale_claim_w
     assert again == [True] * 7
     (recorded,) = await pg.load_steps(claimed[1].run.event_id, "fulfil", 0, attempts=True)
     assert len(recorded.attempts) == 1
+
+
+async def test_step_records_and_endings_of_concurrent_runs_share_one_transaction(
+    pg: PostgresStore,
+) -> None:
+    """One batcher for both kinds of a worker's writes: what queued while a batch was in
+    flight, step records and endings alike, goes in the next transaction (one commit)."""
+    for event in plain_events("m", 4):
+        await pg.ingest(event, resume_failed=False)
+    first, stepping, ending, stale = await pg.claim_runs("w1", ["fulfil"], 4, 60)
+    batches, items = pg.writes.batches, pg.writes.items
+    written = await asyncio.gather(
+        pg.record_step(first.claim("w1"), step(first, "charge", 0)),  # in flight at once
+        pg.record_step(stepping.claim("w1"), step(stepping, "charge", 1)),
+        pg.finish_run(ending.claim("w1"), RunOutcome(ending.run.id, "succeeded")),
+        pg.record_step(Claim(stale.run.id, "w1", stale.token + 1), step(stale, "charge", 2)),
+    )
+    assert written == [True, True, True, False]
+    assert (pg.writes.batches - batches, pg.writes.items - items) == (2, 4)
+    (recorded,) = await pg.load_steps(stepping.run.event_id, "fulfil", 0, attempts=True)
+    assert (recorded.name, recorded.result, len(recorded.attempts)) == ("charge", 1, 1)
+    assert await pg.load_steps(stale.run.event_id, "fulfil", 0, attempts=True) == []
+    ended = await pg.get_event(ending.run.event_id)
+    assert ended is not None and ended.summary.status == "succeeded"
+
+
+async def test_a_batch_of_step_records_and_endings_and_a_heartbeat_never_deadlock(
+    pg: PostgresStore, pg_url: str
+) -> None:
+    """A batch locks all its runs in one id order, as a heartbeat does. Its step records
+    and endings each lock theirs in id order, but one kind after the other: the step-run
+    run_d1 first, then the ending's run_d0. A heartbeat holding run_d0 and waiting for
+    run_d1 would then deadlock with it (found after deadlock_timeout, 1 s, then retried)."""
+    for event in plain_events("d", 2):
+        await pg.ingest(event, resume_failed=False)
+    ending, stepping = sorted(await pg.claim_runs("w1", ["fulfil"], 2, 60), key=lambda c: c.run.id)
+    async with await psycopg.AsyncConnection.connect(pg_url) as blocker:
+        # holds run_d0 so that the heartbeat queues for it first, then the batch
+        await blocker.execute("SELECT 1 FROM runs WHERE id = %s FOR SHARE", (ending.run.id,))
+        beat = asyncio.create_task(pg.heartbeat([ending.claim("w1"), stepping.claim("w1")], 60))
+        await asyncio.sleep(0.3)
+        batch = asyncio.create_task(
+            pg._write_batch(
+                [
+                    (ending.claim("w1"), RunOutcome(ending.run.id, "succeeded")),
+                    (stepping.claim("w1"), step(stepping, "charge", 1)),
+                ]
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert not beat.done() and not batch.done()
+        await blocker.rollback()
+    loop = asyncio.get_running_loop()
+    released = loop.time()
+    held = await asyncio.wait_for(beat, 5)
+    written = await asyncio.wait_for(batch, 5)
+    assert loop.time() - released < 0.7  # no deadlock (its detection alone takes 1 s)
+    assert held == {ending.run.id: "running", stepping.run.id: "running"}
+    assert written == [True, True]
+
+
+async def test_a_batch_takes_whole_seconds_beside_fractions(pg: PostgresStore) -> None:
+    """A delay of whole seconds (ctx.sleep(5)) is an int: beside a float in one array it
+    must not fail the batch (which would send every write of it alone)."""
+    for event in plain_events("i", 2):
+        await pg.ingest(event, resume_failed=False)
+    first, second = await pg.claim_runs("w1", ["fulfil"], 2, 60)
+    endings = [
+        (first.claim("w1"), RunOutcome(first.run.id, "queued", delay=5, refund_attempt=True)),
+        (second.claim("w1"), RunOutcome(second.run.id, "retrying", delay=0.5, error="x")),
+    ]
+    assert await pg._write_batch(endings) == [True, True]
 
 
 async def test_endings_of_concurrent_runs_share_a_transaction_and_keep_their_answers(

@@ -1,7 +1,9 @@
 -- Named queries of the PostgreSQL store. A block starts with "-- name: <name>".
--- Parameters are psycopg named placeholders. Every claim locks with FOR UPDATE SKIP LOCKED,
--- and every transaction that changes a run's status locks its event row (in id order)
--- before refresh_event_status, so the derived status is computed from committed state.
+-- Parameters are psycopg named placeholders; arrays go in binary (%(name)b: the server
+-- parses no array text and decodes no hex for bytea, 3 % of its CPU on the hot path).
+-- Every claim locks with FOR UPDATE SKIP LOCKED, and every transaction that changes a
+-- run's status locks its event row (in id order) before refresh_event_status, so the
+-- derived status is computed from committed state.
 -- Every time a lease or a due time is compared with is hookline_now(): the database's
 -- clock (migration 0004), never a worker's.
 
@@ -39,7 +41,7 @@ SELECT pg_advisory_xact_lock(%(space)s::int4,
 -- name: notify_runs
 -- One channel per handler (named by PostgresStore.channel): only workers that loaded the
 -- handler listen to it. Delivered at commit, and only if the transaction commits.
-SELECT pg_notify(channel, '') FROM unnest(%(channels)s::text[]) AS channel;
+SELECT pg_notify(channel, '') FROM unnest(%(channels)b::text[]) AS channel;
 
 -- name: now
 SELECT hookline_now();
@@ -69,9 +71,9 @@ ORDER BY received_at LIMIT 1;
 -- then the channels of their handlers are notified (delivered at commit, as notify_runs).
 -- Returns the ids of the events inserted.
 WITH input AS (
-    SELECT * FROM unnest(%(ids)s::text[], %(sources)s::text[], %(event_ids)s::text[],
-                         %(types)s::text[], %(statuses)s::text[], %(received_at)s::float8[],
-                         %(headers)s::text[], %(bodies)s::bytea[])
+    SELECT * FROM unnest(%(ids)b::text[], %(sources)b::text[], %(event_ids)b::text[],
+                         %(types)b::text[], %(statuses)b::text[], %(received_at)b::float8[],
+                         %(headers)b::text[], %(bodies)b::bytea[])
         WITH ORDINALITY AS t(id, source, provider_event_id, type, status, received_at,
                              headers, body, n)
 ), inserted AS (
@@ -85,8 +87,8 @@ WITH input AS (
                       available_at, concurrency_key, created_at, updated_at)
     SELECT r.id, r.event_id, r.handler, 0, 'queued', 0, r.max_attempts, hookline_now(),
            r.concurrency_key, hookline_now(), hookline_now()
-    FROM unnest(%(run_ids)s::text[], %(run_event_ids)s::text[], %(run_handlers)s::text[],
-                %(run_max_attempts)s::int[], %(run_keys)s::text[])
+    FROM unnest(%(run_ids)b::text[], %(run_event_ids)b::text[], %(run_handlers)b::text[],
+                %(run_max_attempts)b::int[], %(run_keys)b::text[])
              WITH ORDINALITY AS r(id, event_id, handler, max_attempts, concurrency_key, n)
     WHERE r.event_id IN (SELECT id FROM inserted)
     ORDER BY r.n
@@ -108,7 +110,11 @@ FOR NO KEY UPDATE;
 -- name: lock_events
 -- NO KEY UPDATE: serialises status refreshes without blocking inserts that reference the
 -- event (runs, steps, attempts take KEY SHARE locks for their foreign keys).
-SELECT id FROM events WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR NO KEY UPDATE;
+SELECT id FROM events WHERE id = ANY(%(ids)b::text[]) ORDER BY id FOR NO KEY UPDATE;
+
+-- name: lock_claimed_events
+-- lock_events, in a claim's transaction (its own name: a hot statement, see hot_plans).
+SELECT id FROM events WHERE id = ANY(%(ids)b::text[]) ORDER BY id FOR NO KEY UPDATE;
 
 -- name: insert_run
 -- Due at once by the database's clock (a serve process's clock may be off).
@@ -128,9 +134,9 @@ ORDER BY seq;
 
 -- name: refresh_event_status
 -- An event's status is derived from the newest run of each of its handlers
--- (hookline_event_status, 0011_event_status_function.sql).
+-- (hookline_event_status, 0012_event_statuses.sql).
 UPDATE events e SET status = hookline_event_status(e.id)
-WHERE e.id = ANY(%(ids)s::text[]);
+WHERE e.id = ANY(%(ids)b::text[]);
 
 -- name: event_by_id
 SELECT id, source, provider_event_id, type, status, received_at, seq, headers, body
@@ -184,12 +190,12 @@ ORDER BY id;
 
 -- name: any_due
 -- One index probe per handler (runs_due_handler), whatever other handlers have queued.
-SELECT EXISTS (SELECT 1 FROM unnest(%(handlers)s::text[]) AS h(name)
+SELECT EXISTS (SELECT 1 FROM unnest(%(handlers)b::text[]) AS h(name)
                WHERE EXISTS (SELECT 1 FROM runs
                              WHERE handler = h.name AND status IN ('queued', 'retrying')
                                AND available_at <= hookline_now()))
     OR EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND lease_expires_at < hookline_now()
-                                    AND handler = ANY(%(handlers)s::text[]));
+                                    AND handler = ANY(%(handlers)b::text[]));
 
 -- name: begin
 BEGIN;
@@ -200,12 +206,16 @@ COMMIT;
 -- name: rollback
 ROLLBACK;
 
--- name: generic_plans
--- For claim_runs alone (see PostgresStore.claim_runs); default_plans follows it.
-SET LOCAL plan_cache_mode = force_generic_plan;
-
--- name: default_plans
-SET LOCAL plan_cache_mode = DEFAULT;
+-- name: hot_plans
+-- The first statement of every transaction of the hot path (claims, step records, endings;
+-- see HOT in PostgresStore): its statements run prepared, each with its generic plan, made
+-- once and kept for the connection's life, instead of being parsed and planned at every
+-- execution (planning cost more than running them). Made while the tables are small a
+-- generic plan may prefer a sequential scan and keep it as they grow: with sequential scans
+-- disabled the plan probes the indexes, whatever the size of the tables when it was made.
+-- Transaction-local: every other statement is planned as PostgreSQL chooses.
+SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+       set_config('enable_seqscan', 'off', true);
 
 -- name: claim_runs
 -- A claim's first round trip (BEGIN pipelined with it): one statement reads the database's
@@ -221,7 +231,7 @@ WITH clock AS MATERIALIZED (SELECT hookline_now() AS now),
 expired AS MATERIALIZED (
     SELECT r.id FROM runs r
     WHERE r.status = 'running' AND r.lease_expires_at < (SELECT now FROM clock)
-      AND r.handler = ANY(%(handlers)s::text[])
+      AND r.handler = ANY(%(handlers)b::text[])
     ORDER BY r.lease_expires_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -234,7 +244,7 @@ expired AS MATERIALIZED (
 -- runs fill the claim (LIMIT 0 reads nothing).
 due AS MATERIALIZED (
     SELECT c.id, c.handler, c.concurrency_key, c.available_at, c.seq
-    FROM unnest(%(handlers)s::text[]) AS h(name)
+    FROM unnest(%(handlers)b::text[]) AS h(name)
     CROSS JOIN LATERAL (
         SELECT r.id, r.handler, r.concurrency_key, r.available_at, r.seq FROM runs r
         WHERE r.handler = h.name AND r.status IN ('queued', 'retrying')
@@ -301,22 +311,25 @@ LEFT JOIN (leased l JOIN events e ON e.id = l.event_id) ON true
 ORDER BY l.part, l.ord;
 
 -- name: keyed_runs_still_free
--- Re-checked (with a fresh snapshot) once the claimer holds the locks of the keys.
+-- Re-checked (with a fresh snapshot) once the claimer holds the locks of the keys. A LIMIT 1
+-- subquery, not NOT EXISTS: one probe of runs_key per run, where the generic plan of the
+-- anti join (hot_plans) read every keyed run.
 SELECT r.id FROM runs r
-WHERE r.id = ANY(%(ids)s::text[])
-  AND NOT EXISTS (
+WHERE r.id = ANY(%(ids)b::text[])
+  AND coalesce((
         SELECT 1 FROM runs p
         WHERE p.concurrency_key = r.concurrency_key AND p.handler = r.handler
           AND p.id <> r.id
           AND (p.status = 'running'
                OR (p.status IN ('queued', 'retrying') AND p.seq < r.seq)
-               OR (p.lease_owner IS NOT NULL AND p.lease_expires_at >= %(now)s)));
+               OR (p.lease_owner IS NOT NULL AND p.lease_expires_at >= %(now)s))
+        LIMIT 1), 0) = 0;
 
 -- name: lease_runs
 UPDATE runs SET status = 'running', attempts = attempts + 1, fence = fence + 1,
                 lease_owner = %(worker_id)s, lease_expires_at = %(now)s + %(lease)s,
                 updated_at = %(now)s
-WHERE id = ANY(%(ids)s::text[]);
+WHERE id = ANY(%(ids)b::text[]);
 
 -- name: claimed_runs_with_events
 SELECT r.id, r.event_id, r.handler, r.generation, r.status, r.attempts, r.max_attempts,
@@ -329,7 +342,7 @@ SELECT r.id, r.event_id, r.handler, r.generation, r.status, r.attempts, r.max_at
        coalesce((SELECT 1 FROM steps s WHERE s.event_id = r.event_id AND s.handler = r.handler
                                          AND s.generation = r.generation LIMIT 1), 0)
 FROM runs r JOIN events e ON e.id = r.event_id
-WHERE r.id = ANY(%(ids)s::text[]);
+WHERE r.id = ANY(%(ids)b::text[]);
 
 -- name: claimed_events_running
 -- A claim's status refresh of its events, sent after lock_events (a fresh snapshot once the
@@ -342,7 +355,7 @@ WHERE r.id = ANY(%(ids)s::text[]);
 -- runs_event per run, where NOT EXISTS let PostgreSQL hash a sequential scan of all runs.
 UPDATE events e SET status = 'running'
 WHERE e.id IN (SELECT r.event_id FROM runs r
-               WHERE r.id = ANY(%(run_ids)s::text[])
+               WHERE r.id = ANY(%(run_ids)b::text[])
                  AND coalesce((SELECT 1 FROM runs n
                                WHERE n.event_id = r.event_id AND n.handler = r.handler
                                  AND n.seq > r.seq LIMIT 1), 0) = 0)
@@ -351,13 +364,15 @@ WHERE e.id IN (SELECT r.event_id FROM runs r
 -- name: heartbeat
 -- Extends the leases that these claims still hold; an expired lease is over for good.
 -- The rows are locked in id order first, as the batched step records and run endings lock
--- theirs (record_steps, finish_runs): many-row writes of one worker never deadlock.
+-- theirs (lock_runs, record_steps, finish_runs): many-row writes of one worker never
+-- deadlock.
 WITH locked AS (
-    SELECT id FROM runs WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR NO KEY UPDATE
+    SELECT id FROM runs WHERE id = ANY(%(ids)b::text[]) ORDER BY id FOR NO KEY UPDATE
 )
 UPDATE runs r SET lease_expires_at = hookline_now() + %(lease)s
-FROM unnest(%(ids)s::text[], %(fences)s::bigint[]) AS c(id, fence)
-WHERE r.id = c.id AND r.fence = c.fence AND r.lease_owner = %(worker_id)s
+FROM unnest(%(ids)b::text[], %(fences)b::bigint[]) AS c(id, fence)
+WHERE r.id = ANY(%(ids)b::text[]) AND r.id = c.id AND r.fence = c.fence
+  AND r.lease_owner = %(worker_id)s
   AND r.id IN (SELECT id FROM locked)
   AND r.status IN ('running', 'cancelled') AND r.lease_expires_at >= hookline_now()
 RETURNING r.id, r.status;
@@ -396,22 +411,29 @@ WITH held AS (
 )
 SELECT count(*) FROM held;
 
+-- name: lock_runs
+-- A batch of step records and endings (PostgresStore._write_batch) locks all its runs in id
+-- order first: record_steps and finish_runs each lock theirs in id order, but one after the
+-- other the batch's order would not be one order, and a heartbeat of the same runs (which
+-- locks them all in id order) could deadlock with it.
+SELECT id FROM runs WHERE id = ANY(%(ids)b::text[]) ORDER BY id FOR NO KEY UPDATE;
+
 -- name: record_steps
 -- record_step for many claims at once (hookline.store.pg_batch): one statement, one commit.
 -- The parameters are arrays, one element per attempt; no two share a memo key. Answers the
 -- runs whose claim was held (each locked FOR SHARE, in id order, while its rows are written).
 WITH input AS (
-    SELECT * FROM unnest(%(run_ids)s::text[], %(fences)s::bigint[], %(worker_ids)s::text[],
-                         %(event_ids)s::text[], %(handlers)s::text[], %(generations)s::int[],
-                         %(names)s::text[], %(positions)s::int[], %(numbers)s::int[],
-                         %(started_at)s::float8[], %(ended_at)s::float8[],
-                         %(outcomes)s::text[], %(errors)s::text[], %(tracebacks)s::text[],
-                         %(results)s::text[])
+    SELECT * FROM unnest(%(run_ids)b::text[], %(fences)b::bigint[], %(worker_ids)b::text[],
+                         %(event_ids)b::text[], %(handlers)b::text[], %(generations)b::int[],
+                         %(names)b::text[], %(positions)b::int[], %(numbers)b::int[],
+                         %(started_at)b::float8[], %(ended_at)b::float8[],
+                         %(outcomes)b::text[], %(errors)b::text[], %(tracebacks)b::text[],
+                         %(results)b::text[])
         AS i(run_id, fence, worker_id, event_id, handler, generation, name, position, number,
              started_at, ended_at, outcome, error, traceback, result)
 ), held AS (
     SELECT r.id FROM runs r
-    WHERE r.id = ANY(%(run_ids)s::text[])
+    WHERE r.id = ANY(%(run_ids)b::text[])
       AND r.status IN ('running', 'cancelled') AND r.lease_expires_at >= hookline_now()
       AND EXISTS (SELECT 1 FROM input i
                   WHERE i.run_id = r.id AND i.fence = r.fence AND i.worker_id = r.lease_owner)
@@ -445,46 +467,51 @@ SELECT id FROM held;
 
 -- name: finish_runs
 -- finish_run for many claims at once (hookline.store.pg_batch), in a transaction that then
--- refreshes their events and wakes their handlers. The rows are locked in id order first
--- (see heartbeat). Claims not answered are not held: each goes the one-run way.
+-- refreshes their events. The rows are locked in id order first (see heartbeat). Claims not
+-- answered are not held: each goes the one-run way. The handlers of the runs ended here
+-- whose next run may start now (a keyed run let go of its key; a run due again at once) are
+-- woken (delivered at commit); the channel is PostgresStore.channel(handler), computed here
+-- (a test checks they agree).
 WITH locked AS (
-    SELECT id FROM runs WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR NO KEY UPDATE
+    SELECT id FROM runs WHERE id = ANY(%(ids)b::text[]) ORDER BY id FOR NO KEY UPDATE
+), ended AS (
+    UPDATE runs r SET status = f.status, available_at = hookline_now() + f.delay,
+                      result = f.result, error = f.error, attempts = r.attempts - f.refund,
+                      lease_owner = NULL, lease_expires_at = NULL, updated_at = hookline_now()
+    FROM unnest(%(ids)b::text[], %(fences)b::bigint[], %(worker_ids)b::text[],
+                %(statuses)b::text[], %(delays)b::float8[], %(results)b::text[],
+                %(errors)b::text[], %(refunds)b::int[])
+         AS f(id, fence, worker_id, status, delay, result, error, refund)
+    WHERE r.id = ANY(%(ids)b::text[]) AND r.id = f.id AND r.id IN (SELECT id FROM locked)
+      AND r.fence = f.fence AND r.lease_owner = f.worker_id
+      -- (SELECT 'running'), not the constant: a generic plan made on empty tables
+      -- (hot_plans) would read every leased run through runs_leased, whose predicate the
+      -- constant proves
+      AND r.status = (SELECT 'running') AND r.lease_expires_at >= hookline_now()
+    RETURNING r.id, r.event_id, r.concurrency_key, r.handler, r.status,
+              r.available_at <= hookline_now() AS claimable_now
+), notified AS (
+    SELECT count(pg_notify('hookline_' || left(encode(sha256(convert_to(h, 'UTF8')), 'hex'), 32),
+                           ''))
+    FROM (SELECT DISTINCT handler AS h FROM ended
+          WHERE concurrency_key IS NOT NULL
+             OR (status IN ('queued', 'retrying') AND claimable_now)) AS handlers
 )
-UPDATE runs r SET status = f.status, available_at = hookline_now() + f.delay,
-                  result = f.result, error = f.error, attempts = r.attempts - f.refund,
-                  lease_owner = NULL, lease_expires_at = NULL, updated_at = hookline_now()
-FROM unnest(%(ids)s::text[], %(fences)s::bigint[], %(worker_ids)s::text[],
-            %(statuses)s::text[], %(delays)s::float8[], %(results)s::text[],
-            %(errors)s::text[], %(refunds)s::int[])
-     AS f(id, fence, worker_id, status, delay, result, error, refund)
-WHERE r.id = f.id AND r.id IN (SELECT id FROM locked)
-  AND r.fence = f.fence AND r.lease_owner = f.worker_id
-  AND r.status = 'running' AND r.lease_expires_at >= hookline_now()
-RETURNING r.id, r.event_id, r.concurrency_key, r.handler, r.available_at <= hookline_now();
+SELECT id, event_id, concurrency_key, handler, claimable_now, (SELECT count FROM notified)
+FROM ended;
 
 -- name: lock_events_of_runs
 -- lock_events, for the events of these runs (sent in one pipeline with the runs' ending).
-SELECT id FROM events WHERE id IN (SELECT event_id FROM runs WHERE id = ANY(%(run_ids)s::text[]))
+SELECT id FROM events WHERE id IN (SELECT event_id FROM runs WHERE id = ANY(%(run_ids)b::text[]))
 ORDER BY id FOR NO KEY UPDATE;
 
 -- name: refresh_events_of_runs
 -- refresh_event_status, for the events of these runs.
-UPDATE events e SET status = hookline_event_status(e.id)
-WHERE e.id IN (SELECT event_id FROM runs WHERE id = ANY(%(run_ids)s::text[]));
-
--- name: notify_endings
--- After finish_runs, in its transaction: wake the handlers of these runs whose next run may
--- start now (a keyed run let go of its key; a run due again at once). The channel is
--- PostgresStore.channel(handler), computed here (a test checks they agree). A run this
--- batch did not end may wake its handler for nothing: a wake-up is only a hint.
-SELECT pg_notify(c.channel, '') FROM (
-    SELECT DISTINCT 'hookline_' || left(encode(sha256(convert_to(r.handler, 'UTF8')), 'hex'), 32)
-           AS channel
-    FROM runs r
-    WHERE r.id = ANY(%(run_ids)s::text[]) AND r.lease_owner IS NULL
-      AND (r.concurrency_key IS NOT NULL
-           OR (r.status IN ('queued', 'retrying') AND r.available_at <= hookline_now()))
-) AS c;
+-- hookline_event_statuses is called per run (its argument must hold no subquery for it to be
+-- inlined); an event two of the runs share is updated once.
+UPDATE events e SET status = s.derived
+FROM runs r CROSS JOIN LATERAL hookline_event_statuses(ARRAY[r.event_id]) AS s
+WHERE r.id = ANY(%(run_ids)b::text[]) AND e.id = r.event_id;
 
 -- name: channel_of
 SELECT 'hookline_' || left(encode(sha256(convert_to(%(handler)s::text, 'UTF8')), 'hex'), 32);
@@ -562,7 +589,7 @@ FOR UPDATE;
 SELECT stats FROM workers WHERE id = 'retired' FOR UPDATE;
 
 -- name: delete_workers
-DELETE FROM workers WHERE id = ANY(%(ids)s::text[]);
+DELETE FROM workers WHERE id = ANY(%(ids)b::text[]);
 
 -- name: upsert_retired
 INSERT INTO workers (id, host, pid, started_at, heartbeat_at, stats, stopped)
@@ -610,7 +637,7 @@ VALUES (%(id)s, %(event_id)s, %(handler)s, %(generation)s, 'queued', 0, %(max_at
 -- Wakes the workers that loaded these handlers: the channel of each, as
 -- hookline.store.postgres.channel names it ('hookline_' + 32 hex digits of its SHA-256).
 SELECT pg_notify('hookline_' || left(encode(sha256(convert_to(h, 'UTF8')), 'hex'), 32), '')
-FROM unnest(%(handlers)s::text[]) AS h;
+FROM unnest(%(handlers)b::text[]) AS h;
 
 -- name: job_lock_by_key
 -- The row lock makes a second request with this key wait, so two cannot both resume a job.
