@@ -128,8 +128,19 @@ SELECT r.id, r.status FROM json_each(?1) j
 JOIN runs r ON r.id = json_extract(j.value, '$[0]') AND r.fence = json_extract(j.value, '$[1]')
 WHERE r.lease_owner = ?2 AND r.lease_expires_at >= ?3 AND r.status IN ('running', 'cancelled');
 
--- name: finish_refused
-SELECT 1 FROM op_refusals WHERE run_id = ? AND fence = ? AND at = ?;
+-- name: claims_held
+-- Of the claims ?1 (JSON [[run id, fence], ...]) of worker ?2, those whose run this worker
+-- still holds: their index in ?1 and when their lease expires (the caller compares it with
+-- each write's own time, exactly: a time through JSON text might not come back bit for bit).
+SELECT j.key, r.lease_expires_at FROM json_each(?1) j
+JOIN runs r ON r.id = json_extract(j.value, '$[0]') AND r.fence = json_extract(j.value, '$[1]')
+WHERE r.lease_owner = ?2 AND r.status IN ('running', 'cancelled');
+
+-- name: refusals_of
+-- The refusals noted for the claims ?1 (JSON [[run id, fence], ...]): index in ?1, time.
+SELECT j.key, f.at FROM json_each(?1) j
+JOIN op_refusals f ON f.run_id = json_extract(j.value, '$[0]')
+                  AND f.fence = json_extract(j.value, '$[1]');
 
 -- name: already_finished
 -- A finish retried after an error: the first one was written (same claim, same outcome).
