@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from hookline.errors import NonDeterminismError, PipelineError, StoreError
 from hookline.redaction import Secrets
+from hookline.step_threads import StepThreads
 from hookline.store.base import Claim, StepOutcome, StepRecord, Store
 
 T = TypeVar("T")
@@ -142,8 +143,10 @@ class Context:
         *,
         secrets: Secrets | None = None,
         redact: Callable[[str], str] | None = None,
+        threads: StepThreads | None = None,
     ) -> None:
         self._scope = scope
+        self._threads = threads  # where sync steps run (None: the loop's default executor)
         self._secrets = secrets if secrets is not None else Secrets()
         self._redact = redact
         self._store = store
@@ -255,15 +258,19 @@ class Context:
         lease.lost = True
         return LeaseLost(f"the store refused a write of run {self._scope.run_id}: claim over")
 
-    @staticmethod
     async def _call_sync(
-        fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        # Sync work runs off the event loop. A thread cannot be stopped: when the run is
-        # cancelled (operator cancel, lost lease, shutdown) we still wait for it, so the run
-        # and its lease outlive the step's side effects and no other run can overlap them.
+        # Sync work runs off the event loop: in the worker's step threads, else the loop's
+        # default executor. A thread cannot be stopped: when the run is cancelled (operator
+        # cancel, lost lease, shutdown) we still wait for it, so the run and its lease
+        # outlive the step's side effects and no other run can overlap them.
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        future = asyncio.get_running_loop().run_in_executor(None, call)
+        future: asyncio.Future[Any] = (
+            asyncio.get_running_loop().run_in_executor(None, call)
+            if self._threads is None
+            else self._threads.submit(call)
+        )
         try:
             value = await asyncio.shield(future)
         except asyncio.CancelledError:
