@@ -641,10 +641,11 @@ def _steps_written(conn: sqlite3.Connection, writes: list[tuple[Claim, float]]) 
     by_worker: dict[str, list[int]] = {}
     for i, (claim, _at) in enumerate(writes):
         by_worker.setdefault(claim.worker_id, []).append(i)
-    written = [False] * len(writes)
+    written = [True] * len(writes)
     for worker, indices in by_worker.items():
         pairs = json.dumps([[writes[i][0].run_id, writes[i][0].token] for i in indices])
-        for key, expires in read_committed(conn, Q["claims_held"], (pairs, worker)):
+        latest = max(writes[i][1] for i in indices)
+        for key, expires in read_committed(conn, Q["claims_in_doubt"], (pairs, worker, latest)):
             i = indices[key]
             written[i] = expires is not None and expires >= writes[i][1]
     return written

@@ -205,3 +205,28 @@ def test_the_positional_rows_of_a_step_and_an_ending_are_the_named_ones() -> Non
         "until": 17.0, "result": None, "error": "E", "refund": 1, "at": 12.0,
     })  # fmt: skip
     assert sqlite_store._finish_row(claim, ending, 12.0) == named.rows[0]
+
+
+async def test_each_step_record_of_a_batch_is_judged_at_its_own_time(tmp_path: Path) -> None:
+    """One read serves the batch, but a record written just before its lease expired is
+    written and one just after is refused, even side by side in one INSERT."""
+    now = [1_000.0]
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'clock.db'}", clock=lambda: now[0])
+    await store.open()
+    await store.migrate()
+    try:
+        for n in range(2):
+            await store.ingest(event(n, now[0], ("h",)), resume_failed=True)
+        a, b = [item.claim("w1") for item in await store.claim_runs("w1", ["h"], 2, 30.0)]
+        async with _Hold(store):
+            now[0] = 1_029.5  # a's record: its lease (until 1,030) still runs
+            before = asyncio.create_task(store.record_step(a, _step(a, "one")))
+            await asyncio.sleep(0.005)
+            now[0] = 1_030.5  # b's record: its lease ran out half a second ago
+            after = asyncio.create_task(store.record_step(b, _step(b, "one")))
+            await asyncio.sleep(0.005)
+        assert [await before, await after] == [True, False]
+        assert [s.name for s in await store.load_steps("evt_0", "h", 0)] == ["one"]
+        assert await store.load_steps("evt_1", "h", 0) == []
+    finally:
+        await store.close()
