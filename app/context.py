@@ -42,6 +42,7 @@ MAX_ERROR_CHARS = 2_000
 MAX_TRACEBACK_CHARS = 20_000
 MAX_WRITE_TRIES = 30  # with backoff up to 2 s: about a minute, never past the lease
 log = logging.getLogger("hookline.context")
+_HANDLER_LOG = logging.getLogger("hookline.handler")
 
 
 class LeaseLost(BaseException):
@@ -156,9 +157,14 @@ class Context:
         self._by_position = {step.position: step for step in scope.memo.values()}
         self._position = 0
         self._names: set[str] = set()
-        self.logger = logging.LoggerAdapter(
-            logging.getLogger("hookline.handler"),
-            {"run_id": scope.run_id, "handler": scope.handler, "event": scope.event_id},
+
+    @functools.cached_property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """The handler's logger: its lines carry the run, handler and event (made on first
+        use: most runs never log)."""
+        s = self._scope
+        return logging.LoggerAdapter(
+            _HANDLER_LOG, {"run_id": s.run_id, "handler": s.handler, "event": s.event_id}
         )
 
     @property
@@ -219,7 +225,8 @@ class Context:
         token = _current_step.set(name)
         try:
             if inspect.iscoroutinefunction(fn):
-                value = await asyncio.wait_for(fn(*args, **kwargs), timeout)
+                call = fn(*args, **kwargs)
+                value = await (call if timeout is None else asyncio.wait_for(call, timeout))
             else:
                 value = await self._call_sync(fn, args, kwargs)
                 if timeout is not None and time.monotonic() - begun > timeout:

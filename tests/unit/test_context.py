@@ -392,3 +392,15 @@ async def test_a_sync_step_runs_in_a_step_thread_with_the_callers_context_and_er
     assert steps["where"].status == "succeeded"
     assert steps["charge"].status == "failed"
     assert "card declined" in (steps["charge"].attempts[0].error or "")
+
+
+async def test_the_handlers_logger_carries_the_run_and_is_made_once(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    await claimed_run(store)
+    ctx = await context_for(store)
+    assert ctx.logger is ctx.logger
+    with caplog.at_level("INFO", logger="hookline.handler"):
+        ctx.logger.info("charging")
+    (record,) = [r for r in caplog.records if r.name == "hookline.handler"]
+    assert (record.run_id, record.handler, record.event) == ("run_evt_1", HANDLER, "evt_1")  # type: ignore[attr-defined]
