@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import threading
 import time
@@ -14,7 +15,7 @@ import pytest
 
 from hookline.store import sqlite as sqlite_store
 from hookline.store.base import Claim, EventFilter, NewEvent, NewRun, RunOutcome, StepOutcome
-from hookline.store.group_commit import OpRows
+from hookline.store.group_commit import OP_LOG_COLUMNS
 from hookline.store.sqlite import SQLiteStore
 
 
@@ -188,23 +189,53 @@ async def test_the_endings_of_a_batch_read_whether_they_were_refused_once(
 
 
 def test_the_positional_rows_of_a_step_and_an_ending_are_the_named_ones() -> None:
+    """Every column a row's trigger reads has the named value; the others are the filler."""
     claim = Claim("run_1", "w1", 7)
     outcome = StepOutcome("run_1", "evt_1", "h", 2, "charge", 3, 4, 10.0, 11.0, False, None,
                           "E: x", "tb")  # fmt: skip
-    named = OpRows({
+    named = {
         "kind": "step", "run_id": "run_1", "worker": "w1", "fence": 7, "at": 12.0,
         "event_id": "evt_1", "handler": "h", "generation": 2, "name": "charge", "position": 3,
         "number": 4, "started_at": 10.0, "ended_at": 11.0, "status": "failed", "result": None,
         "error": "E: x", "traceback": "tb",
-    })  # fmt: skip
-    assert sqlite_store._step_row(claim, outcome, 12.0) == named.rows[0]
+    }  # fmt: skip
+    assert _as_named(sqlite_store._step_row(claim, outcome, 12.0), named) == named
     ending = RunOutcome("run_1", "retrying", delay=5.0, result_json=None, error="E",
                         refund_attempt=True)  # fmt: skip
-    named = OpRows({
+    named = {
         "kind": "finish", "run_id": "run_1", "worker": "w1", "fence": 7, "status": "retrying",
         "until": 17.0, "result": None, "error": "E", "refund": 1, "at": 12.0,
-    })  # fmt: skip
-    assert sqlite_store._finish_row(claim, ending, 12.0) == named.rows[0]
+    }  # fmt: skip
+    assert _as_named(sqlite_store._finish_row(claim, ending, 12.0), named) == named
+
+
+def _as_named(row: tuple[Any, ...], named: dict[str, Any]) -> dict[str, Any]:
+    """The row's named columns; every other one must be the filler."""
+    values = dict(zip(OP_LOG_COLUMNS, row, strict=True))
+    assert {c: v for c, v in values.items() if c not in named} == dict.fromkeys(
+        set(OP_LOG_COLUMNS) - set(named), sqlite_store._
+    )
+    return {c: v for c, v in values.items() if c in named}
+
+
+async def test_the_triggers_of_steps_and_endings_read_no_column_their_rows_fill_in(
+    store: SQLiteStore,
+) -> None:
+    """A step's and an ending's op_log rows put a filler (not NULL) in the columns their
+    trigger does not read: a migration that makes it read one must change the rows too."""
+    with sqlite3.connect(store.path) as conn:
+        triggers = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
+    claim = Claim("run_1", "w1", 7)
+    # no real value is 0 here, so a 0 is the filler
+    step = StepOutcome("run_1", "evt_1", "h", 5, "s", 6, 1, 1.0, 2.0, True, "1", None, None)
+    ending = RunOutcome("run_1", "queued", delay=1.0, refund_attempt=True)
+    for trigger, row in (
+        ("op_step", sqlite_store._step_row(claim, step, 3.0)),
+        ("op_finish", sqlite_store._finish_row(claim, ending, 3.0)),
+    ):
+        read = set(re.findall(r"NEW\.(\w+)", triggers[trigger]))
+        filled = {c for c, v in zip(OP_LOG_COLUMNS, row, strict=True) if v == sqlite_store._}
+        assert read and not read & filled, (trigger, read & filled)
 
 
 async def test_each_step_record_of_a_batch_is_judged_at_its_own_time(tmp_path: Path) -> None:
