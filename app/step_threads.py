@@ -81,10 +81,12 @@ class StepThreads:
                 value, error = call(), None
             except BaseException as exc:  # as run_in_executor: the caller gets it
                 value, error = None, exc
+            # Idle before the caller can hear of the outcome: a call it makes next finds
+            # this thread free instead of starting another.
+            self._idle.release()
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 loop.call_soon_threadsafe(_settle, future, value, error)
             del call, loop, future, value, error
-            self._idle.release()
 
     def close(self) -> None:
         """Let every thread end once the calls queued before are done (does not wait)."""
