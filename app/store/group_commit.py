@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import queue
 import sqlite3
 import threading
@@ -276,7 +277,7 @@ def _insert_rows(conn: sqlite3.Connection, batch: list[_Item], committed: _Commi
             _insert_in_one_transaction(conn, rows)
         elif rows:
             sql = _INSERT + ", ".join([_ROW] * len(rows))
-            conn.execute(sql, [value for row in rows for value in row])
+            conn.execute(sql, list(itertools.chain.from_iterable(rows)))
         committed.items = start = end
 
 
