@@ -28,6 +28,10 @@ _Work = tuple[Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]
 def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
     if future.done():
         return
+    if isinstance(error, StopIteration):  # a future refuses it (as a coroutine does)
+        converted = RuntimeError(f"a sync step raised StopIteration: {error!r}")
+        converted.__cause__ = error
+        error = converted
     if error is not None:
         future.set_exception(error)
     else:

@@ -34,6 +34,20 @@ async def test_an_exception_of_the_call_is_the_futures(pool: StepThreads) -> Non
     assert await pool.submit(lambda: 2) == 2  # the thread goes on
 
 
+async def test_a_stop_iteration_of_the_call_comes_back_as_a_runtime_error(
+    pool: StepThreads,
+) -> None:
+    """An asyncio future refuses StopIteration (run_in_executor left the caller waiting
+    forever): it arrives as a RuntimeError, as from a coroutine."""
+
+    def exhausted() -> None:
+        next(iter([]))
+
+    with pytest.raises(RuntimeError, match="StopIteration") as raised:
+        await asyncio.wait_for(pool.submit(exhausted), 5)
+    assert isinstance(raised.value.__cause__, StopIteration)
+
+
 async def test_an_idle_thread_takes_the_next_call_instead_of_a_new_one(
     pool: StepThreads,
 ) -> None:
