@@ -233,9 +233,8 @@ def _thens(batch: list[_Item], conn: sqlite3.Connection) -> list[_Outcome]:
             if len(results) != len(indices):
                 raise RuntimeError(f"then_all read {len(results)} results for {len(args)}")
         except Exception as exc:
-            error = _wrap(exc)
-            for i in indices:
-                outcomes[i] = (error, None)
+            for i in indices:  # each caller its own StoreError (raised in its own task)
+                outcomes[i] = (_wrap(exc), None)
             continue
         for i, result in zip(indices, results, strict=True):
             outcomes[i] = (None, result)
