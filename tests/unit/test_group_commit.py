@@ -319,6 +319,38 @@ async def test_stop_writes_ops_set_aside_while_rows_were_batched(db: str) -> Non
         await writer.run(insert(8))
 
 
+async def test_rows_wait_for_another_connections_lock_without_binding_their_insert_again(
+    writer: GroupCommitWriter, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    columns = ", ".join(OP_LOG_COLUMNS)
+    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
+    tries: list[int] = []
+    real = group_commit._insert_rows
+
+    def counted(conn: sqlite3.Connection, batch: list[Any], committed: Any) -> None:
+        tries.append(len(batch))
+        real(conn, batch, committed)
+
+    monkeypatch.setattr(group_commit, "_insert_rows", counted)
+    other = sqlite3.connect(db, isolation_level=None)  # another process, holding the lock
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        first = asyncio.create_task(writer.apply(OpRows({"kind": "a"})))
+        await asyncio.sleep(0.05)
+        later = asyncio.create_task(writer.apply(OpRows({"kind": "b"})))
+        await asyncio.sleep(0.05)
+        assert not first.done()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    await asyncio.gather(first, later)
+    # before: the INSERT itself (every value bound again) every 0.2 ms, ~500 tries
+    assert len(tries) <= 3, len(tries)
+    assert tries[-1] == 2  # the row queued during the wait went with the batch
+    with sqlite3.connect(db) as conn:
+        assert [r[0] for r in conn.execute("SELECT kind FROM op_log")] == ["a", "b"]
+
+
 async def test_a_bad_row_fails_only_its_own_caller(writer: GroupCommitWriter, db: str) -> None:
     columns = ", ".join(OP_LOG_COLUMNS)
     await writer.run(
