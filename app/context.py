@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from hookline.errors import NonDeterminismError, PipelineError, StoreError
 from hookline.redaction import Secrets
+from hookline.step_threads import StepThreads
 from hookline.store.base import Claim, StepOutcome, StepRecord, Store
 
 T = TypeVar("T")
@@ -41,6 +42,7 @@ MAX_ERROR_CHARS = 2_000
 MAX_TRACEBACK_CHARS = 20_000
 MAX_WRITE_TRIES = 30  # with backoff up to 2 s: about a minute, never past the lease
 log = logging.getLogger("hookline.context")
+_HANDLER_LOG = logging.getLogger("hookline.handler")
 
 
 class LeaseLost(BaseException):
@@ -142,8 +144,10 @@ class Context:
         *,
         secrets: Secrets | None = None,
         redact: Callable[[str], str] | None = None,
+        threads: StepThreads | None = None,
     ) -> None:
         self._scope = scope
+        self._threads = threads  # where sync steps run (None: the loop's default executor)
         self._secrets = secrets if secrets is not None else Secrets()
         self._redact = redact
         self._store = store
@@ -153,9 +157,14 @@ class Context:
         self._by_position = {step.position: step for step in scope.memo.values()}
         self._position = 0
         self._names: set[str] = set()
-        self.logger = logging.LoggerAdapter(
-            logging.getLogger("hookline.handler"),
-            {"run_id": scope.run_id, "handler": scope.handler, "event": scope.event_id},
+
+    @functools.cached_property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """The handler's logger: its lines carry the run, handler and event (made on first
+        use: most runs never log)."""
+        s = self._scope
+        return logging.LoggerAdapter(
+            _HANDLER_LOG, {"run_id": s.run_id, "handler": s.handler, "event": s.event_id}
         )
 
     @property
@@ -216,7 +225,8 @@ class Context:
         token = _current_step.set(name)
         try:
             if inspect.iscoroutinefunction(fn):
-                value = await asyncio.wait_for(fn(*args, **kwargs), timeout)
+                call = fn(*args, **kwargs)
+                value = await (call if timeout is None else asyncio.wait_for(call, timeout))
             else:
                 value = await self._call_sync(fn, args, kwargs)
                 if timeout is not None and time.monotonic() - begun > timeout:
@@ -255,15 +265,19 @@ class Context:
         lease.lost = True
         return LeaseLost(f"the store refused a write of run {self._scope.run_id}: claim over")
 
-    @staticmethod
     async def _call_sync(
-        fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        # Sync work runs off the event loop. A thread cannot be stopped: when the run is
-        # cancelled (operator cancel, lost lease, shutdown) we still wait for it, so the run
-        # and its lease outlive the step's side effects and no other run can overlap them.
+        # Sync work runs off the event loop: in the worker's step threads, else the loop's
+        # default executor. A thread cannot be stopped: when the run is cancelled (operator
+        # cancel, lost lease, shutdown) we still wait for it, so the run and its lease
+        # outlive the step's side effects and no other run can overlap them.
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        future = asyncio.get_running_loop().run_in_executor(None, call)
+        future: asyncio.Future[Any] = (
+            asyncio.get_running_loop().run_in_executor(None, call)
+            if self._threads is None
+            else self._threads.submit(call)
+        )
         try:
             value = await asyncio.shield(future)
         except asyncio.CancelledError:

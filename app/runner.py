@@ -28,6 +28,7 @@ from hookline.errors import NonRetryableError, PipelineError
 from hookline.pipeline import Event, Registry, parse_data
 from hookline.redaction import Secrets
 from hookline.retry import backoff_delay
+from hookline.step_threads import StepThreads
 from hookline.store.base import ClaimedRun, RunOutcome, Store
 
 log = logging.getLogger("hookline.runner")
@@ -53,8 +54,10 @@ class Runner:
         *,
         secrets: Secrets | None = None,
         redact: Callable[[str], str] | None = None,
+        step_threads: StepThreads | None = None,
     ) -> None:
         self._store = store
+        self._step_threads = step_threads
         self._registry = registry
         self._config = config
         self._notifier = notifier
@@ -115,6 +118,7 @@ class Runner:
             self._observe_step,
             secrets=self._secrets,
             redact=self._redact,
+            threads=self._step_threads,
         )
         if run.attempts > run.max_attempts:  # reclaimed after crashes until the budget ran out
             return RunOutcome(

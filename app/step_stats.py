@@ -3,6 +3,8 @@ they store these counters with each heartbeat, and ``hookline.metrics`` renders 
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from hookline.store.base import WorkerStats
 
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -11,7 +13,8 @@ STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 3
 def observe_step(stats: WorkerStats, outcome: str, seconds: float) -> None:
     """Count one step attempt in a worker's counters: one count per bucket (the last one
     is +Inf), then the sum of the durations."""
-    values = stats.steps.setdefault(outcome, [0.0] * (len(STEP_BUCKETS) + 2))
-    index = next((i for i, le in enumerate(STEP_BUCKETS) if seconds <= le), len(STEP_BUCKETS))
-    values[index] += 1
+    values = stats.steps.get(outcome)
+    if values is None:
+        values = stats.steps[outcome] = [0.0] * (len(STEP_BUCKETS) + 2)
+    values[bisect_left(STEP_BUCKETS, seconds)] += 1  # the first bucket with seconds <= le
     values[-1] += seconds

@@ -38,6 +38,7 @@ from hookline.pipeline import Registry
 from hookline.redaction import Redactor, Secrets
 from hookline.runner import Runner
 from hookline.step_stats import observe_step
+from hookline.step_threads import StepThreads
 from hookline.store import open_store
 from hookline.store.base import ClaimedRun, RunOutcome, Store, WorkerInfo, WorkerStats
 
@@ -390,11 +391,14 @@ async def serve_worker(
     settings: Settings, registry: Registry, supervisor_pid: int | None = None
 ) -> None:
     loop = asyncio.get_running_loop()
+    # The handlers' sync steps run in step threads; the default executor is left for what
+    # else runs in one (asyncio.to_thread in a handler, name lookups).
     loop.set_default_executor(
         ThreadPoolExecutor(
-            max_workers=settings.pipeline.concurrency, thread_name_prefix="hookline-step"
+            max_workers=settings.pipeline.concurrency, thread_name_prefix="hookline-pool"
         )
     )
+    step_threads = StepThreads(settings.pipeline.concurrency, name="hookline-step")
     stop = asyncio.Event()
     store = open_store(settings.storage)
     await store.open()
@@ -420,6 +424,7 @@ async def serve_worker(
                 observe_step=lambda o, t: observe_step(stats, o, t),
                 secrets=Secrets(settings.secrets),
                 redact=Redactor(settings.secret_values()),
+                step_threads=step_threads,
             )
             watchdog = (
                 asyncio.create_task(watch_supervisor(supervisor_pid, stop))
@@ -435,6 +440,7 @@ async def serve_worker(
                     with contextlib.suppress(asyncio.CancelledError):
                         await watchdog
     finally:
+        step_threads.close()
         await store.close()
 
 

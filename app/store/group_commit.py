@@ -21,12 +21,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from hookline.errors import StoreError
 
@@ -125,6 +126,8 @@ WRITER_CACHED_STATEMENTS = 16
 
 
 Then = Callable[[sqlite3.Connection], Any]
+#: A read for many writes at once: the ``then_arg`` of each, in order → one result each.
+ThenAll = Callable[[sqlite3.Connection, list[Any]], list[Any]]
 
 
 class OpRows:
@@ -134,16 +137,50 @@ class OpRows:
     the triggers did: was the claim still held, which runs did a claim take); its result is
     the caller's. Reading there, not through the store's reader, saves a hop to the reader's
     thread and back per write: the caller is woken once, with the answer.
+
+    ``then_all`` (instead of ``then``): the same read for every write of a batch that names
+    the same function, made once: it is called with the ``then_arg`` of each of them and
+    returns one result per write, in order. A worker's step records and run endings read
+    back this way: one statement per batch instead of one per write.
     """
 
-    __slots__ = ("rows", "then")
+    __slots__ = ("rows", "then", "then_all", "then_arg")
 
-    def __init__(self, *rows: dict[str, Any], then: Then | None = None) -> None:
+    def __init__(
+        self,
+        *rows: dict[str, Any],
+        then: Then | None = None,
+        then_all: ThenAll | None = None,
+        then_arg: Any = None,
+    ) -> None:
         unknown = {k for row in rows for k in row} - set(OP_LOG_COLUMNS)
         if unknown:
             raise ValueError(f"unknown op_log columns: {sorted(unknown)}")
         self.rows = [tuple(row.get(c) for c in OP_LOG_COLUMNS) for row in rows]
         self.then = then
+        self.then_all = then_all
+        self.then_arg = then_arg
+
+    @classmethod
+    def positional(
+        cls, row: tuple[Any, ...], *, then_all: ThenAll | None = None, then_arg: Any = None
+    ) -> OpRows:
+        """One row already in ``OP_LOG_COLUMNS`` order (a worker's hot path: no dict, no
+        check of its keys per write)."""
+        if len(row) != len(OP_LOG_COLUMNS):
+            raise ValueError(f"an op_log row has {len(OP_LOG_COLUMNS)} values, not {len(row)}")
+        self = cls.__new__(cls)
+        self.rows = [row]
+        self.then = None
+        self.then_all = then_all
+        self.then_arg = then_arg
+        return self
+
+    def read(self, conn: sqlite3.Connection) -> Any:
+        """What ``then`` or ``then_all`` reads for these rows alone."""
+        if self.then_all is not None:
+            return self.then_all(conn, [self.then_arg])[0]
+        return None if self.then is None else self.then(conn)
 
     def as_op(self) -> Callable[[sqlite3.Connection], Any]:
         """The same rows as an ordinary op, to run inside a mixed batch's transaction (its
@@ -151,9 +188,14 @@ class OpRows:
 
         def op(conn: sqlite3.Connection) -> Any:
             conn.executemany(_INSERT + _ROW, self.rows)
-            return None if self.then is None else self.then(conn)
+            return self.read(conn)
 
         return op
+
+
+#: An empty write: takes the write lock and releases it in one ``sqlite3_step`` ("database
+#: is locked" while another connection holds it). op_log has no DELETE trigger.
+_LOCK_PROBE = "DELETE FROM op_log WHERE 0"
 
 
 def read_committed(conn: sqlite3.Connection, sql: str, params: Any = ()) -> list[Any]:
@@ -170,13 +212,38 @@ def read_committed(conn: sqlite3.Connection, sql: str, params: Any = ()) -> list
 
 
 def _then(op: Op | OpRows, conn: sqlite3.Connection) -> _Outcome_:
-    """(error, result) of an applied OpRows' ``then``."""
-    if not isinstance(op, OpRows) or op.then is None:
+    """(error, result) of an applied OpRows' ``then`` (or ``then_all``, for it alone)."""
+    if not isinstance(op, OpRows):
         return None, None
     try:
-        return None, op.then(conn)
+        return None, op.read(conn)
     except Exception as exc:
         return _wrap(exc), None
+
+
+def _thens(batch: list[_Item], conn: sqlite3.Connection) -> list[_Outcome]:
+    """The outcomes of a batch's applied items: each ``then`` on its own, each ``then_all``
+    once for all the items that name it."""
+    outcomes: list[_Outcome_] = [(None, None)] * len(batch)
+    groups: dict[ThenAll, list[int]] = {}
+    for i, (op, _future, _loop) in enumerate(batch):
+        if isinstance(op, OpRows) and op.then_all is not None:
+            groups.setdefault(op.then_all, []).append(i)
+        else:
+            outcomes[i] = _then(op, conn)
+    for then_all, indices in groups.items():
+        args = [cast(OpRows, batch[i][0]).then_arg for i in indices]
+        try:
+            results = then_all(conn, args)
+            if len(results) != len(indices):
+                raise RuntimeError(f"then_all read {len(results)} results for {len(args)}")
+        except Exception as exc:
+            for i in indices:  # each caller its own StoreError (raised in its own task)
+                outcomes[i] = (_wrap(exc), None)
+            continue
+        for i, result in zip(indices, results, strict=True):
+            outcomes[i] = (None, result)
+    return [(item[1], *outcome) for item, outcome in zip(batch, outcomes, strict=True)]
 
 
 class _Committed:
@@ -214,7 +281,7 @@ def _insert_rows(conn: sqlite3.Connection, batch: list[_Item], committed: _Commi
             _insert_in_one_transaction(conn, rows)
         elif rows:
             sql = _INSERT + ", ".join([_ROW] * len(rows))
-            conn.execute(sql, [value for row in rows for value in row])
+            conn.execute(sql, list(itertools.chain.from_iterable(rows)))
         committed.items = start = end
 
 
@@ -377,24 +444,39 @@ class GroupCommitWriter:
                 _insert_rows(conn, batch, committed)
             except sqlite3.OperationalError as exc:
                 if "locked" in str(exc) and time.monotonic() < deadline:
-                    time.sleep(0.0002)
-                    self._drain(batch, rows_only=True)
+                    self._wait_for_write_lock(conn, batch, deadline)
                     continue
                 self._resolve(batch, self._after_failure(conn, batch, committed.items, exc))
                 return
             except Exception as exc:
                 self._resolve(batch, self._after_failure(conn, batch, committed.items, exc))
                 return
-            self._resolve(batch, [(f, *_then(op, conn)) for op, f, _loop in batch])
+            self._resolve(batch, _thens(batch, conn))
             return
+
+    def _wait_for_write_lock(
+        self, conn: sqlite3.Connection, batch: list[_Item], deadline: float
+    ) -> None:
+        """Until the write lock looks free (or the deadline): every ~0.2 ms, rows queued
+        meanwhile join the batch, then an empty write probes the lock (``_LOCK_PROBE``
+        takes it and lets it go within one step, writing nothing: no fsync). Retrying the
+        batch's INSERT itself would bind all its values again at each try (~2 µs a row)."""
+        while True:
+            time.sleep(0.0002)
+            self._drain(batch, rows_only=True)
+            try:
+                conn.execute(_LOCK_PROBE)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    return  # the INSERT tries and reports it
 
     @classmethod
     def _after_failure(
         cls, conn: sqlite3.Connection, batch: list[_Item], committed: int, error: Exception
     ) -> list[_Outcome]:
         """The committed items' outcomes, then the rest tried one by one."""
-        done = [(future, *_then(op, conn)) for op, future, _loop in batch[:committed]]
-        return done + cls._one_by_one(conn, batch[committed:], error)
+        return _thens(batch[:committed], conn) + cls._one_by_one(conn, batch[committed:], error)
 
     @staticmethod
     def _one_by_one(

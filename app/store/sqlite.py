@@ -494,65 +494,24 @@ class SQLiteStore:
         return held
 
     async def record_step(self, claim: Claim, outcome: StepOutcome) -> bool:
-        o = outcome
         now = self._clock()
-        written: bool = await self._writer.apply(
-            OpRows(
-                {
-                    "kind": "step",
-                    "run_id": claim.run_id,
-                    "worker": claim.worker_id,
-                    "fence": claim.token,
-                    "at": now,
-                    "event_id": o.event_id,
-                    "handler": o.handler,
-                    "generation": o.generation,
-                    "name": o.name,
-                    "position": o.position,
-                    "number": o.number,
-                    "started_at": o.started_at,
-                    "ended_at": o.ended_at,
-                    "status": "succeeded" if o.succeeded else "failed",
-                    "result": o.result_json,
-                    "error": o.error,
-                    "traceback": o.traceback,
-                },
-                # A claim is held from its claim until it ends, never again after: held
-                # after the commit means it was held when the row was applied (and an ended
-                # claim wrote nothing).
-                then=lambda conn: claim.run_id in _held(conn, [claim], now),
-            )
+        # A claim is held from its claim until it ends, never again after: held after the
+        # commit means it was held when the row was applied (and an ended claim wrote
+        # nothing). One read for every step record of the batch (``_steps_written``).
+        rows = OpRows.positional(
+            _step_row(claim, outcome, now), then_all=_steps_written, then_arg=(claim, now)
         )
+        written: bool = await self._writer.apply(rows)
         return written
 
     async def finish_run(self, claim: Claim, outcome: RunOutcome) -> bool:
-        o = outcome
         now = self._clock()
-
-        def kept(conn: sqlite3.Connection) -> bool:
-            """Whether the finish was written (or, retried, had been by its first try)."""
-            if not read_committed(conn, Q["finish_refused"], (claim.run_id, claim.token, now)):
-                return True
-            already = (claim.run_id, claim.token, o.status)
-            return bool(read_committed(conn, Q["already_finished"], already))
-
-        written: bool = await self._writer.apply(
-            OpRows(
-                {
-                    "kind": "finish",
-                    "run_id": claim.run_id,
-                    "worker": claim.worker_id,
-                    "fence": claim.token,
-                    "status": o.status,
-                    "until": now + o.delay,
-                    "result": o.result_json,
-                    "error": o.error,
-                    "refund": int(o.refund_attempt),
-                    "at": now,
-                },
-                then=kept,
-            )
+        rows = OpRows.positional(
+            _finish_row(claim, outcome, now),
+            then_all=_finishes_kept,
+            then_arg=(claim, now, outcome.status),
         )
+        written: bool = await self._writer.apply(rows)
         return written
 
     async def redeliver(self, event_id: str, mode: RedeliveryMode) -> list[str] | None:
@@ -655,6 +614,67 @@ def _held(conn: sqlite3.Connection, claims: Sequence[Claim], at: float) -> dict[
         for run_id, status in read_committed(conn, Q["held"], (json.dumps(pairs), worker, at)):
             held[run_id] = status
     return held
+
+
+#: The value of a column that the trigger of a row's kind never reads (an op_log row is
+#: never stored). Not None: sqlite3 binds None only after looking for an adapter, which costs
+#: a raised and cleared AttributeError (~0.3 µs a column); an int is bound at once.
+_ = 0
+
+
+def _step_row(claim: Claim, o: StepOutcome, now: float) -> tuple[Any, ...]:
+    """The ``op_log`` row of a step's attempt, in ``OP_LOG_COLUMNS`` order (op_step reads
+    every column up to ``at``, and ``fence``)."""
+    status = "succeeded" if o.succeeded else "failed"
+    # fmt: off
+    return ("step", claim.run_id, o.event_id, o.handler, o.generation, o.name, o.position,
+            o.number, o.started_at, o.ended_at, status, o.result_json, o.error, o.traceback,
+            claim.worker_id, now, _, _, _, _, _, claim.token, _, _)
+    # fmt: on
+
+
+def _finish_row(claim: Claim, o: RunOutcome, now: float) -> tuple[Any, ...]:
+    """The ``op_log`` row of a run's ending, in ``OP_LOG_COLUMNS`` order (op_finish reads
+    ``run_id``, ``status``, ``result``, ``error``, ``worker``, ``at``, ``until``, ``refund``
+    and ``fence``)."""
+    # fmt: off
+    return ("finish", claim.run_id, _, _, _, _, _, _, _, _, o.status,
+            o.result_json, o.error, _, claim.worker_id, now, now + o.delay, _,
+            int(o.refund_attempt), _, _, claim.token, _, _)
+    # fmt: on
+
+
+def _steps_written(conn: sqlite3.Connection, writes: list[tuple[Claim, float]]) -> list[bool]:
+    """Whether each step record (claim, time of its write) was written: whether its claim
+    is still held after the commit, read once for a whole batch of them."""
+    by_worker: dict[str, list[int]] = {}
+    for i, (claim, _at) in enumerate(writes):
+        by_worker.setdefault(claim.worker_id, []).append(i)
+    written = [True] * len(writes)
+    for worker, indices in by_worker.items():
+        pairs = json.dumps([[writes[i][0].run_id, writes[i][0].token] for i in indices])
+        latest = max(writes[i][1] for i in indices)
+        for key, expires in read_committed(conn, Q["claims_in_doubt"], (pairs, worker, latest)):
+            i = indices[key]
+            written[i] = expires is not None and expires >= writes[i][1]
+    return written
+
+
+def _finishes_kept(
+    conn: sqlite3.Connection, endings: list[tuple[Claim, float, RunStatus]]
+) -> list[bool]:
+    """Whether each ending (claim, time of its write, status) was written (or, retried, had
+    been by its first try): no refusal noted for it, read once for a whole batch."""
+    pairs = json.dumps([[claim.run_id, claim.token] for claim, _at, _status in endings])
+    refused = {
+        key for key, at in read_committed(conn, Q["refusals_of"], (pairs,)) if at == endings[key][1]
+    }
+    kept = [True] * len(endings)
+    for i in refused:
+        claim, _at, status = endings[i]
+        already = (claim.run_id, claim.token, status)
+        kept[i] = bool(read_committed(conn, Q["already_finished"], already))
+    return kept
 
 
 def _retire_workers(conn: sqlite3.Connection, before: float) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,22 @@ async def slow_step(event_id: str) -> str:
     await asyncio.sleep(0.05)
     append(f"slow {event_id}")
     return "slow"
+
+
+def where_am_i() -> list[Any]:
+    """The thread a sync step runs in, and whether it is one of the worker's step threads."""
+    frame = sys._getframe()
+    frames = []
+    while frame is not None:
+        frames.append((frame.f_code.co_name, frame.f_globals.get("__name__")))
+        frame = frame.f_back
+    return [threading.current_thread().name, ("_main", "hookline.step_threads") in frames]
+
+
+@handler("stripe", "test.thread")
+async def in_a_thread(event: Event, ctx: Context) -> list[Any]:
+    where: list[Any] = await ctx.step("where", where_am_i)
+    return where
 
 
 @handler("stripe", "test.two_steps")

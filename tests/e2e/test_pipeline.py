@@ -58,6 +58,15 @@ def test_two_steps_run_exactly_once_per_event(
         assert effects.count(f"two evt_two_{i}") == 1
 
 
+def test_a_sync_step_runs_in_one_of_the_workers_step_threads(
+    pipeline_server: HooklineProcess, admin: httpx.Client
+) -> None:
+    event_id = post_stripe(pipeline_server, "evt_thread", "test.thread")["id"]
+    detail = wait_status(admin, event_id, "succeeded")
+    name, step_thread = detail["runs"][0]["result"]
+    assert name.startswith("hookline-step_") and step_thread
+
+
 def test_failing_step_is_retried_with_growing_backoff(
     pipeline_server: HooklineProcess, admin: httpx.Client, tmp_path: Path
 ) -> None:

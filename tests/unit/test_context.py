@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from hookline.context import Context, Lease, RunScope, Suspend
 from hookline.errors import NonDeterminismError, NonRetryableError, PipelineError
 from hookline.pipeline import Event, HandlerSpec, Registry
 from hookline.runner import Runner
+from hookline.step_threads import StepThreads
 from hookline.store.base import ClaimedRun, NewEvent, NewRun
 from hookline.store.sqlite import SQLiteStore
 
@@ -55,12 +57,25 @@ def lease_of(claimed: ClaimedRun) -> Lease:
     return Lease(claimed.claim("w1"), deadline=time.monotonic() + 30)
 
 
-async def context_for(store: SQLiteStore, event_id: str = "evt_1") -> Context:
+async def context_for(
+    store: SQLiteStore, event_id: str = "evt_1", threads: StepThreads | None = None
+) -> Context:
     steps = await store.load_steps(event_id, HANDLER, 0, attempts=True)
     memo = {s.name: s for s in steps}
     lease = lease_of(_claims[id(store), event_id])
     scope = RunScope(f"run_{event_id}", event_id, HANDLER, 0, 1, memo=memo, lease=lease)
-    return Context(scope, store)
+    return Context(scope, store, threads=threads)
+
+
+@pytest.fixture(params=["default executor", "step threads"])
+def threads(request: pytest.FixtureRequest) -> Iterator[StepThreads | None]:
+    """Where sync steps run: the loop's default executor, or a worker's StepThreads."""
+    if request.param == "default executor":
+        yield None
+        return
+    pool = StepThreads(4, name="test-step")
+    yield pool
+    pool.close()
 
 
 async def test_a_succeeded_step_is_not_called_again(store: SQLiteStore) -> None:
@@ -214,9 +229,11 @@ async def test_runner_maps_endings_to_outcomes(store: SQLiteStore) -> None:
     assert outcome is not None and (outcome.status, outcome.refund_attempt) == ("queued", True)
 
 
-async def test_a_cancelled_run_waits_for_its_sync_step_and_records_it(store: SQLiteStore) -> None:
+async def test_a_cancelled_run_waits_for_its_sync_step_and_records_it(
+    store: SQLiteStore, threads: StepThreads | None
+) -> None:
     await claimed_run(store)
-    ctx = await context_for(store)
+    ctx = await context_for(store, threads=threads)
     started, finished = threading.Event(), threading.Event()
 
     def charge_card() -> str:
@@ -254,10 +271,10 @@ async def test_a_cancelled_gather_leaves_no_step_running(store: SQLiteStore) -> 
 
 
 async def test_a_cancelled_gather_waits_for_its_sync_step_and_records_it(
-    store: SQLiteStore,
+    store: SQLiteStore, threads: StepThreads | None
 ) -> None:
     await claimed_run(store)
-    ctx = await context_for(store)
+    ctx = await context_for(store, threads=threads)
     started, finished = threading.Event(), threading.Event()
 
     def charge_card() -> str:
@@ -346,3 +363,44 @@ async def test_a_later_attempt_reads_the_memo_even_if_its_claim_saw_none(
     outcome = await runner.execute(later, lease_of(claimed))
     assert outcome is not None and outcome.status == "succeeded"
     assert calls == ["charge"]  # the recorded step was not called a second time
+
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
+
+
+async def test_a_sync_step_runs_in_a_step_thread_with_the_callers_context_and_errors(
+    store: SQLiteStore,
+) -> None:
+    await claimed_run(store)
+    pool = StepThreads(2, name="test-step")
+    try:
+        ctx = await context_for(store, threads=pool)
+        REQUEST_ID.set("req-7")
+
+        def where() -> list[str]:
+            return [threading.current_thread().name, REQUEST_ID.get()]
+
+        def declined() -> None:
+            raise ValueError("card declined")
+
+        assert await ctx.step("where", where) == ["test-step_0", "req-7"]
+        with pytest.raises(ValueError, match="card declined"):
+            await ctx.step("charge", declined)
+    finally:
+        pool.close()
+    steps = {s.name: s for s in await store.load_steps("evt_1", HANDLER, 0, attempts=True)}
+    assert steps["where"].status == "succeeded"
+    assert steps["charge"].status == "failed"
+    assert "card declined" in (steps["charge"].attempts[0].error or "")
+
+
+async def test_the_handlers_logger_carries_the_run_and_is_made_once(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    await claimed_run(store)
+    ctx = await context_for(store)
+    assert ctx.logger is ctx.logger
+    with caplog.at_level("INFO", logger="hookline.handler"):
+        ctx.logger.info("charging")
+    (record,) = [r for r in caplog.records if r.name == "hookline.handler"]
+    assert (record.run_id, record.handler, record.event) == ("run_evt_1", HANDLER, "evt_1")  # type: ignore[attr-defined]

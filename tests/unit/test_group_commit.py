@@ -319,6 +319,38 @@ async def test_stop_writes_ops_set_aside_while_rows_were_batched(db: str) -> Non
         await writer.run(insert(8))
 
 
+async def test_rows_wait_for_another_connections_lock_without_binding_their_insert_again(
+    writer: GroupCommitWriter, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    columns = ", ".join(OP_LOG_COLUMNS)
+    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
+    tries: list[int] = []
+    real = group_commit._insert_rows
+
+    def counted(conn: sqlite3.Connection, batch: list[Any], committed: Any) -> None:
+        tries.append(len(batch))
+        real(conn, batch, committed)
+
+    monkeypatch.setattr(group_commit, "_insert_rows", counted)
+    other = sqlite3.connect(db, isolation_level=None)  # another process, holding the lock
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        first = asyncio.create_task(writer.apply(OpRows({"kind": "a"})))
+        await asyncio.sleep(0.05)
+        later = asyncio.create_task(writer.apply(OpRows({"kind": "b"})))
+        await asyncio.sleep(0.05)
+        assert not first.done()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    await asyncio.gather(first, later)
+    # before: the INSERT itself (every value bound again) every 0.2 ms, ~500 tries
+    assert len(tries) <= 3, len(tries)
+    assert tries[-1] == 2  # the row queued during the wait went with the batch
+    with sqlite3.connect(db) as conn:
+        assert [r[0] for r in conn.execute("SELECT kind FROM op_log")] == ["a", "b"]
+
+
 async def test_a_bad_row_fails_only_its_own_caller(writer: GroupCommitWriter, db: str) -> None:
     columns = ", ".join(OP_LOG_COLUMNS)
     await writer.run(
@@ -413,6 +445,82 @@ async def test_each_caller_gets_what_its_then_read_after_the_whole_batch_committ
         await fails  # its read failed: it alone hears of it (its row was written)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM op_log").fetchone()[0] == 5
+
+
+async def test_a_then_all_reads_once_for_every_write_of_the_batch_that_names_it(
+    writer: GroupCommitWriter, db: str
+) -> None:
+    columns = ", ".join(OP_LOG_COLUMNS)
+    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
+    calls: list[list[Any]] = []
+
+    def kinds_of(conn: sqlite3.Connection, args: list[Any]) -> list[Any]:
+        calls.append(list(args))
+        seen = {r[0] for r in conn.execute("SELECT kind FROM op_log")}
+        return [(arg, arg in seen) for arg in args]
+
+    def broken(conn: sqlite3.Connection, args: list[Any]) -> list[Any]:
+        conn.execute("SELECT nope FROM op_log")
+        return args
+
+    def row(kind: str) -> tuple[Any, ...]:
+        return (kind,) + (None,) * (len(OP_LOG_COLUMNS) - 1)
+
+    blocker = Blocker()
+    held = await blocker.hold(writer)
+    grouped = [
+        asyncio.create_task(
+            writer.apply(OpRows.positional(row(f"k{n}"), then_all=kinds_of, then_arg=f"k{n}"))
+        )
+        for n in range(3)
+    ]
+    alone = asyncio.create_task(writer.apply(OpRows({"kind": "plain"}, then=lambda c: "own")))
+    fails = [
+        asyncio.create_task(
+            writer.apply(OpRows.positional(row(f"b{n}"), then_all=broken, then_arg=n))
+        )
+        for n in range(2)
+    ]
+    await asyncio.sleep(0)
+    blocker.release()
+    await held
+    # one read for the three, after all six rows were committed; answers in order
+    assert await asyncio.gather(*grouped) == [("k0", True), ("k1", True), ("k2", True)]
+    assert calls == [["k0", "k1", "k2"]]
+    assert await alone == "own"
+    for task in fails:  # their read failed: they alone hear of it (their rows were written)
+        with pytest.raises(StoreError, match="nope"):
+            await task
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM op_log").fetchone()[0] == 6
+
+
+async def test_a_then_all_of_one_write_alone_reads_for_it_alone(
+    writer: GroupCommitWriter, db: str
+) -> None:
+    """A write that went on its own (a mixed batch's transaction, or one by one after a
+    failed batch) reads with a list of one."""
+    columns = ", ".join(OP_LOG_COLUMNS)
+    await writer.run(create_table)
+    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
+    blocker = Blocker()
+    held = await blocker.hold(writer)
+    op = asyncio.create_task(writer.run(insert(1)))  # an op first: the batch is a transaction
+    await asyncio.sleep(0)
+    row = ("a",) + (None,) * (len(OP_LOG_COLUMNS) - 1)
+    read = asyncio.create_task(
+        writer.apply(OpRows.positional(row, then_all=lambda c, args: [args], then_arg="x"))
+    )
+    await asyncio.sleep(0)
+    blocker.release()
+    await held
+    assert await op == 10
+    assert await read == ["x"]
+
+
+def test_a_positional_row_has_every_column() -> None:
+    with pytest.raises(ValueError, match="values"):
+        OpRows.positional(("step", "run"))
 
 
 async def test_then_inside_a_mixed_batch_sees_the_rows_before_the_commit(

@@ -128,8 +128,23 @@ SELECT r.id, r.status FROM json_each(?1) j
 JOIN runs r ON r.id = json_extract(j.value, '$[0]') AND r.fence = json_extract(j.value, '$[1]')
 WHERE r.lease_owner = ?2 AND r.lease_expires_at >= ?3 AND r.status IN ('running', 'cancelled');
 
--- name: finish_refused
-SELECT 1 FROM op_refusals WHERE run_id = ? AND fence = ? AND at = ?;
+-- name: claims_in_doubt
+-- Of the claims ?1 (JSON [[run id, fence], ...]) of worker ?2, those NOT still held with a
+-- lease that runs at least until ?3 (the latest time of the writes that presented them):
+-- their index in ?1, and when their lease expires if this worker still holds the run (else
+-- NULL). The caller compares that with each write's own time, exactly (a time through JSON
+-- text might not come back bit for bit). Usually no row: one step of the statement.
+SELECT j.key, r.lease_expires_at FROM json_each(?1) j
+LEFT JOIN runs r ON r.id = json_extract(j.value, '$[0]')
+                AND r.fence = json_extract(j.value, '$[1]')
+                AND r.lease_owner = ?2 AND r.status IN ('running', 'cancelled')
+WHERE r.id IS NULL OR r.lease_expires_at IS NULL OR r.lease_expires_at < ?3;
+
+-- name: refusals_of
+-- The refusals noted for the claims ?1 (JSON [[run id, fence], ...]): index in ?1, time.
+SELECT j.key, f.at FROM json_each(?1) j
+JOIN op_refusals f ON f.run_id = json_extract(j.value, '$[0]')
+                  AND f.fence = json_extract(j.value, '$[1]');
 
 -- name: already_finished
 -- A finish retried after an error: the first one was written (same claim, same outcome).
