@@ -34,7 +34,6 @@ def shared_counters(http_processes: int) -> Iterator[str | None]:
         raise RuntimeError("prometheus_client was imported before the metrics directory")
     path = tempfile.mkdtemp(prefix="hookline-metrics-")
     os.environ[ENV] = path
-    count_without_getpid()
     try:
         yield path
     finally:
@@ -67,7 +66,9 @@ os.register_at_fork(after_in_child=_Pid.renew)
 def count_without_getpid() -> None:
     """In multiprocess mode ``prometheus_client`` asks ``os.getpid()`` on every increment
     (to notice a fork): three system calls per webhook. The same check against a pid
-    renewed at each fork (``os.register_at_fork``); call before any metric is made."""
+    renewed at each fork (``os.register_at_fork``); ``hookline.metrics`` calls it on import,
+    before any metric is made. Not called here: importing prometheus_client in ``serve``
+    before it forks the workers, which never count, would put ~2 MiB in each of them."""
     from prometheus_client import values
 
     if shared_directory() is not None and not getattr(values.ValueClass, "_hookline", False):

@@ -99,3 +99,18 @@ def test_shared_counters_ask_no_pid_per_increment_and_a_fork_counts_apart(tmp_pa
         "hookline_webhook_requests_total", {"source": "stripe", "outcome": "accepted"}
     )
     assert total == 1_005
+
+
+def test_making_the_shared_directory_imports_no_prometheus_client() -> None:
+    """``serve`` makes the directory before it forks the workers, which never count: a
+    prometheus_client imported then would sit in every worker (~2 MiB each)."""
+    script = (
+        "import sys\n"
+        "from hookline.metrics_dir import shared_counters\n"
+        "with shared_counters(2):\n"
+        "    print('prometheus_client' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "False"
