@@ -30,7 +30,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from hookline.errors import StoreError
-from hookline.store.write_turn import WriteTurn
 
 # SQLite result codes (primary, the low byte) that mean the storage itself failed: the disk
 # is full, an I/O error, the file cannot be opened or written, or it is corrupt.
@@ -388,7 +387,6 @@ class GroupCommitWriter:
             self._start_error = exc
             self._started.set()
             return
-        turn = WriteTurn(self._path)
         self._started.set()
         try:
             while True:
@@ -400,23 +398,19 @@ class GroupCommitWriter:
                     first = self._queue.get()
                 if first is _STOP:
                     break
-                # Wait for this process's turn first (hookline.store.write_turn): what
-                # arrives meanwhile joins this batch.
-                with turn.taken():
-                    if isinstance(first[0], OpRows):
-                        self._commit_rows(conn, [first])
-                    else:
-                        # Then SQLite's write lock (held by another writer only if it took
-                        # no turn). A failure here is reported by _transaction.
-                        with contextlib.suppress(sqlite3.Error):
-                            _begin_immediate(conn)
-                        self._commit_calls(conn, self._drain([first], rows_only=False))
+                if isinstance(first[0], OpRows):
+                    self._commit_rows(conn, [first])
+                else:
+                    # Take the write lock first: what arrives while another process holds
+                    # it joins this batch. A failure here is reported by _transaction.
+                    with contextlib.suppress(sqlite3.Error):
+                        _begin_immediate(conn)
+                    self._commit_calls(conn, self._drain([first], rows_only=False))
         finally:
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.rollback()
                 conn.close()
-            turn.close()
             self._fail_pending(StoreError("the store is closed"))
 
     def _drain(self, batch: list[_Item], *, rows_only: bool) -> list[_Item]:

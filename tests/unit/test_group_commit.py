@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -612,76 +611,3 @@ def test_the_writer_keeps_few_prepared_statements(tmp_path: Path, db: str) -> No
     finally:
         group_commit.connect = real_connect  # type: ignore[assignment]
     assert seen == [group_commit.WRITER_CACHED_STATEMENTS]
-
-
-class CountingSleeps:
-    """``time`` for hookline.store.group_commit, counting the lock-retry sleeps."""
-
-    def __init__(self) -> None:
-        self.sleeps = 0
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps += 1
-        time.sleep(seconds)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
-
-
-@pytest.mark.parametrize("kind", ["op", "rows"])
-async def test_a_writer_waits_for_anothers_turn_without_polling_the_lock(
-    db: str, monkeypatch: pytest.MonkeyPatch, kind: str
-) -> None:
-    """Two writers on one file (two processes' stores): while one writes, the other waits
-    for its turn (hookline.store.write_turn) instead of retrying SQLite's lock every
-    0.2 ms, and writes as soon as the first is done."""
-    first, second = GroupCommitWriter(db), GroupCommitWriter(db)
-    first.start()
-    second.start()
-    try:
-        await first.run(create_table)
-        columns = ", ".join(OP_LOG_COLUMNS)
-        await first.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
-        clock = CountingSleeps()
-        monkeypatch.setattr(group_commit, "time", clock)
-        blocker = Blocker()
-        held = await blocker.hold(first)  # inside its transaction: SQLite's lock is taken
-        waiting = asyncio.create_task(
-            second.run(insert(1)) if kind == "op" else second.apply(OpRows({"kind": "a"}))
-        )
-        await asyncio.sleep(0.2)
-        assert not waiting.done()
-        assert clock.sleeps == 0  # ~1,000 retries without the turn
-        blocker.release()
-        assert await held == "blocker"
-        await waiting
-        assert clock.sleeps == 0
-    finally:
-        first.stop()
-        second.stop()
-    with sqlite3.connect(db) as conn:
-        written = (
-            conn.execute("SELECT count(*) FROM items").fetchone()[0]
-            + conn.execute("SELECT count(*) FROM op_log").fetchone()[0]
-        )
-    assert written == 1
-
-
-async def test_a_writer_without_a_turn_is_still_waited_for(
-    writer: GroupCommitWriter, db: str
-) -> None:
-    """SQLite's lock is what guarantees: a writer that takes no turn (a previous version,
-    a CLI command) is waited for by retries, as before the turns."""
-    await writer.run(create_table)
-    other = sqlite3.connect(db, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    other.execute("INSERT INTO items VALUES (1, 'other')")
-    try:
-        waiting = asyncio.create_task(writer.run(insert(2)))
-        await asyncio.sleep(0.1)
-        assert not waiting.done()
-    finally:
-        other.execute("COMMIT")
-        other.close()
-    assert await waiting == 20
-    assert rows(db) == [1, 2]
