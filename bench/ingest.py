@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 sys.path.insert(0, str(BENCH))
 
-from loadgen import children, cpu_seconds  # noqa: E402
+from loadgen import children, cpu_seconds, thread_cpu  # noqa: E402
 
 PYTHON = sys.executable
 HOST = "127.0.0.1"
@@ -385,17 +385,6 @@ def group_rss_kib(pgid: int) -> int:
 def _server_cpu_seconds(pid: int) -> float:
     """CPU seconds so far of a server's process and its children (its HTTP processes)."""
     return sum(cpu_seconds(p) for p in [pid, *children(pid)])
-
-
-def thread_cpu(pid: int) -> dict[int, float]:
-    """CPU seconds (user + system) of every thread of ``pid``."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            fields = task.joinpath("stat").read_text().rsplit(")", 1)[1].split()
-            out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
-    return out
 
 
 class CpuSampler:

@@ -36,7 +36,7 @@ from uvicorn.server import ServerState
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from loadgen import stripe_requests  # noqa: E402
+from loadgen import stripe_requests, thread_cpu  # noqa: E402
 
 from hookline.config import load_settings  # noqa: E402
 from hookline.logs import configure_logging  # noqa: E402
@@ -46,17 +46,15 @@ from tests.support.server import STRIPE_SECRET, base_config  # noqa: E402
 
 CONNECTIONS = 32
 WARMUP = 500
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _threads_cpu() -> dict[str, float]:
     """CPU seconds of this process's threads by name (the event loop is MainThread)."""
     names = {t.native_id: t.name for t in threading.enumerate()}
     out: dict[str, float] = {}
-    for task in Path("/proc/self/task").iterdir():
-        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        name = names.get(int(task.name), "other")
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+    for tid, seconds in thread_cpu(os.getpid()).items():
+        name = names.get(tid, "other")
+        out[name] = out.get(name, 0.0) + seconds
     return out
 
 
