@@ -19,8 +19,11 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: ``hookline-metrics-<pid of the serve>-<random>`` in the temporary directory
+PREFIX = "hookline-metrics-"
 
 
 @contextlib.contextmanager
@@ -32,13 +35,41 @@ def shared_counters(http_processes: int) -> Iterator[str | None]:
         return
     if "prometheus_client" in sys.modules:  # too late: each process would count alone
         raise RuntimeError("prometheus_client was imported before the metrics directory")
-    path = tempfile.mkdtemp(prefix="hookline-metrics-")
+    parent = tempfile.gettempdir()
+    remove_left_behind(parent)
+    path = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent)
     os.environ[ENV] = path
     try:
         yield path
     finally:
         os.environ.pop(ENV, None)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_left_behind(parent: str) -> None:
+    """Remove the directories of serves that ended without removing theirs (``kill -9``),
+    known by the serve's pid in the name: one no process has any more. A directory of
+    another user, or of a pid now taken by another process, is left alone."""
+    for entry in Path(parent).glob(f"{PREFIX}*-*"):
+        pid = entry.name[len(PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or _running(int(pid)):
+            continue
+        try:
+            if not entry.is_dir() or entry.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def shared_directory() -> str | None:

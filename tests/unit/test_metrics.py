@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +115,36 @@ def test_making_the_shared_directory_imports_no_prometheus_client() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "False"
+
+
+def test_a_serve_removes_the_counters_a_killed_serve_left_behind(tmp_path: Path) -> None:
+    """``kill -9`` of a serve leaves its directory behind; the next serve removes it (its
+    pid runs no more), but never one whose serve still runs, nor a name it did not make."""
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+    dead_pid = int(ended.stdout)
+    left_behind = tmp_path / f"hookline-metrics-{dead_pid}-ab12cd34"
+    running = tmp_path / f"hookline-metrics-{os.getpid()}-ef56gh78"  # this test's process
+    older_name = tmp_path / "hookline-metrics-12345678"  # no pid in it: not ours to judge
+    for path in (left_behind, running, older_name):
+        path.mkdir()
+        (path / "counter_1.db").write_bytes(b"\0" * 16)
+    script = (
+        "import os\n"
+        "from hookline.metrics_dir import shared_counters\n"
+        "with shared_counters(2) as path:\n"
+        "    print(os.path.basename(path))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    made = done.stdout.strip()
+    assert made.startswith("hookline-metrics-") and made.split("-")[2].isdigit()
+    assert not left_behind.exists()
+    assert running.exists() and older_name.exists()
+    assert not (tmp_path / made).exists()  # its own, removed when it ended
