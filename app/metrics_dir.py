@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from pathlib import Path
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: ``hookline-metrics-<pid of the serve>-<random>`` in the temporary directory
 PREFIX = "hookline-metrics-"
+HOST_FILE = "host"  # in it: the host name of the serve that made it
 
 
 @contextlib.contextmanager
@@ -38,6 +40,7 @@ def shared_counters(http_processes: int) -> Iterator[str | None]:
     parent = tempfile.gettempdir()
     remove_left_behind(parent)
     path = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent)
+    Path(path, HOST_FILE).write_text(socket.gethostname())
     os.environ[ENV] = path
     try:
         yield path
@@ -49,15 +52,17 @@ def shared_counters(http_processes: int) -> Iterator[str | None]:
 def remove_left_behind(parent: str) -> None:
     """Remove the directories of serves that ended without removing theirs (``kill -9``),
     known by the serve's pid in the name: one no process has any more. A directory of
-    another user, or of a pid now taken by another process, is left alone."""
+    another user, of another host (a container sharing the temp directory has pids of
+    its own), or of a pid now taken by another process, is left alone."""
+    host = socket.gethostname()
     for entry in Path(parent).glob(f"{PREFIX}*-*"):
         pid = entry.name[len(PREFIX) :].split("-", 1)[0]
         if not pid.isdigit() or _running(int(pid)):
             continue
         try:
-            if not entry.is_dir() or entry.stat().st_uid != os.getuid():
+            if entry.stat().st_uid != os.getuid() or (entry / HOST_FILE).read_text() != host:
                 continue
-        except OSError:
+        except OSError:  # not a directory of ours, or already gone
             continue
         shutil.rmtree(entry, ignore_errors=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -126,9 +127,12 @@ def test_a_serve_removes_the_counters_a_killed_serve_left_behind(tmp_path: Path)
     left_behind = tmp_path / f"hookline-metrics-{dead_pid}-ab12cd34"
     running = tmp_path / f"hookline-metrics-{os.getpid()}-ef56gh78"  # this test's process
     older_name = tmp_path / "hookline-metrics-12345678"  # no pid in it: not ours to judge
-    for path in (left_behind, running, older_name):
+    other_host = tmp_path / f"hookline-metrics-{dead_pid}-ij90kl12"  # a container's pid
+    for path in (left_behind, running, older_name, other_host):
         path.mkdir()
         (path / "counter_1.db").write_bytes(b"\0" * 16)
+        (path / "host").write_text(socket.gethostname())
+    (other_host / "host").write_text("another-host")
     script = (
         "import os\n"
         "from hookline.metrics_dir import shared_counters\n"
@@ -146,5 +150,5 @@ def test_a_serve_removes_the_counters_a_killed_serve_left_behind(tmp_path: Path)
     made = done.stdout.strip()
     assert made.startswith("hookline-metrics-") and made.split("-")[2].isdigit()
     assert not left_behind.exists()
-    assert running.exists() and older_name.exists()
+    assert running.exists() and older_name.exists() and other_host.exists()
     assert not (tmp_path / made).exists()  # its own, removed when it ended
