@@ -8,7 +8,8 @@ process writes its counters to a file of its own in a fresh directory, and a scr
 every file there (those of a process that died and was restarted included, so the totals
 never go down). ``prometheus_client`` reads the directory from the environment when it is
 imported, so this runs first thing in ``serve``, before that import; the HTTP processes,
-forked or started later, inherit the variable.
+forked or started later, inherit the variable. The directory also holds their shared
+failed-login count (``hookline.web.shared_lockout``).
 """
 
 from __future__ import annotations

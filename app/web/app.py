@@ -45,7 +45,7 @@ from hookline.web.auth import AdminGuard
 from hookline.web.jobs import PREFIX as JOBS_PREFIX
 from hookline.web.jobs import JobsGateway
 from hookline.web.limits import BufferBudget
-from hookline.web.lockout import LoginLimiter
+from hookline.web.lockout import limiter_for
 from hookline.web.redirects import NoHostInRedirects
 from hookline.web.responses import error
 from hookline.web.session import Sessions
@@ -211,7 +211,7 @@ def create_app(
     admin.state.registry = registry
     admin.state.schedules = schedules
     admin.state.sessions = sessions = Sessions(settings.admin.token, store)
-    admin.state.login_limiter = limiter = LoginLimiter(
+    admin.state.login_limiter = limiter = limiter_for(
         settings.admin.max_failed_logins, settings.admin.failed_login_window_seconds
     )
     session_ok, unauthorized = dashboard.guard_hooks(sessions)

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hookline.web.lockout import LoginLimiter, client_of
+from hookline.web.lockout import Limiter, client_of
 from hookline.web.responses import error
 
 
@@ -53,7 +53,7 @@ class AdminGuard:
         self,
         app: ASGIApp,
         token: str,
-        limiter: LoginLimiter,
+        limiter: Limiter,
         open_paths: frozenset[str] = frozenset(),
         session_ok: Callable[[Scope], Awaitable[bool]] | None = None,
         unauthorized: Callable[[Scope], Response | None] | None = None,

@@ -47,7 +47,7 @@ from hookline.web.admin_api import (
     parse_mode,
 )
 from hookline.web.auth import token_matches
-from hookline.web.lockout import LoginLimiter, client_of
+from hookline.web.lockout import Limiter, client_of
 from hookline.web.session import Session, Sessions
 
 if TYPE_CHECKING:
@@ -232,7 +232,7 @@ async def login(request: Request) -> Response:
     form = await read_form(request)
     sessions = _sessions(request)
     settings: Settings = request.app.state.settings
-    limiter: LoginLimiter = request.app.state.login_limiter
+    limiter: Limiter = request.app.state.login_limiter
     client = client_of(request.scope)
     wait = limiter.retry_after(client)
     if wait is not None:  # locked out: not even the right token gets in

@@ -4,9 +4,10 @@ until the oldest of those failures is ``window`` old — even with the right tok
 guessing gains nothing during the lockout.
 
 The client is the peer address as uvicorn reports it: ``X-Forwarded-For`` counts only
-from ``[server] trusted_proxies``. The state is in memory, per process: each HTTP process
-counts on its own, and a restart forgets. At most ``max_clients`` addresses are tracked;
-beyond that the oldest entry goes, so a flood of addresses cannot grow memory.
+from ``[server] trusted_proxies``. ``LoginLimiter`` keeps the state in memory, for a serve
+with one HTTP process; with several, they count together
+(``hookline.web.shared_lockout``). A restart forgets. At most ``max_clients`` addresses
+are tracked; beyond that the oldest entry goes, so a flood of addresses cannot grow memory.
 """
 
 from __future__ import annotations
@@ -15,8 +16,30 @@ import collections
 import math
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from starlette.types import Scope
+
+
+class Limiter(Protocol):
+    def retry_after(self, client: str) -> int | None: ...
+
+    def failed(self, client: str) -> None: ...
+
+    def succeeded(self, client: str) -> None: ...
+
+
+def limiter_for(max_failures: int, window: float) -> Limiter:
+    """The lockout of this HTTP process: shared with the other processes of its serve
+    when there are several (they have a shared directory), else its own."""
+    from hookline.metrics_dir import shared_directory
+
+    directory = shared_directory()
+    if directory is None:
+        return LoginLimiter(max_failures, window)
+    from hookline.web.shared_lockout import SharedLoginLimiter
+
+    return SharedLoginLimiter(directory, max_failures, window)
 
 
 def client_of(scope: Scope) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from tests.support import signing
-from tests.support.server import HooklineProcess, base_config
+from tests.support.server import ADMIN_TOKEN, HooklineProcess, base_config
 
 SENDERS = 4
 PID_LINE = re.compile(r'^hookline_http_process_pid\{index="(\d+)"\} (\d+)', re.M)
@@ -267,3 +267,42 @@ def test_every_process_scrapes_the_counters_of_all_and_they_never_go_down(
     finally:
         server.stop()
     assert not any(path.exists() for path in ours)  # removed when serve stopped
+
+
+def test_wrong_admin_tokens_sent_to_different_processes_count_toward_one_lockout(
+    tmp_path: Path,
+) -> None:
+    """With two HTTP processes a guesser whose connections reach both still gets only
+    ``max_failed_logins`` wrong tokens a window, not that many per process."""
+    token_line = re.search(r'^token = ".*"$', base_config("sqlite:///x", processes=2), re.M)
+    assert token_line is not None
+    config = base_config(f"sqlite:///{tmp_path / 'h.db'}", processes=2).replace(
+        token_line.group(0), f"{token_line.group(0)}\nmax_failed_logins = 4", 1
+    )
+    server = HooklineProcess(tmp_path, config).start()
+    clients: dict[int, httpx.Client] = {}
+    try:
+        wait_for_pids(server, 2)
+        for _ in range(200):  # a keep-alive connection to each process
+            client = httpx.Client(base_url=server.url, timeout=10)
+            (index, _pid), *_ = PID_LINE.findall(client.get("/metrics").text)
+            if int(index) in clients:
+                client.close()
+            else:
+                clients[int(index)] = client
+            if len(clients) == 2:
+                break
+        assert sorted(clients) == [0, 1], "no connection reached both processes"
+        wrong = {"Authorization": "Bearer guess"}
+        for n in range(4):  # two wrong tokens to each process
+            assert clients[n % 2].get("/admin/events", headers=wrong).status_code == 401
+        right = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        for client in clients.values():  # both know: locked out, even for the right token
+            answer = client.get("/admin/events", headers=right)
+            assert answer.status_code == 429, answer.text
+            assert int(answer.headers["retry-after"]) > 0
+        assert server.terminate() == 0
+    finally:
+        for client in clients.values():
+            client.close()
+        server.stop()

@@ -1,0 +1,126 @@
+"""Failed-login lockout counted by every HTTP process of one ``serve`` together.
+
+With ``[server] processes = N``, the kernel hands each connection to any one of the
+processes; counted apart, a client would get N times ``max_failed_logins`` guesses a
+window. Here the processes count in one small SQLite file in the serve's shared directory
+(the one of its shared metrics, removed when the serve stops), with the semantics of
+``hookline.web.lockout.LoginLimiter``: a sliding window over the client's latest
+failures, cleared by a success. The file is not hookline's database: nothing in it needs
+to survive a crash (``synchronous = OFF``), and an attempt never writes to the store.
+
+Each call is one short statement on the event loop (tens of microseconds, SQLite's file
+lock held inside one ``sqlite3_step``, without the GIL). Times are ``time.monotonic()``,
+one clock for every process of a machine. Should the file fail (a full temporary
+directory), the process falls back to counting alone, as with one process.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+
+from hookline.web.lockout import LoginLimiter
+
+log = logging.getLogger("hookline.web")
+
+FILE_NAME = "logins.sqlite"  # not *.db: prometheus_client reads every *.db file there
+#: At most this many failures are kept (the newest); each is ~50 bytes on disk. A flood
+#: of addresses cannot grow the file past a few MiB.
+MAX_ROWS = 100_000
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS failures (client TEXT NOT NULL, at REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS failures_client ON failures (client, at)",
+)
+
+
+class SharedLoginLimiter:
+    def __init__(
+        self,
+        directory: str,
+        max_failures: int,
+        window: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_rows: int = MAX_ROWS,
+    ) -> None:
+        self._path = os.path.join(directory, FILE_NAME)
+        self._max = max_failures
+        self._window = window
+        self._clock = clock
+        self._max_rows = max_rows
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._alone: LoginLimiter | None = None  # after the file failed
+
+    def retry_after(self, client: str) -> int | None:
+        """Whole seconds until ``client`` may try again; None while it is not locked out."""
+        if self._alone is not None:
+            return self._alone.retry_after(client)
+        now = self._clock()
+        try:
+            row = (
+                self._db()
+                .execute(
+                    "SELECT count(*), min(at) FROM (SELECT at FROM failures "
+                    "WHERE client = ? AND at > ? ORDER BY at DESC LIMIT ?)",
+                    (client, now - self._window, self._max),
+                )
+                .fetchone()
+            )
+        except sqlite3.Error as exc:
+            return self._fall_back(exc).retry_after(client)
+        count, oldest = row
+        if count < self._max:
+            return None
+        return max(1, math.ceil(float(oldest) + self._window - now))
+
+    def failed(self, client: str) -> None:
+        if self._alone is not None:
+            self._alone.failed(client)
+            return
+        now = self._clock()
+        try:
+            conn = self._db()
+            cur = conn.execute("INSERT INTO failures VALUES (?, ?)", (client, now))
+            newest = cur.lastrowid or 0
+            # what left the window, for every client, and the oldest beyond the bound
+            conn.execute(
+                "DELETE FROM failures WHERE at <= ? OR rowid <= ?",
+                (now - self._window, newest - self._max_rows),
+            )
+        except sqlite3.Error as exc:
+            self._fall_back(exc).failed(client)
+
+    def succeeded(self, client: str) -> None:
+        if self._alone is not None:
+            self._alone.succeeded(client)
+            return
+        try:
+            self._db().execute("DELETE FROM failures WHERE client = ?", (client,))
+        except sqlite3.Error as exc:
+            self._fall_back(exc).succeeded(client)
+
+    def _db(self) -> sqlite3.Connection:
+        """This process's connection (a forked process opens its own)."""
+        if self._conn is None or self._pid != os.getpid():
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 2000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = OFF")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def _fall_back(self, error: sqlite3.Error) -> LoginLimiter:
+        log.warning(
+            "the shared failed-login count failed; this process counts alone from now on",
+            extra={"error": str(error)},
+        )
+        self._alone = LoginLimiter(self._max, self._window, clock=self._clock)
+        return self._alone
