@@ -8,8 +8,9 @@ window. Here the processes count in one small SQLite file in the serve's shared 
 failures, cleared by a success. The file is not hookline's database: nothing in it needs
 to survive a crash (``synchronous = OFF``), and an attempt never writes to the store.
 
-Each call is one short statement on the event loop (tens of microseconds, SQLite's file
-lock held inside one ``sqlite3_step``, without the GIL). Times are ``time.monotonic()``,
+A check is one short statement on the event loop, a failure three (~4 and ~25 µs with
+100,000 failures kept; SQLite's file lock is held inside one ``sqlite3_step``, without
+the GIL). Times are ``time.monotonic()``,
 one clock for every process of a machine. Should the file fail (a full temporary
 directory), the process falls back to counting alone, as with one process.
 """
@@ -35,6 +36,7 @@ MAX_ROWS = 100_000
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS failures (client TEXT NOT NULL, at REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS failures_client ON failures (client, at)",
+    "CREATE INDEX IF NOT EXISTS failures_at ON failures (at)",
 )
 
 
@@ -88,11 +90,10 @@ class SharedLoginLimiter:
             conn = self._db()
             cur = conn.execute("INSERT INTO failures VALUES (?, ?)", (client, now))
             newest = cur.lastrowid or 0
-            # what left the window, for every client, and the oldest beyond the bound
-            conn.execute(
-                "DELETE FROM failures WHERE at <= ? OR rowid <= ?",
-                (now - self._window, newest - self._max_rows),
-            )
+            # what left the window, for every client, and the oldest beyond the bound: two
+            # index ranges, usually empty (one statement with OR would scan the table)
+            conn.execute("DELETE FROM failures WHERE at <= ?", (now - self._window,))
+            conn.execute("DELETE FROM failures WHERE rowid <= ?", (newest - self._max_rows,))
         except sqlite3.Error as exc:
             self._fall_back(exc).failed(client)
 
