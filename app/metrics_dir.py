@@ -15,18 +15,26 @@ failed-login count (``hookline.web.shared_lockout``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
-import socket
+import stat
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: ``hookline-metrics-<pid of the serve>-<random>`` in the temporary directory
 PREFIX = "hookline-metrics-"
-HOST_FILE = "host"  # in it: the host name of the serve that made it
+#: In each directory, a file its serve holds a shared lock on (``flock``) while it runs;
+#: the processes forked from it inherit the lock. One whose lock anyone can take is left
+#: behind: its serve and every fork of it are gone.
+LOCK_FILE = "in-use"
+#: A directory younger than this is never taken for left behind (its serve may not have
+#: locked it yet).
+MIN_AGE_SECONDS = 10.0
 
 
 @contextlib.contextmanager
@@ -41,41 +49,44 @@ def shared_counters(http_processes: int) -> Iterator[str | None]:
     parent = tempfile.gettempdir()
     remove_left_behind(parent)
     path = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent)
-    Path(path, HOST_FILE).write_text(socket.gethostname())
+    lock = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_SH)
     os.environ[ENV] = path
     try:
         yield path
     finally:
         os.environ.pop(ENV, None)
         shutil.rmtree(path, ignore_errors=True)
+        os.close(lock)
 
 
-def remove_left_behind(parent: str) -> None:
-    """Remove the directories of serves that ended without removing theirs (``kill -9``),
-    known by the serve's pid in the name: one no process has any more. A directory of
-    another user, of another host (a container sharing the temp directory has pids of
-    its own), or of a pid now taken by another process, is left alone."""
-    host = socket.gethostname()
-    for entry in Path(parent).glob(f"{PREFIX}*-*"):
-        pid = entry.name[len(PREFIX) :].split("-", 1)[0]
-        if not pid.isdigit() or _running(int(pid)):
+def remove_left_behind(parent: str, min_age: float = MIN_AGE_SECONDS) -> None:
+    """Remove the directories of serves that ended without removing theirs (``kill -9``):
+    those whose lock nobody holds. The lock is the kernel's, so a serve in a container
+    that shares the temporary directory (with pids of its own) holds its directory too.
+    Another user's directory, a symlink, one without a lock file (an older version's) or
+    one made in the last ``min_age`` seconds is left alone."""
+    now = time.time()
+    for entry in Path(parent).glob(f"{PREFIX}*"):
+        try:
+            info = entry.lstat()
+            if (
+                not stat.S_ISDIR(info.st_mode)
+                or info.st_uid != os.getuid()
+                or now - info.st_mtime < min_age
+            ):
+                continue
+            fd = os.open(entry / LOCK_FILE, os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:  # gone meanwhile, or no lock file
             continue
         try:
-            if entry.stat().st_uid != os.getuid() or (entry / HOST_FILE).read_text() != host:
-                continue
-        except OSError:  # not a directory of ours, or already gone
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its serve (or a process forked from it) runs
             continue
-        shutil.rmtree(entry, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 def shared_directory() -> str | None:

@@ -10,9 +10,12 @@ to survive a crash (``synchronous = OFF``), and an attempt never writes to the s
 
 A check is one short statement on the event loop, a failure three (~4 and ~25 µs with
 100,000 failures kept; SQLite's file lock is held inside one ``sqlite3_step``, without
-the GIL). Times are ``time.monotonic()``,
-one clock for every process of a machine. Should the file fail (a full temporary
-directory), the process falls back to counting alone, as with one process.
+the GIL). Times are ``time.monotonic()``, one clock for every process of a machine. Each
+process also counts on its own: a call the file cannot answer (busy past
+``BUSY_TIMEOUT_MS``, or failing: a full temporary directory) is answered from that count,
+and the next call tries the file again. Between one process's check and its record of a
+failure, another process may check too: a burst spread over P processes can get up to
+P - 1 guesses past the limit, once.
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ from hookline.web.lockout import LoginLimiter
 log = logging.getLogger("hookline.web")
 
 FILE_NAME = "logins.sqlite"  # not *.db: prometheus_client reads every *.db file there
-#: At most this many failures are kept (the newest); each is ~50 bytes on disk. A flood
-#: of addresses cannot grow the file past a few MiB.
+#: At most this many failures are kept (the newest): with the indexes ~140 bytes each, a
+#: flood of addresses cannot grow the file (and its WAL) past ~20 MiB.
 MAX_ROWS = 100_000
+#: How long a statement waits for another process's (microseconds-long) write before this
+#: call is answered from the process's own count: it waits on the event loop.
+BUSY_TIMEOUT_MS = 100
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS failures (client TEXT NOT NULL, at REAL NOT NULL)",
@@ -57,12 +63,13 @@ class SharedLoginLimiter:
         self._max_rows = max_rows
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
-        self._alone: LoginLimiter | None = None  # after the file failed
+        # This process's own count, kept as well: it answers a call the file cannot (a
+        # busy or failing file), and the next call tries the file again.
+        self._own = LoginLimiter(max_failures, window, clock=clock)
+        self._failing = False
 
     def retry_after(self, client: str) -> int | None:
         """Whole seconds until ``client`` may try again; None while it is not locked out."""
-        if self._alone is not None:
-            return self._alone.retry_after(client)
         now = self._clock()
         try:
             row = (
@@ -75,16 +82,16 @@ class SharedLoginLimiter:
                 .fetchone()
             )
         except sqlite3.Error as exc:
-            return self._fall_back(exc).retry_after(client)
+            self._failed_file(exc)
+            return self._own.retry_after(client)
+        self._failing = False
         count, oldest = row
         if count < self._max:
             return None
         return max(1, math.ceil(float(oldest) + self._window - now))
 
     def failed(self, client: str) -> None:
-        if self._alone is not None:
-            self._alone.failed(client)
-            return
+        self._own.failed(client)
         now = self._clock()
         try:
             conn = self._db()
@@ -95,22 +102,20 @@ class SharedLoginLimiter:
             conn.execute("DELETE FROM failures WHERE at <= ?", (now - self._window,))
             conn.execute("DELETE FROM failures WHERE rowid <= ?", (newest - self._max_rows,))
         except sqlite3.Error as exc:
-            self._fall_back(exc).failed(client)
+            self._failed_file(exc)
 
     def succeeded(self, client: str) -> None:
-        if self._alone is not None:
-            self._alone.succeeded(client)
-            return
+        self._own.succeeded(client)
         try:
             self._db().execute("DELETE FROM failures WHERE client = ?", (client,))
         except sqlite3.Error as exc:
-            self._fall_back(exc).succeeded(client)
+            self._failed_file(exc)
 
     def _db(self) -> sqlite3.Connection:
         """This process's connection (a forked process opens its own)."""
         if self._conn is None or self._pid != os.getpid():
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 2000")
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = OFF")
             for statement in _SCHEMA:
@@ -118,10 +123,13 @@ class SharedLoginLimiter:
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
-    def _fall_back(self, error: sqlite3.Error) -> LoginLimiter:
-        log.warning(
-            "the shared failed-login count failed; this process counts alone from now on",
-            extra={"error": str(error)},
-        )
-        self._alone = LoginLimiter(self._max, self._window, clock=self._clock)
-        return self._alone
+    def _failed_file(self, error: sqlite3.Error) -> None:
+        if not self._failing:  # once per streak of failures
+            log.warning(
+                "the shared failed-login count failed; this process answers from its own",
+                extra={"error": str(error)},
+            )
+        self._failing = True
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None  # the next call opens it again

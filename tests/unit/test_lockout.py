@@ -105,10 +105,21 @@ def test_the_shared_file_keeps_only_the_newest_failures(tmp_path: Path) -> None:
     assert rows.fetchall() == [("b",)]
 
 
-def test_a_failing_shared_file_falls_back_to_counting_alone(tmp_path: Path) -> None:
+def test_a_failing_shared_file_is_answered_from_the_process_own_count(tmp_path: Path) -> None:
+    """A file that fails loses no count: the process's own one answers (the failures it
+    saw before included), and once the file works again it counts there again."""
+    clock = Clock()
+    limiter = SharedLoginLimiter(str(tmp_path), 2, 60, clock=clock)
+    limiter.failed("a")  # in the file and in the process's own count
+    (tmp_path / FILE_NAME).unlink()
+    (tmp_path / f"{FILE_NAME}-wal").unlink(missing_ok=True)
+    (tmp_path / f"{FILE_NAME}-shm").unlink(missing_ok=True)
     (tmp_path / FILE_NAME).write_bytes(b"not a database, " * 64)
-    limiter = SharedLoginLimiter(str(tmp_path), 2, 60, clock=Clock())
-    limiter.failed("a")
-    assert limiter.retry_after("a") is None
+    limiter._conn = None  # as a new process would open it
     limiter.failed("a")
     assert limiter.retry_after("a") == 60
+    (tmp_path / FILE_NAME).unlink()  # a working (new) file: the shared count again
+    other = SharedLoginLimiter(str(tmp_path), 2, 60, clock=clock)
+    other.failed("b")
+    other.failed("b")
+    assert limiter.retry_after("b") == 60

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
-import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -119,36 +120,51 @@ def test_making_the_shared_directory_imports_no_prometheus_client() -> None:
 
 
 def test_a_serve_removes_the_counters_a_killed_serve_left_behind(tmp_path: Path) -> None:
-    """``kill -9`` of a serve leaves its directory behind; the next serve removes it (its
-    pid runs no more), but never one whose serve still runs, nor a name it did not make."""
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
-    dead_pid = int(ended.stdout)
-    left_behind = tmp_path / f"hookline-metrics-{dead_pid}-ab12cd34"
-    running = tmp_path / f"hookline-metrics-{os.getpid()}-ef56gh78"  # this test's process
-    older_name = tmp_path / "hookline-metrics-12345678"  # no pid in it: not ours to judge
-    other_host = tmp_path / f"hookline-metrics-{dead_pid}-ij90kl12"  # a container's pid
-    for path in (left_behind, running, older_name, other_host):
+    """``kill -9`` of a serve leaves its directory behind; the next serve removes it (nobody
+    holds its lock any more), but never one whose serve still holds it, nor one that is
+    too young, a symlink, or a directory without a lock file (an older version's)."""
+    old = time.time() - 60
+
+    def made(name: str, *, lock_file: bool = True) -> Path:
+        path = tmp_path / name
         path.mkdir()
         (path / "counter_1.db").write_bytes(b"\0" * 16)
-        (path / "host").write_text(socket.gethostname())
-    (other_host / "host").write_text("another-host")
+        if lock_file:
+            (path / "in-use").touch()
+        os.utime(path, (old, old))
+        return path
+
+    left_behind = made("hookline-metrics-4242-ab12cd34")
+    running = made("hookline-metrics-4243-ef56gh78")
+    held = os.open(running / "in-use", os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_SH)  # as its serve does, in another process
+    older_version = made("hookline-metrics-12345678", lock_file=False)
+    junk_name = made("hookline-metrics-99999999999999999999-x")  # names are not parsed
+    fresh = tmp_path / "hookline-metrics-4244-mn34op56"
+    fresh.mkdir()
+    (fresh / "in-use").touch()  # its serve is about to lock it
+    link = tmp_path / "hookline-metrics-4245-qr78st90"
+    link.symlink_to(older_version)
     script = (
         "import os\n"
         "from hookline.metrics_dir import shared_counters\n"
         "with shared_counters(2) as path:\n"
         "    print(os.path.basename(path))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env={**os.environ, "TMPDIR": str(tmp_path)},
-    )
-    made = done.stdout.strip()
-    assert made.startswith("hookline-metrics-") and made.split("-")[2].isdigit()
-    assert not left_behind.exists()
-    assert running.exists() and older_name.exists() and other_host.exists()
-    assert not (tmp_path / made).exists()  # its own, removed when it ended
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+            env={**os.environ, "TMPDIR": str(tmp_path)},
+        )
+    finally:
+        os.close(held)
+    own = done.stdout.strip()
+    assert own.startswith("hookline-metrics-")
+    assert not left_behind.exists() and not junk_name.exists()
+    assert running.exists() and fresh.exists() and older_version.exists()
+    assert link.is_symlink() and (older_version / "counter_1.db").exists()
+    assert not (tmp_path / own).exists()  # its own, removed when it ended
