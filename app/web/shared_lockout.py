@@ -8,7 +8,7 @@ window. Here the processes count in one small SQLite file in the serve's shared 
 failures, cleared by a success. The file is not hookline's database: nothing in it needs
 to survive a crash (``synchronous = OFF``), and an attempt never writes to the store.
 
-A check is one short statement on the event loop, a failure three (~4 and ~25 µs with
+A check is one short statement on the event loop, a failure two (~3 and ~23 µs with
 100,000 failures kept; SQLite's file lock is held inside one ``sqlite3_step``, without
 the GIL). Times are ``time.monotonic()``, one clock for every process of a machine. Each
 process also counts on its own: a call the file cannot answer (busy past
@@ -32,8 +32,9 @@ from hookline.web.lockout import LoginLimiter
 log = logging.getLogger("hookline.web")
 
 FILE_NAME = "logins.sqlite"  # not *.db: prometheus_client reads every *.db file there
-#: At most this many failures are kept (the newest): with the indexes ~140 bytes each, a
-#: flood of addresses cannot grow the file (and its WAL) past ~20 MiB.
+#: At most this many failures are kept (the newest): with the indexes ~90 bytes each, a
+#: flood of addresses cannot grow the file past ~9 MiB, ~13 with its WAL
+#: (``bench/lockout_cost.py``).
 MAX_ROWS = 100_000
 #: How long a statement waits for another process's (microseconds-long) write before this
 #: call is answered from the process's own count: it waits on the event loop.
@@ -98,9 +99,11 @@ class SharedLoginLimiter:
             cur = conn.execute("INSERT INTO failures VALUES (?, ?)", (client, now))
             newest = cur.lastrowid or 0
             # what left the window, for every client, and the oldest beyond the bound: two
-            # index ranges, usually empty (one statement with OR would scan the table)
-            conn.execute("DELETE FROM failures WHERE at <= ?", (now - self._window,))
-            conn.execute("DELETE FROM failures WHERE rowid <= ?", (newest - self._max_rows,))
+            # index ranges (failures_at, the rowid), usually empty
+            conn.execute(
+                "DELETE FROM failures WHERE at <= ? OR rowid <= ?",
+                (now - self._window, newest - self._max_rows),
+            )
         except sqlite3.Error as exc:
             self._failed_file(exc)
 

@@ -134,6 +134,13 @@ def _counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
+async def _three_claims(store: SQLiteStore) -> list[Claim]:
+    """Three events of handler ``h``, their runs claimed by worker ``w1``."""
+    for n in range(3):
+        await store.ingest(event(n, time.time(), ("h",)), resume_failed=True)
+    return [item.claim("w1") for item in await store.claim_runs("w1", ["h"], 3, 30.0)]
+
+
 def _step(claim: Claim, name: str) -> StepOutcome:
     return StepOutcome(claim.run_id, f"evt_{claim.run_id.split('_')[1]}", "h", 0, name, 0, 1,
                        1.0, 2.0, True, '"ok"', None, None)  # fmt: skip
@@ -142,9 +149,7 @@ def _step(claim: Claim, name: str) -> StepOutcome:
 async def test_the_step_records_of_a_batch_read_whether_they_were_written_once(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for n in range(3):
-        await store.ingest(event(n, time.time(), ("h",)), resume_failed=True)
-    a, b, c = [item.claim("w1") for item in await store.claim_runs("w1", ["h"], 3, 30.0)]
+    a, b, c = await _three_claims(store)
     stale = Claim(c.run_id, "w1", c.token - 1)  # an earlier claim of c: over
     other = Claim(b.run_id, "w2", b.token)  # not this worker's
     reads = _counting_reads(monkeypatch)
@@ -164,9 +169,7 @@ async def test_the_step_records_of_a_batch_read_whether_they_were_written_once(
 async def test_the_endings_of_a_batch_read_whether_they_were_refused_once(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for n in range(3):
-        await store.ingest(event(n, time.time(), ("h",)), resume_failed=True)
-    a, b, c = [item.claim("w1") for item in await store.claim_runs("w1", ["h"], 3, 30.0)]
+    a, b, c = await _three_claims(store)
     done = RunOutcome(a.run_id, "succeeded", result_json="1")
     assert await store.finish_run(b, RunOutcome(b.run_id, "succeeded", result_json="1"))
     reads = _counting_reads(monkeypatch)

@@ -37,6 +37,12 @@ def create_table(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE IF NOT EXISTS items (n INTEGER PRIMARY KEY, caller TEXT)")
 
 
+async def make_op_log(writer: GroupCommitWriter, constraint: str = "") -> None:
+    """A bare op_log table (every column, no triggers), with an optional table constraint."""
+    columns = ", ".join([*OP_LOG_COLUMNS, *([constraint] if constraint else [])])
+    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
+
+
 def insert(n: int) -> Callable[[sqlite3.Connection], int]:
     def op(conn: sqlite3.Connection) -> int:
         conn.execute("INSERT INTO items VALUES (?, ?)", (n, f"caller-{n}"))
@@ -299,8 +305,7 @@ async def test_stop_writes_ops_set_aside_while_rows_were_batched(db: str) -> Non
     writer = GroupCommitWriter(db)
     writer.start()
     await writer.run(create_table)
-    columns = ", ".join(f"{c}" for c in OP_LOG_COLUMNS)
-    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
+    await make_op_log(writer)
     blocker = Blocker()
     held = await blocker.hold(writer)
     first = asyncio.create_task(writer.apply(OpRows({"kind": "a"})))
@@ -322,8 +327,7 @@ async def test_stop_writes_ops_set_aside_while_rows_were_batched(db: str) -> Non
 async def test_rows_wait_for_another_connections_lock_without_binding_their_insert_again(
     writer: GroupCommitWriter, db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    columns = ", ".join(OP_LOG_COLUMNS)
-    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
+    await make_op_log(writer)
     tries: list[int] = []
     real = group_commit._insert_rows
 
@@ -352,10 +356,7 @@ async def test_rows_wait_for_another_connections_lock_without_binding_their_inse
 
 
 async def test_a_bad_row_fails_only_its_own_caller(writer: GroupCommitWriter, db: str) -> None:
-    columns = ", ".join(OP_LOG_COLUMNS)
-    await writer.run(
-        lambda conn: conn.execute(f"CREATE TABLE op_log ({columns}, CHECK (kind != 'bad'))")
-    )
+    await make_op_log(writer, "CHECK (kind != 'bad')")
     blocker = Blocker()
     held = await blocker.hold(writer)
     good = [asyncio.create_task(writer.apply(OpRows({"kind": f"ok{n}"}))) for n in range(3)]
@@ -380,10 +381,7 @@ async def test_rows_committed_before_a_bad_row_are_not_inserted_again(
     # Two rows a statement: ok0 ok1 commit in the first, the bad row fails the second.
     # Each good row must be in op_log once (the triggers of a real op_log apply each row).
     monkeypatch.setattr(group_commit, "_ROWS_PER_STATEMENT", 2)
-    columns = ", ".join(OP_LOG_COLUMNS)
-    await writer.run(
-        lambda conn: conn.execute(f"CREATE TABLE op_log ({columns}, CHECK (kind != 'bad'))")
-    )
+    await make_op_log(writer, "CHECK (kind != 'bad')")
     blocker = Blocker()
     held = await blocker.hold(writer)
     first = [asyncio.create_task(writer.apply(OpRows({"kind": f"ok{n}"}))) for n in range(2)]
@@ -404,10 +402,7 @@ async def test_one_callers_rows_beyond_a_statement_are_one_transaction(
     writer: GroupCommitWriter, db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(group_commit, "_ROWS_PER_STATEMENT", 2)
-    columns = ", ".join(OP_LOG_COLUMNS)
-    await writer.run(
-        lambda conn: conn.execute(f"CREATE TABLE op_log ({columns}, CHECK (kind != 'bad'))")
-    )
+    await make_op_log(writer, "CHECK (kind != 'bad')")
     with pytest.raises(StoreError, match="CHECK"):  # all or nothing, though over 2 rows
         await writer.apply(OpRows(*({"kind": k} for k in ("a", "b", "c", "bad"))))
     await writer.apply(OpRows(*({"kind": k} for k in ("d", "e", "f"))))
@@ -419,8 +414,7 @@ async def test_one_callers_rows_beyond_a_statement_are_one_transaction(
 async def test_each_caller_gets_what_its_then_read_after_the_whole_batch_committed(
     writer: GroupCommitWriter, db: str
 ) -> None:
-    columns = ", ".join(OP_LOG_COLUMNS)
-    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
+    await make_op_log(writer)
 
     def count(conn: sqlite3.Connection) -> int:
         return int(conn.execute("SELECT count(*) FROM op_log").fetchone()[0])
@@ -450,8 +444,7 @@ async def test_each_caller_gets_what_its_then_read_after_the_whole_batch_committ
 async def test_a_then_all_reads_once_for_every_write_of_the_batch_that_names_it(
     writer: GroupCommitWriter, db: str
 ) -> None:
-    columns = ", ".join(OP_LOG_COLUMNS)
-    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
+    await make_op_log(writer)
     calls: list[list[Any]] = []
 
     def kinds_of(conn: sqlite3.Connection, args: list[Any]) -> list[Any]:
@@ -500,9 +493,8 @@ async def test_a_then_all_of_one_write_alone_reads_for_it_alone(
 ) -> None:
     """A write that went on its own (a mixed batch's transaction, or one by one after a
     failed batch) reads with a list of one."""
-    columns = ", ".join(OP_LOG_COLUMNS)
     await writer.run(create_table)
-    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
+    await make_op_log(writer)
     blocker = Blocker()
     held = await blocker.hold(writer)
     op = asyncio.create_task(writer.run(insert(1)))  # an op first: the batch is a transaction
@@ -526,9 +518,8 @@ def test_a_positional_row_has_every_column() -> None:
 async def test_then_inside_a_mixed_batch_sees_the_rows_before_the_commit(
     writer: GroupCommitWriter, db: str
 ) -> None:
-    columns = ", ".join(OP_LOG_COLUMNS)
     await writer.run(create_table)
-    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
+    await make_op_log(writer)
     blocker = Blocker()
     held = await blocker.hold(writer)
     op = asyncio.create_task(writer.run(insert(1)))  # an op first: the batch is a transaction
