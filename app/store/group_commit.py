@@ -113,9 +113,27 @@ OP_LOG_COLUMNS = (
     "started_at", "ended_at", "status", "result", "error", "traceback", "worker", "at",
     "until", "n", "refund", "host", "pid", "fence", "handlers", "stats",
 )  # fmt: skip
-_ROW = "(" + ", ".join("?" * len(OP_LOG_COLUMNS)) + ")"
-_INSERT = f"INSERT INTO op_log ({', '.join(OP_LOG_COLUMNS)}) VALUES "
-_ROWS_PER_STATEMENT = 32_000 // len(OP_LOG_COLUMNS)  # SQLite allows 32,766 parameters
+
+
+class LogTable:
+    """A table whose rows are writes: BEFORE INSERT triggers apply each row, then drop it
+    (``RAISE(IGNORE)``), so a batch of writes is one multi-row INSERT in autocommit mode."""
+
+    __slots__ = ("columns", "insert_sql", "row_sql")
+
+    def __init__(self, name: str, columns: tuple[str, ...]) -> None:
+        if len(columns) > len(OP_LOG_COLUMNS):  # _ROWS_PER_STATEMENT assumes no wider row
+            raise ValueError(f"a log table of {len(columns)} columns is wider than op_log")
+        self.columns = columns
+        self.row_sql = "(" + ", ".join("?" * len(columns)) + ")"
+        self.insert_sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES "
+
+
+#: A worker's writes (migration 0002); the table rows go to unless they name another.
+OP_LOG = LogTable("op_log", OP_LOG_COLUMNS)
+#: Rows in one INSERT, for a table of up to len(OP_LOG_COLUMNS) columns: SQLite allows
+#: 32,766 parameters a statement.
+_ROWS_PER_STATEMENT = 32_000 // len(OP_LOG_COLUMNS)
 #: The writer's statement cache. Each number of rows in one op_log INSERT is a statement of
 #: its own, and a prepared one holds its triggers' code too: 66 KiB for one row, 160 KiB for
 #: 50. With sqlite3's default of 128 the 20-30 sizes a process sees under load stayed
@@ -131,7 +149,8 @@ ThenAll = Callable[[sqlite3.Connection, list[Any]], list[Any]]
 
 
 class OpRows:
-    """Rows for ``op_log``: writes that triggers apply inside one INSERT statement.
+    """Rows for ``op_log`` (or another ``LogTable``): writes that triggers apply inside one
+    INSERT statement.
 
     ``then``: a read run on the writer's own connection once the rows are committed (what
     the triggers did: was the claim still held, which runs did a claim take); its result is
@@ -144,7 +163,7 @@ class OpRows:
     back this way: one statement per batch instead of one per write.
     """
 
-    __slots__ = ("rows", "then", "then_all", "then_arg")
+    __slots__ = ("rows", "table", "then", "then_all", "then_arg")
 
     def __init__(
         self,
@@ -157,20 +176,28 @@ class OpRows:
         if unknown:
             raise ValueError(f"unknown op_log columns: {sorted(unknown)}")
         self.rows = [tuple(row.get(c) for c in OP_LOG_COLUMNS) for row in rows]
+        self.table = OP_LOG
         self.then = then
         self.then_all = then_all
         self.then_arg = then_arg
 
     @classmethod
     def positional(
-        cls, row: tuple[Any, ...], *, then_all: ThenAll | None = None, then_arg: Any = None
+        cls,
+        *rows: tuple[Any, ...],
+        table: LogTable = OP_LOG,
+        then_all: ThenAll | None = None,
+        then_arg: Any = None,
     ) -> OpRows:
-        """One row already in ``OP_LOG_COLUMNS`` order (a worker's hot path: no dict, no
-        check of its keys per write)."""
-        if len(row) != len(OP_LOG_COLUMNS):
-            raise ValueError(f"an op_log row has {len(OP_LOG_COLUMNS)} values, not {len(row)}")
+        """Rows already in the order of ``table.columns`` (a hot path: no dict, no check of
+        their keys per write)."""
+        width = len(table.columns)
+        for row in rows:
+            if len(row) != width:
+                raise ValueError(f"a row of this table has {width} values, not {len(row)}")
         self = cls.__new__(cls)
-        self.rows = [row]
+        self.rows = list(rows)
+        self.table = table
         self.then = None
         self.then_all = then_all
         self.then_arg = then_arg
@@ -187,7 +214,7 @@ class OpRows:
         ``then`` sees the rows applied: the batch holds the write lock until it commits)."""
 
         def op(conn: sqlite3.Connection) -> Any:
-            conn.executemany(_INSERT + _ROW, self.rows)
+            conn.executemany(self.table.insert_sql + self.table.row_sql, self.rows)
             return self.read(conn)
 
         return op
@@ -260,10 +287,14 @@ def _rows_of(item: _Item) -> list[tuple[Any, ...]]:
     return item[0].rows if isinstance(item[0], OpRows) else []
 
 
+def _table_of(item: _Item) -> LogTable | None:
+    return item[0].table if isinstance(item[0], OpRows) else None
+
+
 def _insert_rows(conn: sqlite3.Connection, batch: list[_Item], committed: _Committed) -> None:
-    """The rows of ``batch[committed.items:]`` into ``op_log``: one multi-row INSERT per chunk
-    of whole items (an item's rows are never split between two commits), each chunk its own
-    transaction, counted in ``committed`` once it is.
+    """The rows of ``batch[committed.items:]`` into their tables: one multi-row INSERT per
+    chunk of whole items of one table (an item's rows are never split between two commits),
+    each chunk its own transaction, counted in ``committed`` once it is.
 
     Each statement takes the write lock, runs the triggers, commits (the fsync) and
     releases the lock within one ``sqlite3_step`` call, with the GIL released: the
@@ -271,24 +302,29 @@ def _insert_rows(conn: sqlite3.Connection, batch: list[_Item], committed: _Commi
     """
     start = committed.items
     while start < len(batch):
+        table = _table_of(batch[start]) or OP_LOG
         end, rows = start, list[tuple[Any, ...]]()
-        while end < len(batch) and (
-            not rows or len(rows) + len(_rows_of(batch[end])) <= _ROWS_PER_STATEMENT
+        while (
+            end < len(batch)
+            and _table_of(batch[end]) in (table, None)
+            and (not rows or len(rows) + len(_rows_of(batch[end])) <= _ROWS_PER_STATEMENT)
         ):
             rows += _rows_of(batch[end])
             end += 1
         if len(rows) > _ROWS_PER_STATEMENT:  # one caller's rows beyond SQLite's parameters
-            _insert_in_one_transaction(conn, rows)
+            _insert_in_one_transaction(conn, table, rows)
         elif rows:
-            sql = _INSERT + ", ".join([_ROW] * len(rows))
+            sql = table.insert_sql + ", ".join([table.row_sql] * len(rows))
             conn.execute(sql, list(itertools.chain.from_iterable(rows)))
         committed.items = start = end
 
 
-def _insert_in_one_transaction(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+def _insert_in_one_transaction(
+    conn: sqlite3.Connection, table: LogTable, rows: list[tuple[Any, ...]]
+) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(_INSERT + _ROW, rows)
+        conn.executemany(table.insert_sql + table.row_sql, rows)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -360,8 +396,8 @@ class GroupCommitWriter:
         self._thread = None
 
     async def apply(self, rows: OpRows) -> Any:
-        """Queue rows for ``op_log`` (see migration 0002); once they are committed, return
-        what their ``then`` read (None without one)."""
+        """Queue rows for their log table (see migration 0002); once they are committed,
+        return what their ``then`` read (None without one)."""
         return await self._submit(rows)
 
     async def run(self, op: Callable[[sqlite3.Connection], T]) -> T:

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from hookline.errors import StoreError
+from hookline.store import group_commit
 from hookline.store import sqlite as sqlite_store
 from hookline.store.base import Claim, EventFilter, NewEvent, NewRun, RunOutcome, StepOutcome
 from hookline.store.group_commit import OP_LOG_COLUMNS
@@ -119,6 +121,104 @@ class _Hold:
     async def __aexit__(self, *exc: object) -> None:
         self.release.set()
         await self.task
+
+
+def _writer_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements every store opened from now on runs on its writer's thread."""
+    seen: list[str] = []
+    real = group_commit.connect
+
+    def traced(path: str, **kwargs: Any) -> sqlite3.Connection:
+        conn = real(path, **kwargs)
+        if threading.current_thread().name == "hookline-writer":
+            conn.set_trace_callback(seen.append)
+        return conn
+
+    monkeypatch.setattr(group_commit, "connect", traced)
+    return seen
+
+
+def _stored(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """event id → (its status, the handlers of its runs), read from the file itself."""
+    with sqlite3.connect(path) as db:
+        events = {i: (status, []) for i, status in db.execute("SELECT id, status FROM events")}
+        for event_id, handler in db.execute("SELECT event_id, handler FROM runs ORDER BY seq"):
+            events[event_id][1].append(handler)
+    return events
+
+
+async def test_a_batch_of_webhooks_is_one_statement_that_holds_no_lock_between_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Python transaction (BEGIN, an INSERT per event and per run, COMMIT) held SQLite's
+    # write lock while the writer waited for the GIL between its statements, and stalled
+    # every other process's commits meanwhile: a batch of webhooks is one INSERT now.
+    statements = _writer_statements(monkeypatch)
+    s = SQLiteStore(f"sqlite:///{tmp_path / 'h.db'}")
+    await s.open()
+    await s.migrate()
+    try:
+        now = time.time()
+        async with _Hold(s):
+            statements.clear()
+            batch = [
+                asyncio.create_task(s.ingest(event(n, now, ("a", "b")[: n % 3]), True))
+                for n in range(12)
+            ]
+            await asyncio.sleep(0.05)  # every ingest is queued behind the held op
+        results = await asyncio.gather(*batch)
+    finally:
+        await s.close()
+    assert [(r.id, r.duplicate) for r in results] == [(f"evt_{n}", False) for n in range(12)]
+    # after the held op's own end; each statement a trigger runs is traced as its INSERT
+    after_hold = statements[statements.index("COMMIT") + 1 :]
+    code = {"\n".join(line for line in sql.splitlines() if not line.startswith("--"))
+            for sql in after_hold}  # fmt: skip
+    writes = {sql for sql in code if not sql.startswith("SELECT")}
+    assert len(writes) == 1 and writes.pop().startswith("INSERT INTO ingest_log")
+    stored = _stored(tmp_path / "h.db")
+    assert stored == {
+        f"evt_{n}": ("queued" if n % 3 else "unhandled", ["a", "b"][: n % 3]) for n in range(12)
+    }
+
+
+async def test_redeliveries_in_a_batch_of_webhooks_write_nothing_and_name_the_first(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    now = time.time()
+    await store.ingest(event(1, now, ("h",)), resume_failed=False)
+
+    def again(n: int, of: int) -> NewEvent:  # a redelivery: a new id, the provider's id of `of`
+        return NewEvent(f"evt_again_{n}", "stripe", f"p{of}", "t", now, {}, b"{}",
+                        [NewRun(f"run_again_{n}", "h", 3)])  # fmt: skip
+
+    async with _Hold(store):
+        batch = [
+            asyncio.create_task(store.ingest(e, resume_failed=False))
+            for e in (again(1, of=1), event(2, now, ("h",)), again(2, of=2), again(3, of=1))
+        ]
+        await asyncio.sleep(0.05)
+    results = [(r.id, r.duplicate) for r in await asyncio.gather(*batch)]
+    # the second of two copies in one batch is a redelivery of the first
+    assert results == [("evt_1", True), ("evt_2", False), ("evt_2", True), ("evt_1", True)]
+    assert _stored(tmp_path / "h.db") == {"evt_1": ("queued", ["h"]), "evt_2": ("queued", ["h"])}
+
+
+async def test_a_webhook_the_database_refuses_fails_alone_in_its_batch(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    now = time.time()
+    refused = NewEvent("evt_bad", "stripe", "p_bad", "t", now, {}, None, ())  # type: ignore[arg-type]
+    async with _Hold(store):
+        batch = [
+            asyncio.create_task(store.ingest(e, resume_failed=True))
+            for e in (event(1, now, ("h",)), refused, event(2, now))
+        ]
+        await asyncio.sleep(0.05)
+    first, bad, last = await asyncio.gather(*batch, return_exceptions=True)
+    assert isinstance(bad, StoreError) and "NOT NULL" in str(bad)
+    assert not isinstance(first, BaseException) and not isinstance(last, BaseException)
+    assert _stored(tmp_path / "h.db") == {"evt_1": ("queued", ["h"]), "evt_2": ("unhandled", [])}
 
 
 def _counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -17,7 +17,13 @@ import pytest
 
 from hookline.errors import StoreError
 from hookline.store import group_commit
-from hookline.store.group_commit import OP_LOG_COLUMNS, GroupCommitWriter, OpRows, connect
+from hookline.store.group_commit import (
+    OP_LOG_COLUMNS,
+    GroupCommitWriter,
+    LogTable,
+    OpRows,
+    connect,
+)
 
 
 @pytest.fixture
@@ -602,3 +608,39 @@ def test_the_writer_keeps_few_prepared_statements(tmp_path: Path, db: str) -> No
     finally:
         group_commit.connect = real_connect  # type: ignore[assignment]
     assert seen == [group_commit.WRITER_CACHED_STATEMENTS]
+
+
+async def test_rows_of_two_tables_in_one_batch_go_into_each_in_the_order_they_came(
+    writer: GroupCommitWriter, db: str
+) -> None:
+    await make_op_log(writer)
+    other = LogTable("other_log", ("kind", "n"))
+    await writer.run(lambda conn: conn.execute("CREATE TABLE other_log (kind, n)"))
+    blocker = Blocker()
+    held = await blocker.hold(writer)
+    applied = [
+        asyncio.create_task(writer.apply(rows))
+        for rows in (
+            OpRows({"kind": "a"}),
+            OpRows.positional(("x", 1), ("x", 2), table=other),
+            OpRows.positional(("y", 3), table=other),
+            OpRows({"kind": "b"}),
+        )
+    ]
+    await asyncio.sleep(0.05)
+    blocker.release()
+    await held
+    await asyncio.gather(*applied)
+    with sqlite3.connect(db) as conn:
+        assert [r[0] for r in conn.execute("SELECT kind FROM op_log")] == ["a", "b"]
+        assert conn.execute("SELECT kind, n FROM other_log").fetchall() == [
+            ("x", 1), ("x", 2), ("y", 3)
+        ]  # fmt: skip
+
+
+def test_positional_rows_must_have_every_column_of_their_table() -> None:
+    other = LogTable("other_log", ("kind", "n"))
+    with pytest.raises(ValueError, match="2 values, not 3"):
+        OpRows.positional(("x", 1), ("x", 1, 2), table=other)
+    with pytest.raises(ValueError, match="wider than op_log"):
+        LogTable("wide", tuple(f"c{i}" for i in range(len(OP_LOG_COLUMNS) + 1)))

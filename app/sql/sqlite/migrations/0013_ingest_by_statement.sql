@@ -1,0 +1,58 @@
+-- hookline schema v13 (SQLite): a webhook's writes as one statement, like a worker's.
+--
+-- An HTTP process's writer used to store each batch of webhooks as a Python transaction:
+-- BEGIN IMMEDIATE, one INSERT per event and per run, COMMIT. sqlite3 releases the GIL
+-- around every statement, so under load the writer held SQLite's write lock while it waited
+-- for the GIL again, once per statement, and every other process's commits waited with it.
+-- Now a batch is rows inserted into ingest_log in one multi-row INSERT in autocommit mode
+-- (the technique of op_log, 0002): the lock is taken, the events and runs written, the
+-- commit fsynced and the lock released inside one sqlite3_step, with the GIL released.
+--
+-- kind 'event': one event (ON CONFLICT: a redelivery inserts nothing; the writer then reads
+-- which of its events are new and answers the others through the ordinary path).
+-- kind 'run': one run of the event named by `id`, written only if that event was inserted:
+-- an event id is new at every request, so its row exists only if this batch wrote it.
+-- Rows are never stored. A process of the previous version keeps writing events directly.
+
+CREATE TABLE ingest_log (
+    kind              TEXT NOT NULL,
+    id                TEXT,
+    source            TEXT,
+    provider_event_id TEXT,
+    type              TEXT,
+    status            TEXT,
+    received_at       REAL,
+    headers           TEXT,
+    body              BLOB,
+    body_sha256       TEXT,
+    run_id            TEXT,
+    handler           TEXT,
+    max_attempts      INTEGER,
+    concurrency_key   TEXT
+);
+
+CREATE TRIGGER ingest_event BEFORE INSERT ON ingest_log WHEN NEW.kind = 'event'
+BEGIN
+    INSERT INTO events (id, source, provider_event_id, type, status, received_at, headers,
+                        body, body_sha256)
+    VALUES (NEW.id, NEW.source, NEW.provider_event_id, NEW.type, NEW.status, NEW.received_at,
+            NEW.headers, NEW.body, NEW.body_sha256)
+    ON CONFLICT (source, provider_event_id) DO NOTHING;
+    SELECT RAISE(IGNORE);
+END;
+
+CREATE TRIGGER ingest_run BEFORE INSERT ON ingest_log WHEN NEW.kind = 'run'
+BEGIN
+    INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
+                      available_at, concurrency_key, created_at, updated_at)
+    SELECT NEW.run_id, NEW.id, NEW.handler, 0, 'queued', 0, NEW.max_attempts,
+           NEW.received_at, NEW.concurrency_key, NEW.received_at, NEW.received_at
+    WHERE EXISTS (SELECT 1 FROM events WHERE id = NEW.id);
+    SELECT RAISE(IGNORE);
+END;
+
+CREATE TRIGGER ingest_unknown BEFORE INSERT ON ingest_log
+WHEN NEW.kind NOT IN ('event', 'run')
+BEGIN
+    SELECT RAISE(ABORT, 'unknown ingest_log kind');
+END;
