@@ -624,15 +624,19 @@ INGEST_LOG = LogTable(
 
 
 def _ingest_rows(event: NewEvent, status: str, headers_json: str) -> OpRows:
-    """An event's ``ingest_log`` rows: the event, then each of its runs (written by the
-    triggers only if the event is new); the caller gets whether it was."""
+    """An event's ``ingest_log`` rows: the event with its first run, then a row for each
+    other run (the triggers write runs only if the event is new); the caller gets whether
+    it was."""
+    first, *others = event.runs or (None,)
     # fmt: off
     rows: list[tuple[Any, ...]] = [
         ("event", event.id, event.source, event.provider_event_id, event.type, status,
-         event.received_at, headers_json, event.body, event.body_sha256, _, _, _, _)
+         event.received_at, headers_json, event.body, event.body_sha256,
+         *((first.id, first.handler, first.max_attempts, first.concurrency_key) if first
+           else (None, _, _, _)))
     ]
     rows += [("run", event.id, _, _, _, _, event.received_at, _, _, _, run.id, run.handler,
-              run.max_attempts, run.concurrency_key) for run in event.runs]
+              run.max_attempts, run.concurrency_key) for run in others if run is not None]
     # fmt: on
     return OpRows.positional(*rows, table=INGEST_LOG, then_all=_events_new, then_arg=event.id)
 

@@ -9,9 +9,11 @@
 -- commit fsynced and the lock released inside one sqlite3_step, with the GIL released.
 --
 -- kind 'event': one event (ON CONFLICT: a redelivery inserts nothing; the writer then reads
--- which of its events are new and answers the others through the ordinary path).
--- kind 'run': one run of the event named by `id`, written only if that event was inserted:
--- an event id is new at every request, so its row exists only if this batch wrote it.
+-- which of its events are new and answers the others through the ordinary path), and its
+-- first run if `run_id` is set (most events have one run: one row, not two).
+-- kind 'run': one more run of the event named by `id`.
+-- A run is written only if its event was inserted: an event id is new at every request, so
+-- its row exists only if this batch wrote it.
 -- Rows are never stored. A process of the previous version keeps writing events directly.
 
 CREATE TABLE ingest_log (
@@ -38,6 +40,11 @@ BEGIN
     VALUES (NEW.id, NEW.source, NEW.provider_event_id, NEW.type, NEW.status, NEW.received_at,
             NEW.headers, NEW.body, NEW.body_sha256)
     ON CONFLICT (source, provider_event_id) DO NOTHING;
+    INSERT INTO runs (id, event_id, handler, generation, status, attempts, max_attempts,
+                      available_at, concurrency_key, created_at, updated_at)
+    SELECT NEW.run_id, NEW.id, NEW.handler, 0, 'queued', 0, NEW.max_attempts,
+           NEW.received_at, NEW.concurrency_key, NEW.received_at, NEW.received_at
+    WHERE NEW.run_id IS NOT NULL AND EXISTS (SELECT 1 FROM events WHERE id = NEW.id);
     SELECT RAISE(IGNORE);
 END;
 
