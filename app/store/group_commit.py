@@ -119,18 +119,35 @@ class LogTable:
     """A table whose rows are writes: BEFORE INSERT triggers apply each row, then drop it
     (``RAISE(IGNORE)``), so a batch of writes is one multi-row INSERT in autocommit mode."""
 
-    __slots__ = ("columns", "insert_sql", "row_sql")
+    __slots__ = ("columns", "insert_sql", "pad", "row_sql")
 
-    def __init__(self, name: str, columns: tuple[str, ...]) -> None:
+    def __init__(
+        self, name: str, columns: tuple[str, ...], pad: tuple[Any, ...] | None = None
+    ) -> None:
+        """``pad``: a row its triggers drop unapplied. With one, a statement's rows are made
+        up to a power of two, so the writer prepares (and keeps) a statement for a few
+        sizes, not for each: a prepared statement of N rows holds code for each row."""
         if len(columns) > len(OP_LOG_COLUMNS):  # _ROWS_PER_STATEMENT assumes no wider row
             raise ValueError(f"a log table of {len(columns)} columns is wider than op_log")
+        if pad is not None and len(pad) != len(columns):
+            raise ValueError(f"a pad row of {len(pad)} values for {len(columns)} columns")
         self.columns = columns
+        self.pad = pad
         self.row_sql = "(" + ", ".join("?" * len(columns)) + ")"
         self.insert_sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES "
 
+    def statement(self, rows: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
+        """One INSERT of ``rows`` (padded, if this table pads): its SQL and parameters."""
+        if self.pad is not None:
+            size = min(1 << (len(rows) - 1).bit_length(), _ROWS_PER_STATEMENT)
+            rows = rows + [self.pad] * (size - len(rows))
+        sql = self.insert_sql + ", ".join([self.row_sql] * len(rows))
+        return sql, list(itertools.chain.from_iterable(rows))
 
-#: A worker's writes (migration 0002); the table rows go to unless they name another.
-OP_LOG = LogTable("op_log", OP_LOG_COLUMNS)
+
+#: A worker's writes (migration 0002; 'pad' rows since 0013); the table rows go to unless
+#: they name another.
+OP_LOG = LogTable("op_log", OP_LOG_COLUMNS, pad=("pad", *(0,) * (len(OP_LOG_COLUMNS) - 1)))
 #: Rows in one INSERT, for a table of up to len(OP_LOG_COLUMNS) columns: SQLite allows
 #: 32,766 parameters a statement.
 _ROWS_PER_STATEMENT = 32_000 // len(OP_LOG_COLUMNS)
@@ -314,8 +331,7 @@ def _insert_rows(conn: sqlite3.Connection, batch: list[_Item], committed: _Commi
         if len(rows) > _ROWS_PER_STATEMENT:  # one caller's rows beyond SQLite's parameters
             _insert_in_one_transaction(conn, table, rows)
         elif rows:
-            sql = table.insert_sql + ", ".join([table.row_sql] * len(rows))
-            conn.execute(sql, list(itertools.chain.from_iterable(rows)))
+            conn.execute(*table.statement(rows))
         committed.items = start = end
 
 

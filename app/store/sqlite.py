@@ -620,6 +620,7 @@ INGEST_LOG = LogTable(
     "ingest_log",
     ("kind", "id", "source", "provider_event_id", "type", "status", "received_at", "headers",
      "body", "body_sha256", "run_id", "handler", "max_attempts", "concurrency_key"),
+    pad=("pad", *(0,) * 13),
 )  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from hookline.errors import StoreError
 from hookline.store import group_commit
 from hookline.store import sqlite as sqlite_store
 from hookline.store.base import Claim, EventFilter, NewEvent, NewRun, RunOutcome, StepOutcome
-from hookline.store.group_commit import OP_LOG_COLUMNS
+from hookline.store.group_commit import OP_LOG, OP_LOG_COLUMNS
 from hookline.store.sqlite import SQLiteStore
 
 
@@ -364,3 +364,17 @@ async def test_each_step_record_of_a_batch_is_judged_at_its_own_time(tmp_path: P
         assert await store.load_steps("evt_1", "h", 0) == []
     finally:
         await store.close()
+
+
+async def test_the_migrated_file_drops_the_writers_pad_rows_and_refuses_unknown_kinds(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    with sqlite3.connect(tmp_path / "h.db") as db:
+        for table in (OP_LOG, sqlite_store.INGEST_LOG):
+            assert table.pad is not None
+            db.execute(*table.statement([table.pad, table.pad, table.pad]))
+            unknown = ("nonsense", *table.pad[1:])
+            with pytest.raises(sqlite3.IntegrityError, match="unknown"):
+                db.execute(*table.statement([unknown]))
+        assert db.execute("SELECT count(*) FROM op_log").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM ingest_log").fetchone() == (0,)

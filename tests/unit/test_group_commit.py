@@ -44,9 +44,18 @@ def create_table(conn: sqlite3.Connection) -> None:
 
 
 async def make_op_log(writer: GroupCommitWriter, constraint: str = "") -> None:
-    """A bare op_log table (every column, no triggers), with an optional table constraint."""
+    """A bare op_log table (every column, no trigger but the one that drops the writer's
+    'pad' rows), with an optional table constraint."""
     columns = ", ".join([*OP_LOG_COLUMNS, *([constraint] if constraint else [])])
-    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
+
+    def create(conn: sqlite3.Connection) -> None:
+        conn.execute(f"CREATE TABLE op_log ({columns})")
+        conn.execute(
+            "CREATE TRIGGER op_pad BEFORE INSERT ON op_log WHEN NEW.kind = 'pad'"
+            " BEGIN SELECT RAISE(IGNORE); END"
+        )
+
+    await writer.run(create)
 
 
 def insert(n: int) -> Callable[[sqlite3.Connection], int]:
@@ -644,3 +653,34 @@ def test_positional_rows_must_have_every_column_of_their_table() -> None:
         OpRows.positional(("x", 1), ("x", 1, 2), table=other)
     with pytest.raises(ValueError, match="wider than op_log"):
         LogTable("wide", tuple(f"c{i}" for i in range(len(OP_LOG_COLUMNS) + 1)))
+
+
+async def test_a_statement_is_made_up_to_a_power_of_two_rows_with_rows_the_table_drops(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A prepared INSERT holds code for each of its rows, and the writer keeps the statements
+    # it used last: one per size batched would be kept for a few sizes only.
+    inserts: list[str] = []  # each row's trigger traces its statement again
+    real = group_commit.connect
+
+    def traced(path: str, **kwargs: Any) -> sqlite3.Connection:
+        conn = real(path, **kwargs)
+        conn.set_trace_callback(
+            lambda sql: inserts.append(sql) if sql.startswith("INSERT INTO op_log") else None
+        )
+        return conn
+
+    monkeypatch.setattr(group_commit, "connect", traced)
+    writer = GroupCommitWriter(db)
+    writer.start()
+    try:
+        await make_op_log(writer)
+        for n in (1, 3, 5, 8):
+            await writer.apply(OpRows(*({"kind": f"k{n}.{i}"} for i in range(n))))
+    finally:
+        writer.stop()
+    # the values are bound in a traced statement: one "), (" between two rows
+    assert [sql.count("), (") + 1 for sql in dict.fromkeys(inserts)] == [1, 4, 8, 8]
+    with sqlite3.connect(db) as conn:
+        kinds = [r[0] for r in conn.execute("SELECT kind FROM op_log ORDER BY rowid")]
+    assert kinds == [f"k{n}.{i}" for n in (1, 3, 5, 8) for i in range(n)]
