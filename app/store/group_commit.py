@@ -134,6 +134,8 @@ class LogTable:
         self.columns = columns
         self.pad = pad
         self.row_sql = "(" + ", ".join("?" * len(columns)) + ")"
+        # never "INSERT OR ...": an outer conflict clause overrides the triggers' own (an
+        # OR REPLACE would replace a stored event with its redelivery)
         self.insert_sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES "
 
     def statement(self, rows: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
@@ -225,16 +227,6 @@ class OpRows:
         if self.then_all is not None:
             return self.then_all(conn, [self.then_arg])[0]
         return None if self.then is None else self.then(conn)
-
-    def as_op(self) -> Callable[[sqlite3.Connection], Any]:
-        """The same rows as an ordinary op, to run inside a mixed batch's transaction (its
-        ``then`` sees the rows applied: the batch holds the write lock until it commits)."""
-
-        def op(conn: sqlite3.Connection) -> Any:
-            conn.executemany(self.table.insert_sql + self.table.row_sql, self.rows)
-            return self.read(conn)
-
-        return op
 
 
 #: An empty write: takes the write lock and releases it in one ``sqlite3_step`` ("database
@@ -343,7 +335,8 @@ def _insert_in_one_transaction(
         conn.executemany(table.insert_sql + table.row_sql, rows)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already (full)
+            conn.execute("ROLLBACK")
         raise
 
 
@@ -457,7 +450,7 @@ class GroupCommitWriter:
                     # it joins this batch. A failure here is reported by _transaction.
                     with contextlib.suppress(sqlite3.Error):
                         _begin_immediate(conn)
-                    self._commit_calls(conn, self._drain([first], rows_only=False))
+                    self._commit_calls(conn, self._drain([first], rows=False))
         finally:
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
@@ -465,8 +458,19 @@ class GroupCommitWriter:
                 conn.close()
             self._fail_pending(StoreError("the store is closed"))
 
-    def _drain(self, batch: list[_Item], *, rows_only: bool) -> list[_Item]:
-        """Add what is queued to ``batch``; with ``rows_only``, other ops wait their turn."""
+    def _drain(self, batch: list[_Item], *, rows: bool) -> list[_Item]:
+        """Add to ``batch`` what was set aside, then what is queued, of one sort: OpRows
+        (``rows``) or ordinary ops. The other sort waits its turn in ``_carry``: rows never
+        ride in an ops transaction, which would hold the write lock across their statements
+        (and the GIL waits between them)."""
+        if self._carry:
+            kept: collections.deque[Any] = collections.deque()
+            for item in self._carry:
+                if len(batch) < self._max_batch and isinstance(item[0], OpRows) == rows:
+                    batch.append(item)
+                else:
+                    kept.append(item)
+            self._carry = kept
         while len(batch) < self._max_batch:
             try:
                 item = self._queue.get_nowait()
@@ -475,7 +479,7 @@ class GroupCommitWriter:
             if item is _STOP:
                 self._stopping = True
                 break
-            if rows_only and not isinstance(item[0], OpRows):
+            if isinstance(item[0], OpRows) != rows:
                 self._carry.append(item)
                 continue
             batch.append(item)
@@ -489,7 +493,7 @@ class GroupCommitWriter:
         so one bad row fails only its own caller.
         """
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        self._drain(batch, rows_only=True)
+        self._drain(batch, rows=True)
         committed = _Committed()  # items drained meanwhile join the batch's end
         while True:
             try:
@@ -515,7 +519,7 @@ class GroupCommitWriter:
         batch's INSERT itself would bind all its values again at each try (~2 µs a row)."""
         while True:
             time.sleep(0.0002)
-            self._drain(batch, rows_only=True)
+            self._drain(batch, rows=True)
             try:
                 conn.execute(_LOCK_PROBE)
                 return
@@ -547,10 +551,7 @@ class GroupCommitWriter:
         return outcomes
 
     def _commit_calls(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
-        calls: list[_CallItem] = [
-            (op.as_op() if isinstance(op, OpRows) else op, future, loop)
-            for op, future, loop in batch
-        ]
+        calls = cast(list[_CallItem], batch)  # ordinary ops only (``_drain``)
         try:
             outcomes = self._transaction(conn, calls, isolated=len(calls) == 1)
         except _OpFailed:  # rolled back: run the batch again, each op in its own savepoint

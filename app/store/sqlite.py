@@ -315,6 +315,8 @@ class SQLiteStore:
         if event.replay_since is None:
             # The common case, as ingest_log rows (migration 0013): a batch of webhooks is one
             # statement that never holds the write lock while this process waits for the GIL.
+            # It relies on ``event.id`` being new at every call (hookline.ingest mints one per
+            # request): an event's extra runs are written if a row of that id exists.
             rows = _ingest_rows(event, status, headers_json)
             if await self._writer.apply(rows):
                 return IngestResult(event.id, duplicate=False)

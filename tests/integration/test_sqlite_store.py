@@ -162,7 +162,7 @@ async def test_a_batch_of_webhooks_is_one_statement_that_holds_no_lock_between_t
         async with _Hold(s):
             statements.clear()
             batch = [
-                asyncio.create_task(s.ingest(event(n, now, ("a", "b")[: n % 3]), True))
+                asyncio.create_task(s.ingest(event(n, now, ("a", "b", "c")[: n % 4]), True))
                 for n in range(12)
             ]
             await asyncio.sleep(0.05)  # every ingest is queued behind the held op
@@ -178,8 +178,70 @@ async def test_a_batch_of_webhooks_is_one_statement_that_holds_no_lock_between_t
     assert len(writes) == 1 and writes.pop().startswith("INSERT INTO ingest_log")
     stored = _stored(tmp_path / "h.db")
     assert stored == {
-        f"evt_{n}": ("queued" if n % 3 else "unhandled", ["a", "b"][: n % 3]) for n in range(12)
+        f"evt_{n}": ("queued" if n % 4 else "unhandled", ["a", "b", "c"][: n % 4])
+        for n in range(12)
     }
+
+
+async def test_webhooks_queued_behind_an_ordinary_op_are_not_written_in_its_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statements = _writer_statements(monkeypatch)
+    s = SQLiteStore(f"sqlite:///{tmp_path / 'h.db'}")
+    await s.open()
+    await s.migrate()
+    try:
+        now = time.time()
+        replayable = NewEvent("evt_r", "github", "d1", "t", now, {}, b"{}", (),
+                              body_sha256="ab", replay_since=now - 60)  # fmt: skip
+        async with _Hold(s):
+            statements.clear()
+            op = asyncio.create_task(s.ingest(replayable, True))  # an ordinary op
+            await asyncio.sleep(0.02)
+            batch = [asyncio.create_task(s.ingest(event(n, now, ("h",)), True)) for n in range(3)]
+            await asyncio.sleep(0.05)
+        await asyncio.gather(op, *batch)
+    finally:
+        await s.close()
+    after_hold = statements[statements.index("COMMIT") + 1 :]
+    begin, commit = after_hold.index("BEGIN IMMEDIATE"), after_hold.index("COMMIT")
+    assert not any("ingest_log" in sql for sql in after_hold[begin:commit])
+    assert len({sql for sql in after_hold if sql.startswith("INSERT INTO ingest_log")}) == 1
+    assert set(_stored(tmp_path / "h.db")) == {"evt_r", "evt_0", "evt_1", "evt_2"}
+
+
+async def test_a_webhook_is_stored_as_the_ordinary_transaction_stored_it(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    # The same event through ingest_log and through the ordinary op (a replay check that finds
+    # no original): every column of the event and its runs the same value of the same type.
+    now = 1_796_000_000.25
+    body = bytes(range(256))
+
+    def one(n: int, replay_since: float | None) -> NewEvent:
+        runs = [NewRun(f"run_{n}_{k}", f"h{k}", 3 + k, "key" if k else None) for k in range(3)]
+        return NewEvent(f"evt_{n}", "stripe", f"p{n}", "t", now, {"a": "b"}, body, runs,
+                        body_sha256=None if replay_since is None else "cd",
+                        replay_since=replay_since)  # fmt: skip
+
+    await store.ingest(one(1, None), resume_failed=True)
+    await store.ingest(one(2, replay_since=now - 60), resume_failed=True)
+    with sqlite3.connect(tmp_path / "h.db") as db:
+        columns = {
+            table: [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+            for table in ("events", "runs")
+        }
+        skip = {"seq", "id", "event_id", "provider_event_id", "body_sha256"}
+
+        def typed(table: str, where: str) -> list[list[tuple[str, Any]]]:
+            shown = [c for c in columns[table] if c not in skip]
+            select = ", ".join(f"typeof({c}), {c}" for c in shown)
+            found = db.execute(f"SELECT {select} FROM {table} WHERE {where} ORDER BY seq")
+            return [list(zip(row[::2], row[1::2], strict=True)) for row in found]
+
+        assert typed("events", "id = 'evt_1'") == typed("events", "id = 'evt_2'")
+        new_runs = typed("runs", "event_id = 'evt_1'")
+        assert len(new_runs) == 3 and new_runs == typed("runs", "event_id = 'evt_2'")
 
 
 async def test_redeliveries_in_a_batch_of_webhooks_write_nothing_and_name_the_first(

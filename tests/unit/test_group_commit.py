@@ -7,6 +7,7 @@ until released, so everything queued meanwhile must go out in the next batch.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -506,13 +507,13 @@ async def test_a_then_all_reads_once_for_every_write_of_the_batch_that_names_it(
 async def test_a_then_all_of_one_write_alone_reads_for_it_alone(
     writer: GroupCommitWriter, db: str
 ) -> None:
-    """A write that went on its own (a mixed batch's transaction, or one by one after a
-    failed batch) reads with a list of one."""
+    """A write that went on its own (the only rows queued, or one by one after a failed
+    batch) reads with a list of one."""
     await writer.run(create_table)
     await make_op_log(writer)
     blocker = Blocker()
     held = await blocker.hold(writer)
-    op = asyncio.create_task(writer.run(insert(1)))  # an op first: the batch is a transaction
+    op = asyncio.create_task(writer.run(insert(1)))  # an op first: its own transaction
     await asyncio.sleep(0)
     row = ("a",) + (None,) * (len(OP_LOG_COLUMNS) - 1)
     read = asyncio.create_task(
@@ -530,29 +531,46 @@ def test_a_positional_row_has_every_column() -> None:
         OpRows.positional(("step", "run"))
 
 
-async def test_then_inside_a_mixed_batch_sees_the_rows_before_the_commit(
-    writer: GroupCommitWriter, db: str
+async def test_rows_queued_behind_an_op_go_out_after_its_transaction_as_one_statement(
+    db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await writer.run(create_table)
-    await make_op_log(writer)
-    blocker = Blocker()
-    held = await blocker.hold(writer)
-    op = asyncio.create_task(writer.run(insert(1)))  # an op first: the batch is a transaction
-    await asyncio.sleep(0)
-    rows_then = asyncio.create_task(
-        writer.apply(
-            OpRows(
-                {"kind": "a"},
-                then=lambda conn: conn.execute("SELECT kind FROM op_log").fetchall(),
-            )
-        )
-    )
-    await asyncio.sleep(0)
-    blocker.release()
-    await held
-    assert await op == 10
-    assert await rows_then == [("a",)]
-    assert rows(db) == [1]
+    # Rows inside an ops transaction would be a statement each, with the write lock held
+    # across the GIL waits between them: they wait for the next batch instead.
+    statements: list[str] = []
+    real = group_commit.connect
+
+    def traced(path: str, **kwargs: Any) -> sqlite3.Connection:
+        conn = real(path, **kwargs)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(group_commit, "connect", traced)
+    writer = GroupCommitWriter(db)
+    writer.start()
+    try:
+        await writer.run(create_table)
+        await make_op_log(writer)
+        blocker = Blocker()
+        held = await blocker.hold(writer)
+        first = asyncio.create_task(writer.run(insert(1)))
+        await asyncio.sleep(0)
+        applied = [asyncio.create_task(writer.apply(OpRows({"kind": k}))) for k in "ab"]
+        await asyncio.sleep(0)
+        last = asyncio.create_task(writer.run(insert(2)))
+        await asyncio.sleep(0)
+        statements.clear()
+        blocker.release()
+        await asyncio.gather(held, first, last, *applied)
+    finally:
+        writer.stop()
+    # a trigger's statements are traced as the INSERT again, right after it
+    outline = [sql.split(" (")[0] for sql, _ in itertools.groupby(statements)]
+    assert outline == [
+        "RELEASE op", "COMMIT",  # the blocker's own transaction
+        "BEGIN IMMEDIATE", "INSERT INTO items VALUES", "INSERT INTO items VALUES", "COMMIT",
+        "INSERT INTO op_log",
+    ], outline  # fmt: skip
+    assert rows(db) == [1, 2]
 
 
 def test_the_wal_shrinks_back_to_its_limit_after_a_long_read_held_it(tmp_path: Path) -> None:

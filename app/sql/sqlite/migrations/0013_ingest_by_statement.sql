@@ -12,8 +12,9 @@
 -- which of its events are new and answers the others through the ordinary path), and its
 -- first run if `run_id` is set (most events have one run: one row, not two).
 -- kind 'run': one more run of the event named by `id`.
--- A run is written only if its event was inserted: an event id is new at every request, so
--- its row exists only if this batch wrote it.
+-- A run is written only if its event was inserted: the first by the event row's own trigger
+-- (changes() of its INSERT), another if the event's row exists, which holds only if this
+-- batch wrote it because the caller mints a new event id for every call (SQLiteStore.ingest).
 -- Rows are never stored. A process of the previous version keeps writing events directly.
 
 CREATE TABLE ingest_log (
@@ -44,7 +45,7 @@ BEGIN
                       available_at, concurrency_key, created_at, updated_at)
     SELECT NEW.run_id, NEW.id, NEW.handler, 0, 'queued', 0, NEW.max_attempts,
            NEW.received_at, NEW.concurrency_key, NEW.received_at, NEW.received_at
-    WHERE NEW.run_id IS NOT NULL AND EXISTS (SELECT 1 FROM events WHERE id = NEW.id);
+    WHERE NEW.run_id IS NOT NULL AND changes() = 1;  -- the INSERT above wrote the event
     SELECT RAISE(IGNORE);
 END;
 
