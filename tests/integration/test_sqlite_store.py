@@ -123,8 +123,11 @@ class _Hold:
         await self.task
 
 
-def _writer_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The statements every store opened from now on runs on its writer's thread."""
+@pytest.fixture
+async def traced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[SQLiteStore, list[str]]]:
+    """A store on ``h.db`` and the statements its writer thread runs."""
     seen: list[str] = []
     real = group_commit.connect
 
@@ -135,7 +138,11 @@ def _writer_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return conn
 
     monkeypatch.setattr(group_commit, "connect", traced)
-    return seen
+    s = SQLiteStore(f"sqlite:///{tmp_path / 'h.db'}")
+    await s.open()
+    await s.migrate()
+    yield s, seen
+    await s.close()
 
 
 def _stored(path: Path) -> dict[str, tuple[str, list[str]]]:
@@ -148,27 +155,21 @@ def _stored(path: Path) -> dict[str, tuple[str, list[str]]]:
 
 
 async def test_a_batch_of_webhooks_is_one_statement_that_holds_no_lock_between_two(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    traced: tuple[SQLiteStore, list[str]], tmp_path: Path
 ) -> None:
     # A Python transaction (BEGIN, an INSERT per event and per run, COMMIT) held SQLite's
     # write lock while the writer waited for the GIL between its statements, and stalled
     # every other process's commits meanwhile: a batch of webhooks is one INSERT now.
-    statements = _writer_statements(monkeypatch)
-    s = SQLiteStore(f"sqlite:///{tmp_path / 'h.db'}")
-    await s.open()
-    await s.migrate()
-    try:
-        now = time.time()
-        async with _Hold(s):
-            statements.clear()
-            batch = [
-                asyncio.create_task(s.ingest(event(n, now, ("a", "b", "c")[: n % 4]), True))
-                for n in range(12)
-            ]
-            await asyncio.sleep(0.05)  # every ingest is queued behind the held op
-        results = await asyncio.gather(*batch)
-    finally:
-        await s.close()
+    s, statements = traced
+    now = time.time()
+    async with _Hold(s):
+        statements.clear()
+        batch = [
+            asyncio.create_task(s.ingest(event(n, now, ("a", "b", "c")[: n % 4]), True))
+            for n in range(12)
+        ]
+        await asyncio.sleep(0.05)  # every ingest is queued behind the held op
+    results = await asyncio.gather(*batch)
     assert [(r.id, r.duplicate) for r in results] == [(f"evt_{n}", False) for n in range(12)]
     # after the held op's own end; each statement a trigger runs is traced as its INSERT
     after_hold = statements[statements.index("COMMIT") + 1 :]
@@ -184,25 +185,19 @@ async def test_a_batch_of_webhooks_is_one_statement_that_holds_no_lock_between_t
 
 
 async def test_webhooks_queued_behind_an_ordinary_op_are_not_written_in_its_transaction(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    traced: tuple[SQLiteStore, list[str]], tmp_path: Path
 ) -> None:
-    statements = _writer_statements(monkeypatch)
-    s = SQLiteStore(f"sqlite:///{tmp_path / 'h.db'}")
-    await s.open()
-    await s.migrate()
-    try:
-        now = time.time()
-        replayable = NewEvent("evt_r", "github", "d1", "t", now, {}, b"{}", (),
-                              body_sha256="ab", replay_since=now - 60)  # fmt: skip
-        async with _Hold(s):
-            statements.clear()
-            op = asyncio.create_task(s.ingest(replayable, True))  # an ordinary op
-            await asyncio.sleep(0.02)
-            batch = [asyncio.create_task(s.ingest(event(n, now, ("h",)), True)) for n in range(3)]
-            await asyncio.sleep(0.05)
-        await asyncio.gather(op, *batch)
-    finally:
-        await s.close()
+    s, statements = traced
+    now = time.time()
+    replayable = NewEvent("evt_r", "github", "d1", "t", now, {}, b"{}", (),
+                          body_sha256="ab", replay_since=now - 60)  # fmt: skip
+    async with _Hold(s):
+        statements.clear()
+        op = asyncio.create_task(s.ingest(replayable, True))  # an ordinary op
+        await asyncio.sleep(0.02)
+        batch = [asyncio.create_task(s.ingest(event(n, now, ("h",)), True)) for n in range(3)]
+        await asyncio.sleep(0.05)
+    await asyncio.gather(op, *batch)
     after_hold = statements[statements.index("COMMIT") + 1 :]
     begin, commit = after_hold.index("BEGIN IMMEDIATE"), after_hold.index("COMMIT")
     assert not any("ingest_log" in sql for sql in after_hold[begin:commit])
