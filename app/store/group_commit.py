@@ -153,12 +153,12 @@ OP_LOG = LogTable("op_log", OP_LOG_COLUMNS, pad=("pad", *(0,) * (len(OP_LOG_COLU
 #: Rows in one INSERT, for a table of up to len(OP_LOG_COLUMNS) columns: SQLite allows
 #: 32,766 parameters a statement.
 _ROWS_PER_STATEMENT = 32_000 // len(OP_LOG_COLUMNS)
-#: The writer's statement cache. Each number of rows in one op_log INSERT is a statement of
-#: its own, and a prepared one holds its triggers' code too: 66 KiB for one row, 160 KiB for
-#: 50. With sqlite3's default of 128 the 20-30 sizes a process sees under load stayed
-#: prepared, 2-3 MiB a process (docs/benchmarks.md "Memory per process"). With 16 the
-#: statements used at every commit stay, and a size not used lately is prepared again
-#: (0.3-0.9 ms; ~40 times per 20,000 events in bench/pipeline_e2e.py, under 2 µs an event).
+#: The writer's statement cache. Each number of rows in one log-table INSERT is a statement
+#: of its own, and a prepared one holds its triggers' code too: op_log's 66 KiB for one row,
+#: 136 KiB for 32. With sqlite3's default of 128 the 20-30 sizes a process sees under load
+#: stayed prepared, 2-3 MiB a process (docs/benchmarks.md "Memory per process"); 16 kept
+#: the sizes of every commit. Since statements are padded to a power of two (``LogTable``)
+#: a writer sees a few sizes only, and 16 keeps them all with the ordinary ops' statements.
 WRITER_CACHED_STATEMENTS = 16
 
 
