@@ -113,52 +113,15 @@ OP_LOG_COLUMNS = (
     "started_at", "ended_at", "status", "result", "error", "traceback", "worker", "at",
     "until", "n", "refund", "host", "pid", "fence", "handlers", "stats",
 )  # fmt: skip
-
-
-class LogTable:
-    """A table whose rows are writes: BEFORE INSERT triggers apply each row, then drop it
-    (``RAISE(IGNORE)``), so a batch of writes is one multi-row INSERT in autocommit mode."""
-
-    __slots__ = ("columns", "insert_sql", "pad", "row_sql")
-
-    def __init__(
-        self, name: str, columns: tuple[str, ...], pad: tuple[Any, ...] | None = None
-    ) -> None:
-        """``pad``: a row its triggers drop unapplied. With one, a statement's rows are made
-        up to a power of two, so the writer prepares (and keeps) a statement for a few
-        sizes, not for each: a prepared statement of N rows holds code for each row."""
-        if len(columns) > len(OP_LOG_COLUMNS):  # _ROWS_PER_STATEMENT assumes no wider row
-            raise ValueError(f"a log table of {len(columns)} columns is wider than op_log")
-        if pad is not None and len(pad) != len(columns):
-            raise ValueError(f"a pad row of {len(pad)} values for {len(columns)} columns")
-        self.columns = columns
-        self.pad = pad
-        self.row_sql = "(" + ", ".join("?" * len(columns)) + ")"
-        # never "INSERT OR ...": an outer conflict clause overrides the triggers' own (an
-        # OR REPLACE would replace a stored event with its redelivery)
-        self.insert_sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES "
-
-    def statement(self, rows: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
-        """One INSERT of ``rows`` (padded, if this table pads): its SQL and parameters."""
-        if self.pad is not None:
-            size = min(1 << (len(rows) - 1).bit_length(), _ROWS_PER_STATEMENT)
-            rows = rows + [self.pad] * (size - len(rows))
-        sql = self.insert_sql + ", ".join([self.row_sql] * len(rows))
-        return sql, list(itertools.chain.from_iterable(rows))
-
-
-#: A worker's writes (migration 0002; 'pad' rows since 0013); the table rows go to unless
-#: they name another.
-OP_LOG = LogTable("op_log", OP_LOG_COLUMNS, pad=("pad", *(0,) * (len(OP_LOG_COLUMNS) - 1)))
-#: Rows in one INSERT, for a table of up to len(OP_LOG_COLUMNS) columns: SQLite allows
-#: 32,766 parameters a statement.
-_ROWS_PER_STATEMENT = 32_000 // len(OP_LOG_COLUMNS)
-#: The writer's statement cache. Each number of rows in one log-table INSERT is a statement
-#: of its own, and a prepared one holds its triggers' code too: op_log's 66 KiB for one row,
-#: 136 KiB for 32. With sqlite3's default of 128 the 20-30 sizes a process sees under load
-#: stayed prepared, 2-3 MiB a process (docs/benchmarks.md "Memory per process"); 16 kept
-#: the sizes of every commit. Since statements are padded to a power of two (``LogTable``)
-#: a writer sees a few sizes only, and 16 keeps them all with the ordinary ops' statements.
+_ROW = "(" + ", ".join("?" * len(OP_LOG_COLUMNS)) + ")"
+_INSERT = f"INSERT INTO op_log ({', '.join(OP_LOG_COLUMNS)}) VALUES "
+_ROWS_PER_STATEMENT = 32_000 // len(OP_LOG_COLUMNS)  # SQLite allows 32,766 parameters
+#: The writer's statement cache. Each number of rows in one op_log INSERT is a statement of
+#: its own, and a prepared one holds its triggers' code too: 66 KiB for one row, 160 KiB for
+#: 50. With sqlite3's default of 128 the 20-30 sizes a process sees under load stayed
+#: prepared, 2-3 MiB a process (docs/benchmarks.md "Memory per process"). With 16 the
+#: statements used at every commit stay, and a size not used lately is prepared again
+#: (0.3-0.9 ms; ~40 times per 20,000 events in bench/pipeline_e2e.py, under 2 µs an event).
 WRITER_CACHED_STATEMENTS = 16
 
 
@@ -168,8 +131,7 @@ ThenAll = Callable[[sqlite3.Connection, list[Any]], list[Any]]
 
 
 class OpRows:
-    """Rows for ``op_log`` (or another ``LogTable``): writes that triggers apply inside one
-    INSERT statement.
+    """Rows for ``op_log``: writes that triggers apply inside one INSERT statement.
 
     ``then``: a read run on the writer's own connection once the rows are committed (what
     the triggers did: was the claim still held, which runs did a claim take); its result is
@@ -182,7 +144,7 @@ class OpRows:
     back this way: one statement per batch instead of one per write.
     """
 
-    __slots__ = ("rows", "table", "then", "then_all", "then_arg")
+    __slots__ = ("rows", "then", "then_all", "then_arg")
 
     def __init__(
         self,
@@ -195,28 +157,20 @@ class OpRows:
         if unknown:
             raise ValueError(f"unknown op_log columns: {sorted(unknown)}")
         self.rows = [tuple(row.get(c) for c in OP_LOG_COLUMNS) for row in rows]
-        self.table = OP_LOG
         self.then = then
         self.then_all = then_all
         self.then_arg = then_arg
 
     @classmethod
     def positional(
-        cls,
-        *rows: tuple[Any, ...],
-        table: LogTable = OP_LOG,
-        then_all: ThenAll | None = None,
-        then_arg: Any = None,
+        cls, row: tuple[Any, ...], *, then_all: ThenAll | None = None, then_arg: Any = None
     ) -> OpRows:
-        """Rows already in the order of ``table.columns`` (a hot path: no dict, no check of
-        their keys per write)."""
-        width = len(table.columns)
-        for row in rows:
-            if len(row) != width:
-                raise ValueError(f"a row of this table has {width} values, not {len(row)}")
+        """One row already in ``OP_LOG_COLUMNS`` order (a worker's hot path: no dict, no
+        check of its keys per write)."""
+        if len(row) != len(OP_LOG_COLUMNS):
+            raise ValueError(f"an op_log row has {len(OP_LOG_COLUMNS)} values, not {len(row)}")
         self = cls.__new__(cls)
-        self.rows = list(rows)
-        self.table = table
+        self.rows = [row]
         self.then = None
         self.then_all = then_all
         self.then_arg = then_arg
@@ -227,6 +181,16 @@ class OpRows:
         if self.then_all is not None:
             return self.then_all(conn, [self.then_arg])[0]
         return None if self.then is None else self.then(conn)
+
+    def as_op(self) -> Callable[[sqlite3.Connection], Any]:
+        """The same rows as an ordinary op, to run inside a mixed batch's transaction (its
+        ``then`` sees the rows applied: the batch holds the write lock until it commits)."""
+
+        def op(conn: sqlite3.Connection) -> Any:
+            conn.executemany(_INSERT + _ROW, self.rows)
+            return self.read(conn)
+
+        return op
 
 
 #: An empty write: takes the write lock and releases it in one ``sqlite3_step`` ("database
@@ -296,14 +260,10 @@ def _rows_of(item: _Item) -> list[tuple[Any, ...]]:
     return item[0].rows if isinstance(item[0], OpRows) else []
 
 
-def _table_of(item: _Item) -> LogTable | None:
-    return item[0].table if isinstance(item[0], OpRows) else None
-
-
 def _insert_rows(conn: sqlite3.Connection, batch: list[_Item], committed: _Committed) -> None:
-    """The rows of ``batch[committed.items:]`` into their tables: one multi-row INSERT per
-    chunk of whole items of one table (an item's rows are never split between two commits),
-    each chunk its own transaction, counted in ``committed`` once it is.
+    """The rows of ``batch[committed.items:]`` into ``op_log``: one multi-row INSERT per chunk
+    of whole items (an item's rows are never split between two commits), each chunk its own
+    transaction, counted in ``committed`` once it is.
 
     Each statement takes the write lock, runs the triggers, commits (the fsync) and
     releases the lock within one ``sqlite3_step`` call, with the GIL released: the
@@ -311,28 +271,24 @@ def _insert_rows(conn: sqlite3.Connection, batch: list[_Item], committed: _Commi
     """
     start = committed.items
     while start < len(batch):
-        table = _table_of(batch[start]) or OP_LOG
         end, rows = start, list[tuple[Any, ...]]()
-        while (
-            end < len(batch)
-            and _table_of(batch[end]) in (table, None)
-            and (not rows or len(rows) + len(_rows_of(batch[end])) <= _ROWS_PER_STATEMENT)
+        while end < len(batch) and (
+            not rows or len(rows) + len(_rows_of(batch[end])) <= _ROWS_PER_STATEMENT
         ):
             rows += _rows_of(batch[end])
             end += 1
         if len(rows) > _ROWS_PER_STATEMENT:  # one caller's rows beyond SQLite's parameters
-            _insert_in_one_transaction(conn, table, rows)
+            _insert_in_one_transaction(conn, rows)
         elif rows:
-            conn.execute(*table.statement(rows))
+            sql = _INSERT + ", ".join([_ROW] * len(rows))
+            conn.execute(sql, list(itertools.chain.from_iterable(rows)))
         committed.items = start = end
 
 
-def _insert_in_one_transaction(
-    conn: sqlite3.Connection, table: LogTable, rows: list[tuple[Any, ...]]
-) -> None:
+def _insert_in_one_transaction(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(table.insert_sql + table.row_sql, rows)
+        conn.executemany(_INSERT + _ROW, rows)
         conn.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already (full)
@@ -405,8 +361,8 @@ class GroupCommitWriter:
         self._thread = None
 
     async def apply(self, rows: OpRows) -> Any:
-        """Queue rows for their log table (see migration 0002); once they are committed,
-        return what their ``then`` read (None without one)."""
+        """Queue rows for ``op_log`` (see migration 0002); once they are committed, return
+        what their ``then`` read (None without one)."""
         return await self._submit(rows)
 
     async def run(self, op: Callable[[sqlite3.Connection], T]) -> T:
@@ -450,7 +406,7 @@ class GroupCommitWriter:
                     # it joins this batch. A failure here is reported by _transaction.
                     with contextlib.suppress(sqlite3.Error):
                         _begin_immediate(conn)
-                    self._commit_calls(conn, self._drain([first], rows=False))
+                    self._commit_calls(conn, self._drain([first], rows_only=False))
         finally:
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
@@ -458,19 +414,8 @@ class GroupCommitWriter:
                 conn.close()
             self._fail_pending(StoreError("the store is closed"))
 
-    def _drain(self, batch: list[_Item], *, rows: bool) -> list[_Item]:
-        """Add to ``batch`` what was set aside, then what is queued, of one sort: OpRows
-        (``rows``) or ordinary ops. The other sort waits its turn in ``_carry``: rows never
-        ride in an ops transaction, which would hold the write lock across their statements
-        (and the GIL waits between them)."""
-        if self._carry:
-            kept: collections.deque[Any] = collections.deque()
-            for item in self._carry:
-                if len(batch) < self._max_batch and isinstance(item[0], OpRows) == rows:
-                    batch.append(item)
-                else:
-                    kept.append(item)
-            self._carry = kept
+    def _drain(self, batch: list[_Item], *, rows_only: bool) -> list[_Item]:
+        """Add what is queued to ``batch``; with ``rows_only``, other ops wait their turn."""
         while len(batch) < self._max_batch:
             try:
                 item = self._queue.get_nowait()
@@ -479,7 +424,7 @@ class GroupCommitWriter:
             if item is _STOP:
                 self._stopping = True
                 break
-            if isinstance(item[0], OpRows) != rows:
+            if rows_only and not isinstance(item[0], OpRows):
                 self._carry.append(item)
                 continue
             batch.append(item)
@@ -493,7 +438,7 @@ class GroupCommitWriter:
         so one bad row fails only its own caller.
         """
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        self._drain(batch, rows=True)
+        self._drain(batch, rows_only=True)
         committed = _Committed()  # items drained meanwhile join the batch's end
         while True:
             try:
@@ -519,7 +464,7 @@ class GroupCommitWriter:
         batch's INSERT itself would bind all its values again at each try (~2 µs a row)."""
         while True:
             time.sleep(0.0002)
-            self._drain(batch, rows=True)
+            self._drain(batch, rows_only=True)
             try:
                 conn.execute(_LOCK_PROBE)
                 return
@@ -551,7 +496,10 @@ class GroupCommitWriter:
         return outcomes
 
     def _commit_calls(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
-        calls = cast(list[_CallItem], batch)  # ordinary ops only (``_drain``)
+        calls: list[_CallItem] = [
+            (op.as_op() if isinstance(op, OpRows) else op, future, loop)
+            for op, future, loop in batch
+        ]
         try:
             outcomes = self._transaction(conn, calls, isolated=len(calls) == 1)
         except _OpFailed:  # rolled back: run the batch again, each op in its own savepoint

@@ -54,13 +54,7 @@ from hookline.store.base import (
     WorkerInfo,
     WorkerStats,
 )
-from hookline.store.group_commit import (
-    GroupCommitWriter,
-    LogTable,
-    OpRows,
-    read_committed,
-    storage_fault,
-)
+from hookline.store.group_commit import GroupCommitWriter, OpRows, read_committed, storage_fault
 from hookline.store.program import run_async, run_sync, statements
 
 Q = queries("sqlite")
@@ -312,15 +306,6 @@ class SQLiteStore:
     async def ingest(self, event: NewEvent, resume_failed: bool) -> IngestResult:
         headers_json = orjson.dumps(event.headers).decode()
         status = "queued" if event.runs else "unhandled"
-        if event.replay_since is None:
-            # The common case, as ingest_log rows (migration 0013): a batch of webhooks is one
-            # statement that never holds the write lock while this process waits for the GIL.
-            # It relies on ``event.id`` being new at every call (hookline.ingest mints one per
-            # request): an event's extra runs are written if a row of that id exists.
-            rows = _ingest_rows(event, status, headers_json)
-            if await self._writer.apply(rows):
-                return IngestResult(event.id, duplicate=False)
-            # a redelivery: nothing was written; answered below (and resumed if configured)
 
         def op(conn: sqlite3.Connection) -> IngestResult:
             if event.replay_since is not None:
@@ -616,39 +601,6 @@ class SQLiteStore:
         for (stats,) in await self._all(Q["worker_stats"]):
             total.add(WorkerStats.from_json(stats))
         return total
-
-
-INGEST_LOG = LogTable(
-    "ingest_log",
-    ("kind", "id", "source", "provider_event_id", "type", "status", "received_at", "headers",
-     "body", "body_sha256", "run_id", "handler", "max_attempts", "concurrency_key"),
-    pad=("pad", *(0,) * 13),
-)  # fmt: skip
-
-
-def _ingest_rows(event: NewEvent, status: str, headers_json: str) -> OpRows:
-    """An event's ``ingest_log`` rows: the event with its first run, then a row for each
-    other run (the triggers write runs only if the event is new); the caller gets whether
-    it was."""
-    first, *others = event.runs or (None,)
-    # fmt: off
-    rows: list[tuple[Any, ...]] = [
-        ("event", event.id, event.source, event.provider_event_id, event.type, status,
-         event.received_at, headers_json, event.body, event.body_sha256,
-         *((first.id, first.handler, first.max_attempts, first.concurrency_key) if first
-           else (None, _, _, _)))
-    ]
-    rows += [("run", event.id, _, _, _, _, event.received_at, _, _, _, run.id, run.handler,
-              run.max_attempts, run.concurrency_key) for run in others if run is not None]
-    # fmt: on
-    return OpRows.positional(*rows, table=INGEST_LOG, then_all=_events_new, then_arg=event.id)
-
-
-def _events_new(conn: sqlite3.Connection, event_ids: list[str]) -> list[bool]:
-    """Whether each of a batch's events was inserted, read once for the whole batch."""
-    ids_json = orjson.dumps(event_ids).decode()
-    present = {row[0] for row in read_committed(conn, Q["events_present"], (ids_json,))}
-    return [event_id in present for event_id in event_ids]
 
 
 def _held(conn: sqlite3.Connection, claims: Sequence[Claim], at: float) -> dict[str, RunStatus]:

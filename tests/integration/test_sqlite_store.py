@@ -13,11 +13,9 @@ from typing import Any
 
 import pytest
 
-from hookline.errors import StoreError
-from hookline.store import group_commit
 from hookline.store import sqlite as sqlite_store
 from hookline.store.base import Claim, EventFilter, NewEvent, NewRun, RunOutcome, StepOutcome
-from hookline.store.group_commit import OP_LOG, OP_LOG_COLUMNS
+from hookline.store.group_commit import OP_LOG_COLUMNS
 from hookline.store.sqlite import SQLiteStore
 
 
@@ -121,161 +119,6 @@ class _Hold:
     async def __aexit__(self, *exc: object) -> None:
         self.release.set()
         await self.task
-
-
-@pytest.fixture
-async def traced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[SQLiteStore, list[str]]]:
-    """A store on ``h.db`` and the statements its writer thread runs."""
-    seen: list[str] = []
-    real = group_commit.connect
-
-    def traced(path: str, **kwargs: Any) -> sqlite3.Connection:
-        conn = real(path, **kwargs)
-        if threading.current_thread().name == "hookline-writer":
-            conn.set_trace_callback(seen.append)
-        return conn
-
-    monkeypatch.setattr(group_commit, "connect", traced)
-    s = SQLiteStore(f"sqlite:///{tmp_path / 'h.db'}")
-    await s.open()
-    await s.migrate()
-    yield s, seen
-    await s.close()
-
-
-def _stored(path: Path) -> dict[str, tuple[str, list[str]]]:
-    """event id → (its status, the handlers of its runs), read from the file itself."""
-    with sqlite3.connect(path) as db:
-        events = {i: (status, []) for i, status in db.execute("SELECT id, status FROM events")}
-        for event_id, handler in db.execute("SELECT event_id, handler FROM runs ORDER BY seq"):
-            events[event_id][1].append(handler)
-    return events
-
-
-async def test_a_batch_of_webhooks_is_one_statement_that_holds_no_lock_between_two(
-    traced: tuple[SQLiteStore, list[str]], tmp_path: Path
-) -> None:
-    # A Python transaction (BEGIN, an INSERT per event and per run, COMMIT) held SQLite's
-    # write lock while the writer waited for the GIL between its statements, and stalled
-    # every other process's commits meanwhile: a batch of webhooks is one INSERT now.
-    s, statements = traced
-    now = time.time()
-    async with _Hold(s):
-        statements.clear()
-        batch = [
-            asyncio.create_task(s.ingest(event(n, now, ("a", "b", "c")[: n % 4]), True))
-            for n in range(12)
-        ]
-        await asyncio.sleep(0.05)  # every ingest is queued behind the held op
-    results = await asyncio.gather(*batch)
-    assert [(r.id, r.duplicate) for r in results] == [(f"evt_{n}", False) for n in range(12)]
-    # after the held op's own end; each statement a trigger runs is traced as its INSERT
-    after_hold = statements[statements.index("COMMIT") + 1 :]
-    code = {"\n".join(line for line in sql.splitlines() if not line.startswith("--"))
-            for sql in after_hold}  # fmt: skip
-    writes = {sql for sql in code if not sql.startswith("SELECT")}
-    assert len(writes) == 1 and writes.pop().startswith("INSERT INTO ingest_log")
-    stored = _stored(tmp_path / "h.db")
-    assert stored == {
-        f"evt_{n}": ("queued" if n % 4 else "unhandled", ["a", "b", "c"][: n % 4])
-        for n in range(12)
-    }
-
-
-async def test_webhooks_queued_behind_an_ordinary_op_are_not_written_in_its_transaction(
-    traced: tuple[SQLiteStore, list[str]], tmp_path: Path
-) -> None:
-    s, statements = traced
-    now = time.time()
-    replayable = NewEvent("evt_r", "github", "d1", "t", now, {}, b"{}", (),
-                          body_sha256="ab", replay_since=now - 60)  # fmt: skip
-    async with _Hold(s):
-        statements.clear()
-        op = asyncio.create_task(s.ingest(replayable, True))  # an ordinary op
-        await asyncio.sleep(0.02)
-        batch = [asyncio.create_task(s.ingest(event(n, now, ("h",)), True)) for n in range(3)]
-        await asyncio.sleep(0.05)
-    await asyncio.gather(op, *batch)
-    after_hold = statements[statements.index("COMMIT") + 1 :]
-    begin, commit = after_hold.index("BEGIN IMMEDIATE"), after_hold.index("COMMIT")
-    assert not any("ingest_log" in sql for sql in after_hold[begin:commit])
-    assert len({sql for sql in after_hold if sql.startswith("INSERT INTO ingest_log")}) == 1
-    assert set(_stored(tmp_path / "h.db")) == {"evt_r", "evt_0", "evt_1", "evt_2"}
-
-
-async def test_a_webhook_is_stored_as_the_ordinary_transaction_stored_it(
-    store: SQLiteStore, tmp_path: Path
-) -> None:
-    # The same event through ingest_log and through the ordinary op (a replay check that finds
-    # no original): every column of the event and its runs the same value of the same type.
-    now = 1_796_000_000.25
-    body = bytes(range(256))
-
-    def one(n: int, replay_since: float | None) -> NewEvent:
-        runs = [NewRun(f"run_{n}_{k}", f"h{k}", 3 + k, "key" if k else None) for k in range(3)]
-        return NewEvent(f"evt_{n}", "stripe", f"p{n}", "t", now, {"a": "b"}, body, runs,
-                        body_sha256=None if replay_since is None else "cd",
-                        replay_since=replay_since)  # fmt: skip
-
-    await store.ingest(one(1, None), resume_failed=True)
-    await store.ingest(one(2, replay_since=now - 60), resume_failed=True)
-    with sqlite3.connect(tmp_path / "h.db") as db:
-        columns = {
-            table: [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
-            for table in ("events", "runs")
-        }
-        skip = {"seq", "id", "event_id", "provider_event_id", "body_sha256"}
-
-        def typed(table: str, where: str) -> list[list[tuple[str, Any]]]:
-            shown = [c for c in columns[table] if c not in skip]
-            select = ", ".join(f"typeof({c}), {c}" for c in shown)
-            found = db.execute(f"SELECT {select} FROM {table} WHERE {where} ORDER BY seq")
-            return [list(zip(row[::2], row[1::2], strict=True)) for row in found]
-
-        assert typed("events", "id = 'evt_1'") == typed("events", "id = 'evt_2'")
-        new_runs = typed("runs", "event_id = 'evt_1'")
-        assert len(new_runs) == 3 and new_runs == typed("runs", "event_id = 'evt_2'")
-
-
-async def test_redeliveries_in_a_batch_of_webhooks_write_nothing_and_name_the_first(
-    store: SQLiteStore, tmp_path: Path
-) -> None:
-    now = time.time()
-    await store.ingest(event(1, now, ("h",)), resume_failed=False)
-
-    def again(n: int, of: int) -> NewEvent:  # a redelivery: a new id, the provider's id of `of`
-        return NewEvent(f"evt_again_{n}", "stripe", f"p{of}", "t", now, {}, b"{}",
-                        [NewRun(f"run_again_{n}", "h", 3)])  # fmt: skip
-
-    async with _Hold(store):
-        batch = [
-            asyncio.create_task(store.ingest(e, resume_failed=False))
-            for e in (again(1, of=1), event(2, now, ("h",)), again(2, of=2), again(3, of=1))
-        ]
-        await asyncio.sleep(0.05)
-    results = [(r.id, r.duplicate) for r in await asyncio.gather(*batch)]
-    # the second of two copies in one batch is a redelivery of the first
-    assert results == [("evt_1", True), ("evt_2", False), ("evt_2", True), ("evt_1", True)]
-    assert _stored(tmp_path / "h.db") == {"evt_1": ("queued", ["h"]), "evt_2": ("queued", ["h"])}
-
-
-async def test_a_webhook_the_database_refuses_fails_alone_in_its_batch(
-    store: SQLiteStore, tmp_path: Path
-) -> None:
-    now = time.time()
-    refused = NewEvent("evt_bad", "stripe", "p_bad", "t", now, {}, None, ())  # type: ignore[arg-type]
-    async with _Hold(store):
-        batch = [
-            asyncio.create_task(store.ingest(e, resume_failed=True))
-            for e in (event(1, now, ("h",)), refused, event(2, now))
-        ]
-        await asyncio.sleep(0.05)
-    first, bad, last = await asyncio.gather(*batch, return_exceptions=True)
-    assert isinstance(bad, StoreError) and "NOT NULL" in str(bad)
-    assert not isinstance(first, BaseException) and not isinstance(last, BaseException)
-    assert _stored(tmp_path / "h.db") == {"evt_1": ("queued", ["h"]), "evt_2": ("unhandled", [])}
 
 
 def _counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -421,17 +264,3 @@ async def test_each_step_record_of_a_batch_is_judged_at_its_own_time(tmp_path: P
         assert await store.load_steps("evt_1", "h", 0) == []
     finally:
         await store.close()
-
-
-async def test_the_migrated_file_drops_the_writers_pad_rows_and_refuses_unknown_kinds(
-    store: SQLiteStore, tmp_path: Path
-) -> None:
-    with sqlite3.connect(tmp_path / "h.db") as db:
-        for table in (OP_LOG, sqlite_store.INGEST_LOG):
-            assert table.pad is not None
-            db.execute(*table.statement([table.pad, table.pad, table.pad]))
-            unknown = ("nonsense", *table.pad[1:])
-            with pytest.raises(sqlite3.IntegrityError, match="unknown"):
-                db.execute(*table.statement([unknown]))
-        assert db.execute("SELECT count(*) FROM op_log").fetchone() == (0,)
-        assert db.execute("SELECT count(*) FROM ingest_log").fetchone() == (0,)

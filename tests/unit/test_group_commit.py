@@ -7,7 +7,6 @@ until released, so everything queued meanwhile must go out in the next batch.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -18,13 +17,7 @@ import pytest
 
 from hookline.errors import StoreError
 from hookline.store import group_commit
-from hookline.store.group_commit import (
-    OP_LOG_COLUMNS,
-    GroupCommitWriter,
-    LogTable,
-    OpRows,
-    connect,
-)
+from hookline.store.group_commit import OP_LOG_COLUMNS, GroupCommitWriter, OpRows, connect
 
 
 @pytest.fixture
@@ -45,18 +38,9 @@ def create_table(conn: sqlite3.Connection) -> None:
 
 
 async def make_op_log(writer: GroupCommitWriter, constraint: str = "") -> None:
-    """A bare op_log table (every column, no trigger but the one that drops the writer's
-    'pad' rows), with an optional table constraint."""
+    """A bare op_log table (every column, no triggers), with an optional table constraint."""
     columns = ", ".join([*OP_LOG_COLUMNS, *([constraint] if constraint else [])])
-
-    def create(conn: sqlite3.Connection) -> None:
-        conn.execute(f"CREATE TABLE op_log ({columns})")
-        conn.execute(
-            "CREATE TRIGGER op_pad BEFORE INSERT ON op_log WHEN NEW.kind = 'pad'"
-            " BEGIN SELECT RAISE(IGNORE); END"
-        )
-
-    await writer.run(create)
+    await writer.run(lambda conn: conn.execute(f"CREATE TABLE op_log ({columns})"))
 
 
 def insert(n: int) -> Callable[[sqlite3.Connection], int]:
@@ -507,13 +491,13 @@ async def test_a_then_all_reads_once_for_every_write_of_the_batch_that_names_it(
 async def test_a_then_all_of_one_write_alone_reads_for_it_alone(
     writer: GroupCommitWriter, db: str
 ) -> None:
-    """A write that went on its own (the only rows queued, or one by one after a failed
-    batch) reads with a list of one."""
+    """A write that went on its own (a mixed batch's transaction, or one by one after a
+    failed batch) reads with a list of one."""
     await writer.run(create_table)
     await make_op_log(writer)
     blocker = Blocker()
     held = await blocker.hold(writer)
-    op = asyncio.create_task(writer.run(insert(1)))  # an op first: its own transaction
+    op = asyncio.create_task(writer.run(insert(1)))  # an op first: the batch is a transaction
     await asyncio.sleep(0)
     row = ("a",) + (None,) * (len(OP_LOG_COLUMNS) - 1)
     read = asyncio.create_task(
@@ -531,46 +515,29 @@ def test_a_positional_row_has_every_column() -> None:
         OpRows.positional(("step", "run"))
 
 
-async def test_rows_queued_behind_an_op_go_out_after_its_transaction_as_one_statement(
-    db: str, monkeypatch: pytest.MonkeyPatch
+async def test_then_inside_a_mixed_batch_sees_the_rows_before_the_commit(
+    writer: GroupCommitWriter, db: str
 ) -> None:
-    # Rows inside an ops transaction would be a statement each, with the write lock held
-    # across the GIL waits between them: they wait for the next batch instead.
-    statements: list[str] = []
-    real = group_commit.connect
-
-    def traced(path: str, **kwargs: Any) -> sqlite3.Connection:
-        conn = real(path, **kwargs)
-        conn.set_trace_callback(statements.append)
-        return conn
-
-    monkeypatch.setattr(group_commit, "connect", traced)
-    writer = GroupCommitWriter(db)
-    writer.start()
-    try:
-        await writer.run(create_table)
-        await make_op_log(writer)
-        blocker = Blocker()
-        held = await blocker.hold(writer)
-        first = asyncio.create_task(writer.run(insert(1)))
-        await asyncio.sleep(0)
-        applied = [asyncio.create_task(writer.apply(OpRows({"kind": k}))) for k in "ab"]
-        await asyncio.sleep(0)
-        last = asyncio.create_task(writer.run(insert(2)))
-        await asyncio.sleep(0)
-        statements.clear()
-        blocker.release()
-        await asyncio.gather(held, first, last, *applied)
-    finally:
-        writer.stop()
-    # a trigger's statements are traced as the INSERT again, right after it
-    outline = [sql.split(" (")[0] for sql, _ in itertools.groupby(statements)]
-    assert outline == [
-        "RELEASE op", "COMMIT",  # the blocker's own transaction
-        "BEGIN IMMEDIATE", "INSERT INTO items VALUES", "INSERT INTO items VALUES", "COMMIT",
-        "INSERT INTO op_log",
-    ], outline  # fmt: skip
-    assert rows(db) == [1, 2]
+    await writer.run(create_table)
+    await make_op_log(writer)
+    blocker = Blocker()
+    held = await blocker.hold(writer)
+    op = asyncio.create_task(writer.run(insert(1)))  # an op first: the batch is a transaction
+    await asyncio.sleep(0)
+    rows_then = asyncio.create_task(
+        writer.apply(
+            OpRows(
+                {"kind": "a"},
+                then=lambda conn: conn.execute("SELECT kind FROM op_log").fetchall(),
+            )
+        )
+    )
+    await asyncio.sleep(0)
+    blocker.release()
+    await held
+    assert await op == 10
+    assert await rows_then == [("a",)]
+    assert rows(db) == [1]
 
 
 def test_the_wal_shrinks_back_to_its_limit_after_a_long_read_held_it(tmp_path: Path) -> None:
@@ -635,70 +602,3 @@ def test_the_writer_keeps_few_prepared_statements(tmp_path: Path, db: str) -> No
     finally:
         group_commit.connect = real_connect  # type: ignore[assignment]
     assert seen == [group_commit.WRITER_CACHED_STATEMENTS]
-
-
-async def test_rows_of_two_tables_in_one_batch_go_into_each_in_the_order_they_came(
-    writer: GroupCommitWriter, db: str
-) -> None:
-    await make_op_log(writer)
-    other = LogTable("other_log", ("kind", "n"))
-    await writer.run(lambda conn: conn.execute("CREATE TABLE other_log (kind, n)"))
-    blocker = Blocker()
-    held = await blocker.hold(writer)
-    applied = [
-        asyncio.create_task(writer.apply(rows))
-        for rows in (
-            OpRows({"kind": "a"}),
-            OpRows.positional(("x", 1), ("x", 2), table=other),
-            OpRows.positional(("y", 3), table=other),
-            OpRows({"kind": "b"}),
-        )
-    ]
-    await asyncio.sleep(0.05)
-    blocker.release()
-    await held
-    await asyncio.gather(*applied)
-    with sqlite3.connect(db) as conn:
-        assert [r[0] for r in conn.execute("SELECT kind FROM op_log")] == ["a", "b"]
-        assert conn.execute("SELECT kind, n FROM other_log").fetchall() == [
-            ("x", 1), ("x", 2), ("y", 3)
-        ]  # fmt: skip
-
-
-def test_positional_rows_must_have_every_column_of_their_table() -> None:
-    other = LogTable("other_log", ("kind", "n"))
-    with pytest.raises(ValueError, match="2 values, not 3"):
-        OpRows.positional(("x", 1), ("x", 1, 2), table=other)
-    with pytest.raises(ValueError, match="wider than op_log"):
-        LogTable("wide", tuple(f"c{i}" for i in range(len(OP_LOG_COLUMNS) + 1)))
-
-
-async def test_a_statement_is_made_up_to_a_power_of_two_rows_with_rows_the_table_drops(
-    db: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A prepared INSERT holds code for each of its rows, and the writer keeps the statements
-    # it used last: one per size batched would be kept for a few sizes only.
-    inserts: list[str] = []  # each row's trigger traces its statement again
-    real = group_commit.connect
-
-    def traced(path: str, **kwargs: Any) -> sqlite3.Connection:
-        conn = real(path, **kwargs)
-        conn.set_trace_callback(
-            lambda sql: inserts.append(sql) if sql.startswith("INSERT INTO op_log") else None
-        )
-        return conn
-
-    monkeypatch.setattr(group_commit, "connect", traced)
-    writer = GroupCommitWriter(db)
-    writer.start()
-    try:
-        await make_op_log(writer)
-        for n in (1, 3, 5, 8):
-            await writer.apply(OpRows(*({"kind": f"k{n}.{i}"} for i in range(n))))
-    finally:
-        writer.stop()
-    # the values are bound in a traced statement: one "), (" between two rows
-    assert [sql.count("), (") + 1 for sql in dict.fromkeys(inserts)] == [1, 4, 8, 8]
-    with sqlite3.connect(db) as conn:
-        kinds = [r[0] for r in conn.execute("SELECT kind FROM op_log ORDER BY rowid")]
-    assert kinds == [f"k{n}.{i}" for n in (1, 3, 5, 8) for i in range(n)]

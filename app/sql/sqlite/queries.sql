@@ -12,11 +12,6 @@ SELECT id, provider_event_id FROM events
 WHERE source = ? AND body_sha256 = ? AND received_at >= ? AND provider_event_id <> ?
 ORDER BY received_at LIMIT 1;
 
--- name: events_present
--- Which of these event ids (a JSON array) are stored: of a batch of ingest_log rows, the
--- events it inserted (an id is new at every request; a redelivery inserted nothing).
-SELECT j.value FROM json_each(?) j WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = j.value);
-
 -- name: event_id_by_key
 SELECT id FROM events WHERE source = ? AND provider_event_id = ?;
 
