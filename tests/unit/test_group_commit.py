@@ -411,6 +411,27 @@ async def test_one_callers_rows_beyond_a_statement_are_one_transaction(
     assert kinds == ["d", "e", "f"]
 
 
+async def test_a_transaction_sqlite_rolled_back_itself_reports_why_not_the_rollback(
+    writer: GroupCommitWriter, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RAISE(ROLLBACK) ends the transaction inside SQLite, as a full disk does: the writer's
+    # own ROLLBACK then fails ("no transaction is active") and must not hide the cause.
+    monkeypatch.setattr(group_commit, "_ROWS_PER_STATEMENT", 2)
+    await make_op_log(writer)
+    await writer.run(
+        lambda conn: conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON op_log WHEN NEW.kind = 'bad'"
+            " BEGIN SELECT RAISE(ROLLBACK, 'refused by the trigger'); END"
+        )
+    )
+    with pytest.raises(StoreError, match="refused by the trigger"):
+        await writer.apply(OpRows(*({"kind": k} for k in ("a", "b", "bad"))))
+    await writer.apply(OpRows(*({"kind": k} for k in ("c", "d", "e"))))  # the writer goes on
+    with sqlite3.connect(db) as conn:
+        kinds = sorted(r[0] for r in conn.execute("SELECT kind FROM op_log"))
+    assert kinds == ["c", "d", "e"]
+
+
 async def test_each_caller_gets_what_its_then_read_after_the_whole_batch_committed(
     writer: GroupCommitWriter, db: str
 ) -> None:
