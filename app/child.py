@@ -87,9 +87,9 @@ def main(argv: list[str]) -> int:
         sys.path.insert(0, str(Path.cwd()))
     if argv[0] != "serve":
         return _run(argv, settings)
-    from hookline.metrics_dir import shared_counters
+    from hookline.shared_dir import made_for_serve
 
-    with shared_counters(int(argv[5])):  # before anything imports prometheus_client
+    with made_for_serve(int(argv[5])):  # before anything imports prometheus_client
         forked = _fork_workers(settings, argv[1], int(argv[4]))
         return _run(argv, settings, forked)
 

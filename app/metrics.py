@@ -4,7 +4,7 @@ Two kinds of series (docs/architecture.md, "Metrics with several replicas"):
 
 - **per serve** — requests by source and outcome, the ack latency histogram: counted by
   the HTTP process that answered. With several HTTP processes they share their counters
-  (``hookline.metrics_dir``): any process's scrape shows the sum over all of them, so a
+  (``hookline.shared_dir``): any process's scrape shows the sum over all of them, so a
   ``serve`` is one replica to Prometheus, which adds up the replicas.
 - **deployment-wide** — queue depth, live workers, runs finished by outcome, step
   durations: the same value from every ``serve`` replica (aggregate with ``max``, not
@@ -25,13 +25,25 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from hookline.metrics_dir import count_without_getpid, shared_directory
+from hookline.shared_dir import process_id, shared_directory
 from hookline.step_stats import STEP_BUCKETS, observe_step
 from hookline.store.base import WorkerStats
 
 __all__ = ["STEP_BUCKETS", "Metrics", "WorkerCounters", "observe_step"]
 
-count_without_getpid()
+
+def _count_without_getpid() -> None:
+    """In multiprocess mode ``prometheus_client`` asks ``os.getpid()`` on every increment
+    (to notice a fork): three system calls per webhook. The same check against a pid
+    renewed at each fork (``process_id``), before any metric is made."""
+    from prometheus_client import values
+
+    if shared_directory() is not None and not getattr(values.ValueClass, "_hookline", False):
+        values.ValueClass = values.MultiProcessValue(process_identifier=process_id)  # type: ignore[no-untyped-call]
+        values.ValueClass._hookline = True
+
+
+_count_without_getpid()
 
 ACK_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 RUN_OUTCOMES = ("succeeded", "failed", "retrying", "queued")

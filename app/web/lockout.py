@@ -32,7 +32,7 @@ class Limiter(Protocol):
 def limiter_for(max_failures: int, window: float) -> Limiter:
     """The lockout of this HTTP process: shared with the other processes of its serve
     when there are several (they have a shared directory), else its own."""
-    from hookline.metrics_dir import shared_directory
+    from hookline.shared_dir import shared_directory
 
     directory = shared_directory()
     if directory is None:

@@ -27,6 +27,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
+from hookline.shared_dir import process_id
 from hookline.web.lockout import LoginLimiter
 
 log = logging.getLogger("hookline.web")
@@ -116,14 +117,14 @@ class SharedLoginLimiter:
 
     def _db(self) -> sqlite3.Connection:
         """This process's connection (a forked process opens its own)."""
-        if self._conn is None or self._pid != os.getpid():
+        if self._conn is None or self._pid != process_id():
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = OFF")
             for statement in _SCHEMA:
                 conn.execute(statement)
-            self._conn, self._pid = conn, os.getpid()
+            self._conn, self._pid = conn, process_id()
         return self._conn
 
     def _failed_file(self, error: sqlite3.Error) -> None:
@@ -133,6 +134,6 @@ class SharedLoginLimiter:
                 extra={"error": str(error)},
             )
         self._failing = True
-        if self._conn is not None and self._pid == os.getpid():
+        if self._conn is not None and self._pid == process_id():
             self._conn.close()
         self._conn = None  # the next call opens it again

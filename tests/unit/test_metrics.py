@@ -109,8 +109,8 @@ def test_making_the_shared_directory_imports_no_prometheus_client() -> None:
     prometheus_client imported then would sit in every worker (~2 MiB each)."""
     script = (
         "import sys\n"
-        "from hookline.metrics_dir import shared_counters\n"
-        "with shared_counters(2):\n"
+        "from hookline.shared_dir import made_for_serve\n"
+        "with made_for_serve(2):\n"
         "    print('prometheus_client' in sys.modules)\n"
     )
     done = subprocess.run(
@@ -147,8 +147,8 @@ def test_a_serve_removes_the_counters_a_killed_serve_left_behind(tmp_path: Path)
     link.symlink_to(older_version)
     script = (
         "import os\n"
-        "from hookline.metrics_dir import shared_counters\n"
-        "with shared_counters(2) as path:\n"
+        "from hookline.shared_dir import made_for_serve\n"
+        "with made_for_serve(2) as path:\n"
         "    print(os.path.basename(path))\n"
     )
     try:

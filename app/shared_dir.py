@@ -1,15 +1,20 @@
-"""Request counters shared by the HTTP processes of one ``serve``.
+"""The directory the HTTP processes of one ``serve`` share, while it runs.
 
-With several HTTP processes on one port, a scrape of ``/metrics`` reaches any one of them.
-If each answered with its own counters, the series would jump between the processes'
-values from scrape to scrape, which Prometheus reads as counter resets. So ``serve`` with
-more than one HTTP process puts ``prometheus_client`` in its multiprocess mode: every
-process writes its counters to a file of its own in a fresh directory, and a scrape adds up
-every file there (those of a process that died and was restarted included, so the totals
-never go down). ``prometheus_client`` reads the directory from the environment when it is
-imported, so this runs first thing in ``serve``, before that import; the HTTP processes,
-forked or started later, inherit the variable. The directory also holds their shared
-failed-login count (``hookline.web.shared_lockout``).
+With several HTTP processes on one port, the kernel hands each connection to any one of
+them, so what must be counted per ``serve`` is counted there:
+
+- **request counters.** A scrape of ``/metrics`` reaches any one process. If each
+  answered with its own counters, the series would jump between the processes' values from
+  scrape to scrape, which Prometheus reads as counter resets. So ``serve`` puts
+  ``prometheus_client`` in its multiprocess mode: every process writes its counters to a
+  file of its own here, and a scrape adds up every file (those of a process that died and
+  was restarted included, so the totals never go down). ``prometheus_client`` reads the
+  directory from the environment when it is imported, so this runs first thing in
+  ``serve``, before that import; the HTTP processes, forked or started later, inherit the
+  variable.
+- **failed admin logins** (``hookline.web.shared_lockout``).
+
+With one HTTP process there is no directory, and each counts in memory.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
-#: ``hookline-metrics-<pid of the serve>-<random>`` in the temporary directory
+#: ``hookline-metrics-<pid of the serve>-<random>`` in the temporary directory (the name
+#: it had when it held the counters alone: a serve still removes those its older version left)
 PREFIX = "hookline-metrics-"
 #: In each directory, a file its serve holds a shared lock on (``flock``) while it runs;
 #: the processes forked from it inherit the lock. One whose lock anyone can take is left
@@ -38,9 +44,9 @@ MIN_AGE_SECONDS = 10.0
 
 
 @contextlib.contextmanager
-def shared_counters(http_processes: int) -> Iterator[str | None]:
-    """A fresh directory for the counters of ``http_processes`` (> 1) processes while the
-    block runs (removed after); None, and nothing changed, for one process."""
+def made_for_serve(http_processes: int) -> Iterator[str | None]:
+    """A fresh directory for ``http_processes`` (> 1) processes while the block runs
+    (removed after); None, and nothing changed, for one process."""
     if http_processes <= 1:
         yield None
         return
@@ -90,7 +96,8 @@ def remove_left_behind(parent: str, min_age: float = MIN_AGE_SECONDS) -> None:
 
 
 def shared_directory() -> str | None:
-    """The directory of this process's shared counters, if ``serve`` made one."""
+    """The directory this process shares with the other HTTP processes of its serve, if
+    ``serve`` made one."""
     return os.environ.get(ENV) or None
 
 
@@ -103,22 +110,10 @@ class _Pid:
     def renew(cls) -> None:
         cls.value = os.getpid()
 
-    @classmethod
-    def get(cls) -> int:
-        return cls.value
-
 
 os.register_at_fork(after_in_child=_Pid.renew)
 
 
-def count_without_getpid() -> None:
-    """In multiprocess mode ``prometheus_client`` asks ``os.getpid()`` on every increment
-    (to notice a fork): three system calls per webhook. The same check against a pid
-    renewed at each fork (``os.register_at_fork``); ``hookline.metrics`` calls it on import,
-    before any metric is made. Not called here: importing prometheus_client in ``serve``
-    before it forks the workers, which never count, would put ~2 MiB in each of them."""
-    from prometheus_client import values
-
-    if shared_directory() is not None and not getattr(values.ValueClass, "_hookline", False):
-        values.ValueClass = values.MultiProcessValue(process_identifier=_Pid.get)  # type: ignore[no-untyped-call]
-        values.ValueClass._hookline = True
+def process_id() -> int:
+    """``os.getpid()`` without the system call: what notices a fork in a hot path."""
+    return _Pid.value
