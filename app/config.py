@@ -147,6 +147,10 @@ class PipelineConfig(_Model):
     # webhooks gets the CPU first while handlers burn it. Worker writes never hold
     # SQLite's lock while waiting for the GIL (op_log), so this cannot invert priorities.
     worker_nice: int = Field(10, ge=0, le=19)
+    # And on Linux the SCHED_IDLE class: a woken HTTP process preempts a worker at once, and
+    # workers use what CPU nobody else wants. Off on a machine shared with other busy
+    # programs, where the workers would wait for all of them.
+    worker_sched_idle: bool = True
     redelivery_resumes_failed: bool = True
     notify_url: str = ""
     notify_secret: str = ""

@@ -444,20 +444,32 @@ async def serve_worker(
         await store.close()
 
 
-def lower_priority(increment: int) -> None:
-    """Yield CPU to the process that answers webhooks (SPEC §3: acks must not slow down)."""
-    if increment <= 0:
-        return
-    try:
-        os.nice(increment)
-    except OSError as exc:  # e.g. a sandbox that forbids it: run at normal priority
-        log.warning("could not lower worker priority", extra={"error": str(exc)})
+def lower_priority(increment: int, *, sched_idle: bool = False) -> None:
+    """Yield CPU to the processes that answer webhooks (SPEC §3: acks must not slow down).
+
+    ``increment``: nice, a smaller share of the CPU. ``sched_idle``: Linux's SCHED_IDLE
+    class besides, where a worker gets a core only when no other process wants it and an
+    HTTP process that wakes takes the core from it at once; at nice alone it waits for the
+    worker's time slice to end (docs/benchmarks.md, "Ack isolation"). Both apply to the
+    calling thread, the worker's main one, and to every thread it starts after.
+    """
+    if increment > 0:
+        try:
+            os.nice(increment)
+        except OSError as exc:  # e.g. a sandbox that forbids it: run at normal priority
+            log.warning("could not lower worker priority", extra={"error": str(exc)})
+    idle_class = getattr(os, "SCHED_IDLE", None)  # Linux (and a few others) only
+    if sched_idle and idle_class is not None:
+        try:
+            os.sched_setscheduler(0, idle_class, os.sched_param(0))
+        except OSError as exc:
+            log.warning("could not move the worker to SCHED_IDLE", extra={"error": str(exc)})
 
 
 def run_worker_process(
     settings: Settings, registry: Registry, supervisor_pid: int | None = None
 ) -> None:
-    lower_priority(settings.pipeline.worker_nice)
+    lower_priority(settings.pipeline.worker_nice, sched_idle=settings.pipeline.worker_sched_idle)
     try:
         import uvloop
 

@@ -101,6 +101,7 @@ def test_defaults_of_an_empty_file() -> None:
     assert (pipeline.backoff_base_seconds, pipeline.backoff_max_seconds) == (1.0, 3600.0)
     assert pipeline.lease_seconds == 60
     assert pipeline.redelivery_resumes_failed is True
+    assert (pipeline.worker_nice, pipeline.worker_sched_idle) == (10, True)
     assert settings.sources == [] and settings.schedules == []
 
 
