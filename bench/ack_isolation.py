@@ -15,6 +15,7 @@ Target: loaded p99 within 2x of idle p99. The worker processes' CPU use during
 each phase is read from /proc to show they really were saturated.
 
     .venv/bin/python bench/ack_isolation.py [--rate 500] [--seconds 12] [--worker-nice 10]
+        [--worker-sched-idle true|false]
 
 Prints a table and writes ``bench/results/ack_isolation.json``. Loopback only;
 the server and its workers are stopped at the end.
@@ -73,6 +74,18 @@ def nice_of(pid: int) -> int:
         return 0
 
 
+#: /proc/PID/stat's policy field (the 41st) → its name.
+POLICIES = {0: "SCHED_OTHER", 3: "SCHED_BATCH", 5: "SCHED_IDLE"}
+
+
+def policy_of(pid: int) -> str:
+    try:
+        number = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[38])
+    except OSError:
+        return "?"
+    return POLICIES.get(number, str(number))
+
+
 def run_counts(db: Path) -> dict[str, int]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
@@ -125,6 +138,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     }
     if args.worker_nice is not None:
         pipeline["worker_nice"] = args.worker_nice
+    if args.worker_sched_idle is not None:
+        pipeline["worker_sched_idle"] = args.worker_sched_idle == "true"
     config = base_config(
         f"sqlite:///{db}",
         handlers=["handlers_bench"],
@@ -162,6 +177,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         loaded["cpu_runs_at_end"] = after
         still_busy = after.get("running", 0) + after.get("queued", 0) > 0
         observed_nice = [nice_of(pid) for pid in workers]
+        observed_policy = [policy_of(pid) for pid in workers]
     finally:
         server.stop()
     ratio = loaded["p99_ms"] / idle["p99_ms"]
@@ -173,6 +189,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "seconds": args.seconds,
         "worker_nice": args.worker_nice,
         "observed_worker_nice": observed_nice,
+        "worker_sched_idle": args.worker_sched_idle,
+        "observed_worker_policy": observed_policy,
         "cpu_events_prefilled": n_cpu,
         "workers_busy_until_end": still_busy,
         "idle": idle,
@@ -185,7 +203,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 def print_table(r: dict[str, Any]) -> None:
     print(
         f"\nAck isolation: {r['rate']:.0f} req/s offered for {r['seconds']}s, open loop, "
-        f"{r['cpus']} CPUs, 2 workers, worker nice {r['observed_worker_nice']}"
+        f"{r['cpus']} CPUs, 2 workers, worker nice {r['observed_worker_nice']} "
+        f"{r['observed_worker_policy']}"
     )
     print(
         f"{'phase':<8}{'ok':>7}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
@@ -233,6 +252,12 @@ def main() -> None:
         type=int,
         default=None,
         help="[pipeline] worker_nice for this run (default: hookline's default)",
+    )
+    parser.add_argument(
+        "--worker-sched-idle",
+        choices=("true", "false"),
+        default=None,
+        help="[pipeline] worker_sched_idle for this run (default: hookline's default)",
     )
     args = parser.parse_args()
     exit_on_sigterm()

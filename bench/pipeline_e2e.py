@@ -24,6 +24,7 @@ worker process meanwhile, into ``bench/results/pipeline_e2e-worker.txt``.
 
     .venv/bin/python bench/pipeline_e2e.py [--events 20000] [--concurrency 64]
         [--compare bullmq|none] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+        [--worker-sched-idle true|false] [--worker-concurrency 32]
         [--profile 8]
 
 Prints a table and writes ``bench/results/pipeline_e2e.json``. Loopback only;
@@ -299,6 +300,11 @@ class PgDatabase:
         self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
 
 
+def sched_idle_setting(choice: str | None) -> dict[str, bool]:
+    """``--worker-sched-idle``: the ``[pipeline]`` key, or nothing for hookline's default."""
+    return {} if choice is None else {"worker_sched_idle": choice == "true"}
+
+
 async def run_hookline(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     if args.postgres:
         with PgDatabase(args.postgres) as pg:
@@ -315,7 +321,12 @@ async def _run_hookline(
         pg.url if pg is not None else f"sqlite:///{db}",
         handlers=["handlers_bench"],
         workers=2,
-        pipeline={"lease_seconds": 60, "poll_interval_seconds": 0.02},
+        pipeline={
+            "lease_seconds": 60,
+            "poll_interval_seconds": 0.02,
+            **sched_idle_setting(args.worker_sched_idle),
+            **({"concurrency": args.worker_concurrency} if args.worker_concurrency else {}),
+        },
         processes=args.processes,
     )
     server = HooklineProcess(
@@ -609,6 +620,18 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=64, help="keep-alive connections")
     parser.add_argument("--compare", choices=("bullmq", "none"), default="bullmq")
+    parser.add_argument(
+        "--worker-concurrency",
+        type=int,
+        default=None,
+        help="[pipeline] concurrency, runs in flight per worker (default: hookline's default)",
+    )
+    parser.add_argument(
+        "--worker-sched-idle",
+        choices=("true", "false"),
+        default=None,
+        help="[pipeline] worker_sched_idle for this run (default: hookline's default)",
+    )
     parser.add_argument("--processes", type=int, default=2, help="hookline's HTTP processes")
     parser.add_argument(
         "--postgres", metavar="ADMIN_URL", help="run hookline on a fresh database of this server"
@@ -632,6 +655,8 @@ def main() -> None:
         "load_average_before": load_before,
         "load_average_after": load_average(),
         "concurrency": args.concurrency,
+        "worker_concurrency": args.worker_concurrency,  # None: hookline's default
+        "worker_sched_idle": args.worker_sched_idle,
         "results": rows,
         "target_completed_per_s": 2000,
         "target_met": rows[0]["completed_per_s"] >= 2000 and rows[0]["e2e_seconds"] is not None,
