@@ -310,8 +310,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "poll_interval_seconds": 0.02,
             "backoff_base_seconds": 0.5,
             "backoff_max_seconds": 5,
-            # the machine is shared: niced workers would measure the neighbours, not hookline
+            # the machine is shared: niced (or SCHED_IDLE) workers would measure the
+            # neighbours, not hookline
             "worker_nice": 0,
+            "worker_sched_idle": False,
         },
     )
     server = HooklineProcess(
