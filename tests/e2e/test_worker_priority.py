@@ -44,15 +44,22 @@ def workers_of(server: HooklineProcess) -> list[int]:
     return [int(p) for t in tasks.iterdir() for p in (t / "children").read_text().split()]
 
 
+def started_workers(server: HooklineProcess) -> tuple[int, list[int]]:
+    """The nice of ``serve`` and the pids of its two workers, once both have started."""
+    assert server.proc is not None
+    base_nice = int(stat_fields(Path(f"/proc/{server.proc.pid}/stat"))[16])
+    pids = wait_for(lambda: workers_of(server) if len(workers_of(server)) == 2 else None)
+    wait_for(lambda: server.logs().count('"worker started"') == 2, what="workers started")
+    return base_nice, pids
+
+
 def test_workers_run_every_thread_in_sched_idle_by_default_restarted_ones_too(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     server = start(tmp_path, sqlite_url, {"worker_nice": 7})
     try:
         assert server.proc is not None
-        base_nice = int(stat_fields(Path(f"/proc/{server.proc.pid}/stat"))[16])
-        first = wait_for(lambda: workers_of(server) if len(workers_of(server)) == 2 else None)
-        wait_for(lambda: server.logs().count('"worker started"') == 2, what="workers started")
+        base_nice, first = started_workers(server)
         for pid in first:
             assert thread_priorities(pid) == {(SCHED_IDLE, base_nice + 7)}, pid
         assert thread_priorities(server.proc.pid) == {(SCHED_OTHER, base_nice)}
@@ -75,10 +82,7 @@ def test_workers_stay_in_the_normal_class_when_sched_idle_is_off(
 ) -> None:
     server = start(tmp_path, sqlite_url, {"worker_nice": 7, "worker_sched_idle": False})
     try:
-        assert server.proc is not None
-        base_nice = int(stat_fields(Path(f"/proc/{server.proc.pid}/stat"))[16])
-        pids = wait_for(lambda: workers_of(server) if len(workers_of(server)) == 2 else None)
-        wait_for(lambda: server.logs().count('"worker started"') == 2, what="workers started")
+        base_nice, pids = started_workers(server)
         for pid in pids:
             assert thread_priorities(pid) == {(SCHED_OTHER, base_nice + 7)}, pid
     finally:
