@@ -101,19 +101,18 @@ def shared_directory() -> str | None:
     return os.environ.get(ENV) or None
 
 
-class _Pid:
-    """This process's id, kept and renewed at a fork (``os.getpid()`` is a system call)."""
-
-    value = os.getpid()
-
-    @classmethod
-    def renew(cls) -> None:
-        cls.value = os.getpid()
+_pid = os.getpid()
 
 
-os.register_at_fork(after_in_child=_Pid.renew)
+def _renew_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_renew_pid)
 
 
 def process_id() -> int:
-    """``os.getpid()`` without the system call: what notices a fork in a hot path."""
-    return _Pid.value
+    """``os.getpid()`` without the system call (kept, and renewed at each fork): what
+    notices a fork in a hot path."""
+    return _pid

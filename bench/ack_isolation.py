@@ -42,13 +42,16 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from loadgen import (  # noqa: E402
     Result,
+    add_worker_sched_idle_option,
     children,
     closed_loop,
     exit_on_sigterm,
     load_average,
     open_loop,
     percentile,
+    stat_fields,
     stripe_requests,
+    worker_sched_idle_setting,
 )
 
 from tests.support.server import STRIPE_SECRET, HooklineProcess, base_config  # noqa: E402
@@ -67,20 +70,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
+#: /proc/PID/stat's policy field → its name.
+POLICIES = {0: "SCHED_OTHER", 3: "SCHED_BATCH", 5: "SCHED_IDLE"}
+
+
 def nice_of(pid: int) -> int:
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+        return int(stat_fields(f"/proc/{pid}/stat")[16])
     except OSError:
         return 0
 
 
-#: /proc/PID/stat's policy field (the 41st) → its name.
-POLICIES = {0: "SCHED_OTHER", 3: "SCHED_BATCH", 5: "SCHED_IDLE"}
-
-
 def policy_of(pid: int) -> str:
     try:
-        number = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[38])
+        number = int(stat_fields(f"/proc/{pid}/stat")[38])
     except OSError:
         return "?"
     return POLICIES.get(number, str(number))
@@ -138,8 +141,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     }
     if args.worker_nice is not None:
         pipeline["worker_nice"] = args.worker_nice
-    if args.worker_sched_idle is not None:
-        pipeline["worker_sched_idle"] = args.worker_sched_idle == "true"
+    pipeline.update(worker_sched_idle_setting(args.worker_sched_idle))
     config = base_config(
         f"sqlite:///{db}",
         handlers=["handlers_bench"],
@@ -253,12 +255,7 @@ def main() -> None:
         default=None,
         help="[pipeline] worker_nice for this run (default: hookline's default)",
     )
-    parser.add_argument(
-        "--worker-sched-idle",
-        choices=("true", "false"),
-        default=None,
-        help="[pipeline] worker_sched_idle for this run (default: hookline's default)",
-    )
+    add_worker_sched_idle_option(parser)
     args = parser.parse_args()
     exit_on_sigterm()
     load_before = load_average()

@@ -16,6 +16,7 @@ Content-Length) to keep connections reusable.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -30,6 +31,12 @@ from pathlib import Path
 from hookline.providers.stripe import StripeProvider
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # a bench that put only bench/ on the path
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.procs import children as children  # noqa: E402  (the benches' import)
+from tests.support.procs import stat_fields  # noqa: E402
+
 REQUEST_TIMEOUT = 30.0  # seconds; a request still unanswered then counts as an error
 TEMPLATE = ROOT / "fixtures" / "stripe" / "payment_intent.succeeded.json"
 
@@ -39,29 +46,13 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(128 + signal.SIGTERM))
 
 
-def children(pid: int) -> list[int]:
-    """Child processes of ``pid``, whichever of its threads started them (``hookline
-    serve`` restarts workers from a monitor thread)."""
-    found: list[int] = []
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return []
-    for task in tasks:
-        try:
-            found += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:  # the thread ended meanwhile
-            continue
-    return found
-
-
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far (0 once it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat_fields(f"/proc/{pid}/stat")
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
@@ -72,9 +63,24 @@ def thread_cpu(pid: int) -> dict[int, float]:
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            fields = task.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+            fields = stat_fields(task / "stat")
             out[int(task.name)] = (int(fields[11]) + int(fields[12])) / _TICKS
     return out
+
+
+def add_worker_sched_idle_option(parser: argparse.ArgumentParser) -> None:
+    """``--worker-sched-idle true|false``: ``[pipeline] worker_sched_idle`` for the run."""
+    parser.add_argument(
+        "--worker-sched-idle",
+        choices=("true", "false"),
+        default=None,
+        help="[pipeline] worker_sched_idle for this run (default: hookline's default)",
+    )
+
+
+def worker_sched_idle_setting(choice: str | None) -> dict[str, bool]:
+    """The ``[pipeline]`` key that ``--worker-sched-idle`` asks for; none for the default."""
+    return {} if choice is None else {"worker_sched_idle": choice == "true"}
 
 
 def load_average() -> float:

@@ -59,6 +59,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from loadgen import (  # noqa: E402
     Result,
+    add_worker_sched_idle_option,
     children,
     closed_loop,
     cpu_seconds,
@@ -66,6 +67,7 @@ from loadgen import (  # noqa: E402
     load_average,
     percentile,
     stripe_requests,
+    worker_sched_idle_setting,
 )
 
 from tests.support.server import (  # noqa: E402
@@ -300,11 +302,6 @@ class PgDatabase:
         self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
 
 
-def sched_idle_setting(choice: str | None) -> dict[str, bool]:
-    """``--worker-sched-idle``: the ``[pipeline]`` key, or nothing for hookline's default."""
-    return {} if choice is None else {"worker_sched_idle": choice == "true"}
-
-
 async def run_hookline(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     if args.postgres:
         with PgDatabase(args.postgres) as pg:
@@ -324,7 +321,7 @@ async def _run_hookline(
         pipeline={
             "lease_seconds": 60,
             "poll_interval_seconds": 0.02,
-            **sched_idle_setting(args.worker_sched_idle),
+            **worker_sched_idle_setting(args.worker_sched_idle),
             **({"concurrency": args.worker_concurrency} if args.worker_concurrency else {}),
         },
         processes=args.processes,
@@ -626,12 +623,7 @@ def main() -> None:
         default=None,
         help="[pipeline] concurrency, runs in flight per worker (default: hookline's default)",
     )
-    parser.add_argument(
-        "--worker-sched-idle",
-        choices=("true", "false"),
-        default=None,
-        help="[pipeline] worker_sched_idle for this run (default: hookline's default)",
-    )
+    add_worker_sched_idle_option(parser)
     parser.add_argument("--processes", type=int, default=2, help="hookline's HTTP processes")
     parser.add_argument(
         "--postgres", metavar="ADMIN_URL", help="run hookline on a fresh database of this server"

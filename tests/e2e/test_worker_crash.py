@@ -10,6 +10,7 @@ from pathlib import Path
 
 from hookline.store import open_store
 from tests.support.clients import all_events, event_detail, post_stripe, wait_for, wait_status
+from tests.support.procs import children
 from tests.support.server import HooklineProcess, base_config
 
 HANDLERS = ["tests.e2e.pipeline_handlers"]
@@ -135,20 +136,15 @@ def test_workers_stop_when_their_serve_process_is_killed(tmp_path: Path, sqlite_
     server = HooklineProcess(tmp_path, config, env={"HOOKLINE_TEST_DIR": str(tmp_path)}).start()
     assert server.proc is not None
     pid = server.proc.pid
-    children = wait_for(
-        lambda: (
-            [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-            if len(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()) == 2
-            else None
-        ),
-        what="two worker processes",
+    workers = wait_for(
+        lambda: children(pid) if len(children(pid)) == 2 else None, what="two worker processes"
     )
     os.kill(pid, signal.SIGKILL)  # the serve process alone: its workers are orphaned
     server.proc.wait()
 
     def gone() -> bool:
         return not any(
-            Path(f"/proc/{child}").exists() and "zombie" not in _state(child) for child in children
+            Path(f"/proc/{child}").exists() and "zombie" not in _state(child) for child in workers
         )
 
     wait_for(gone, timeout=15, what="orphaned workers to exit")
@@ -167,10 +163,10 @@ def test_serve_restarts_a_worker_that_died(tmp_path: Path, sqlite_url: str) -> N
     server = HooklineProcess(tmp_path, config, env={"HOOKLINE_TEST_DIR": str(tmp_path)}).start()
     try:
         assert server.proc is not None
-        tasks = Path(f"/proc/{server.proc.pid}/task")
+        serve = server.proc.pid
 
         def workers() -> list[int]:  # children of any thread (restarts come from a monitor)
-            return [int(p) for t in tasks.iterdir() for p in (t / "children").read_text().split()]
+            return children(serve)
 
         first = wait_for(lambda: workers() if len(workers()) == 2 else None, what="2 workers")
         os.kill(first[0], signal.SIGKILL)
@@ -192,10 +188,10 @@ def test_serve_leaves_alone_a_worker_stopped_on_purpose(tmp_path: Path, sqlite_u
     server = HooklineProcess(tmp_path, config, env={"HOOKLINE_TEST_DIR": str(tmp_path)}).start()
     try:
         assert server.proc is not None
-        tasks = Path(f"/proc/{server.proc.pid}/task")
+        serve = server.proc.pid
 
-        def workers() -> list[int]:
-            return [int(p) for t in tasks.iterdir() for p in (t / "children").read_text().split()]
+        def workers() -> list[int]:  # children of any thread (restarts come from a monitor)
+            return children(serve)
 
         first = wait_for(lambda: workers() if len(workers()) == 2 else None, what="2 workers")
         wait_for(lambda: server.logs().count('"worker started"') == 2, what="signal handlers")

@@ -10,17 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.clients import wait_for
+from tests.support.procs import children, stat_fields
 from tests.support.server import HooklineProcess, base_config
 
 HANDLERS = ["tests.e2e.pipeline_handlers"]
 SCHED_OTHER, SCHED_IDLE = 0, 5  # /proc/PID/stat's policy field
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux only")
-
-
-def stat_fields(path: Path) -> list[str]:
-    """A /proc stat line's fields from the third (state) on: the name may hold spaces."""
-    return path.read_text().rsplit(")", 1)[1].split()
 
 
 def thread_priorities(pid: int) -> set[tuple[int, int]]:
@@ -40,8 +36,7 @@ def start(tmp_path: Path, sqlite_url: str, pipeline: dict[str, object]) -> Hookl
 
 def workers_of(server: HooklineProcess) -> list[int]:
     assert server.proc is not None
-    tasks = Path(f"/proc/{server.proc.pid}/task")  # restarts come from a monitor thread
-    return [int(p) for t in tasks.iterdir() for p in (t / "children").read_text().split()]
+    return children(server.proc.pid)
 
 
 def started_workers(server: HooklineProcess) -> tuple[int, list[int]]:

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from hookline import worker
+
 PROBE = """
 import json, os, sys, threading
 from hookline.worker import lower_priority
@@ -64,3 +66,17 @@ def test_without_sched_idle_a_worker_is_only_niced() -> None:
 def test_nothing_changes_with_neither() -> None:
     seen = probe(0, "other")
     assert seen["main"] == seen["before"] == seen["later_thread"]
+
+
+@needs_sched_idle
+def test_a_refused_sched_idle_is_logged_and_the_worker_runs_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A sandbox's seccomp filter, say. Patched: the test process keeps its own priority.
+    def refuse(*_: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(worker.os, "sched_setscheduler", refuse)
+    worker.lower_priority(0, sched_idle=True)
+    assert [r.getMessage() for r in caplog.records] == ["could not move the worker to SCHED_IDLE"]
+    assert "Operation not permitted" in caplog.records[0].__dict__["error"]
