@@ -1,19 +1,19 @@
 """When a schedule ticks: ``every = "30s"`` on the Unix epoch, or a cron expression on a
 time zone's wall clock. Pure: instants in, instants out (Unix seconds; ticks are whole).
 
-Cron expressions are parsed and stepped by ``cronsim`` (it follows Debian's cron, DST
-included). Daylight saving time, as Debian's cron handles it:
+Cron expressions are parsed and stepped by ``cronsim``, over naive wall times; each wall
+time is mapped to its instant here. Every expression follows the **wall clock** through
+daylight saving time, frequent ones included:
 
-- An expression with a *specific* minute and hour (neither field starts with ``*``, e.g.
-  ``30 2 * * *``) follows the **wall clock**: a wall time inside a gap (clocks spring
-  forward) fires once, at the first instant after the gap; a wall time of a repeated hour
-  (clocks fall back) fires once, the first time it occurs.
-- Any other expression (``*/15 * * * *``, ``0 * * * *``) runs on **real time**: it keeps
-  its rhythm through both transitions, with no pause an hour long and no burst.
+- a wall time inside a gap (clocks spring forward) fires once, at the first instant after
+  the gap; several wall times of one gap (``*/15 * * * *``: 02:00, 02:15 …) are that one
+  instant, hence one tick;
+- a wall time of a repeated hour (clocks fall back) fires once, the first time it occurs:
+  ``*/15 * * * *`` fires through the first pass of the hour and not in the second.
 
-cronsim applies the wall-clock rule to 5-field expressions only; here it applies to
-6-field ones (seconds first) as well, by stepping cronsim over naive wall times and
-mapping each to its instant ourselves.
+(Debian's cron keeps expressions without a specific minute and hour on real time instead;
+hookline's contract is the wall clock for all, so a schedule's ticks are the wall times
+its expression names, each once.)
 """
 
 from __future__ import annotations
@@ -101,11 +101,8 @@ class Cron:
         fields = expression.split()
         if len(fields) not in (5, 6):
             raise ValueError(f"{expression!r} has {len(fields)} fields; cron has 5 (or 6)")
-        minute, hour = fields[-5], fields[-4]
         self.expression = expression
         self.tz = tz
-        # Debian's rule for "jobs that run at a specific time": see the module docstring.
-        self.wall_clock = not minute.startswith("*") and not hour.startswith("*")
         try:
             CronSim(expression, datetime(2000, 1, 1))
         except CronSimError as exc:
@@ -118,8 +115,6 @@ class Cron:
     def next_after(self, t: float) -> int:
         moment = datetime.fromtimestamp(math.floor(t), self.tz)
         try:
-            if not self.wall_clock:
-                return int(next(self._walk(moment)).timestamp())
             # Wall times from the wall time of t on; the first whose instant is after t
             # (t may lie in the second pass of a repeated hour, whose wall times map to
             # their first pass).
@@ -134,8 +129,6 @@ class Cron:
     def latest_at(self, t: float) -> int | None:
         moment = datetime.fromtimestamp(math.floor(t) + 1, self.tz)
         try:
-            if not self.wall_clock:
-                return int(next(self._walk(moment, reverse=True)).timestamp())
             # A wall time up to one fold later than t's may map to an instant before t.
             start = moment.replace(tzinfo=None) + _MAX_FOLD
             for wall in self._walk(start, reverse=True):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime
 
 import pytest
@@ -150,15 +149,38 @@ def test_two_wall_times_in_one_gap_fire_once() -> None:
     assert [t.isoformat() for t in ticks] == ["2025-03-09T03:00:00-04:00"]
 
 
-def test_frequent_expressions_keep_real_time_through_both_transitions() -> None:
+def test_frequent_expressions_follow_the_wall_clock_through_both_transitions() -> None:
     half_hourly = Cron("*/30 * * * *", BERLIN)
     spring = walk(half_hourly, at(BERLIN, 2025, 3, 30, 1), at(BERLIN, 2025, 3, 30, 4))
     assert [t.strftime("%H:%M%z") for t in spring] == [
-        "01:30+0100", "03:00+0200", "03:30+0200", "04:00+0200",
-    ]  # fmt: skip
-    autumn = walk(half_hourly, at(BERLIN, 2025, 10, 26, 2), at(BERLIN, 2025, 10, 26, 3))
-    gaps = {b.timestamp() - a.timestamp() for a, b in itertools.pairwise(autumn)}
-    assert len(autumn) == 4 and gaps == {1800}  # 2 h of real time: 02:xx twice
+        "01:30+0100",
+        "03:00+0200",
+        "03:30+0200",
+        "04:00+0200",
+    ]  # fmt: skip  (02:00 and 02:30 are in the gap: the one instant after it, 03:00)
+    autumn = walk(half_hourly, at(BERLIN, 2025, 10, 26, 1), at(BERLIN, 2025, 10, 26, 4))
+    assert [t.strftime("%H:%M%z") for t in autumn] == [
+        "01:30+0200",
+        "02:00+0200",
+        "02:30+0200",
+        "03:00+0100",
+        "03:30+0100",
+        "04:00+0100",
+    ]  # fmt: skip  (the repeated 02:xx fire the first time only)
+
+
+@pytest.mark.parametrize("expression", ["0 * * * *", "0 0 * * * *", "0 */2 * * *"])
+def test_an_hourly_wall_time_of_the_repeated_hour_fires_once(expression: str) -> None:
+    cron = Cron(expression, NEW_YORK)
+    ticks = walk(cron, at(NEW_YORK, 2025, 11, 2, 0, 30), at(NEW_YORK, 2025, 11, 2, 2, 30))
+    assert "01:00-0500" not in [t.strftime("%H:%M%z") for t in ticks]  # the second 01:00
+    assert len({t.strftime("%H:%M") for t in ticks}) == len(ticks)  # no wall time twice
+
+
+def test_every_wall_time_of_a_gap_is_the_one_instant_after_it() -> None:
+    cron = Cron("*/15 * * * *", NEW_YORK)
+    ticks = walk(cron, at(NEW_YORK, 2025, 3, 9, 1, 50), at(NEW_YORK, 2025, 3, 9, 3, 20))
+    assert [t.strftime("%H:%M%z") for t in ticks] == ["03:00-0400", "03:15-0400"]
 
 
 EXPRESSIONS = ["30 2 * * *", "0 30 1 * * *", "*/20 * * * *", "0 * * * *", "15 */7 * * * *"]
