@@ -17,7 +17,7 @@ from typing import Any
 
 from hookline.config import Settings
 from hookline.ids import new_id
-from hookline.pipeline import Event, HandlerSpec, Registry, parse_data
+from hookline.pipeline import Event, Registry, parse_data
 from hookline.providers import REDACTED, Handshake, VerificationError, Verified
 from hookline.sources import Source, build_sources
 from hookline.store.base import IngestResult, NewEvent, NewRun, Store
@@ -71,16 +71,6 @@ def redact(headers: Mapping[str, str], secret_headers: frozenset[str]) -> dict[s
         name: REDACTED if name in secret_headers or name in ALWAYS_REDACTED else value
         for name, value in headers.items()
     }
-
-
-def _concurrency_key(spec: HandlerSpec, event: Event) -> str | None:
-    assert spec.concurrency_key is not None
-    try:
-        key = spec.concurrency_key(event)
-    except Exception:  # a key function must not make the sender's request fail
-        log.warning("concurrency_key failed", extra={"handler": spec.name}, exc_info=True)
-        return None
-    return None if key is None else str(key)
 
 
 class Ingestor:
@@ -174,7 +164,7 @@ class Ingestor:
                 id=new_id("run"),
                 handler=spec.name,
                 max_attempts=spec.max_attempts or default_attempts,
-                concurrency_key=_concurrency_key(spec, event) if event and spec in keyed else None,
+                concurrency_key=spec.key_for(event) if event else None,
             )
             for spec in specs
         ]

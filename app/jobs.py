@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import orjson
@@ -29,9 +30,10 @@ from pydantic import ValidationError
 from hookline.config import Settings
 from hookline.ids import new_id
 from hookline.ingest import redact as redact_headers
-from hookline.pipeline import HandlerSpec, Registry, parse_data
+from hookline.pipeline import Event, HandlerSpec, Registry, parse_data
 from hookline.store.base import (
     ACTIVE_RUN_STATUSES,
+    JOB_SOURCE,
     RUN_STATUSES,
     EnqueueOutcome,
     EnqueueResult,
@@ -42,6 +44,7 @@ from hookline.store.base import (
     RunStatus,
     Store,
 )
+from hookline.store.jobs import key_of
 
 MAX_KEY_CHARS = 255
 # ``Hookline-Delay``: the digits allowed per unit bound it (under four years) in a way an
@@ -220,7 +223,9 @@ class Jobs:
         concurrency_key: str | None = None,
     ) -> NewJob:
         """Validate a job and make the ``NewJob`` to store (``enqueue``; a schedule stores
-        it together with its tick). Runs with one ``concurrency_key`` take turns."""
+        it together with its tick). Runs with one ``concurrency_key`` take turns: the
+        caller's (a schedule's overlap rule), else the one the handler's key function gives
+        for the job's event, as it gives one for a webhook's."""
         spec = self._registry.job(name)
         if spec is None:
             raise JobRejected(404, "unknown_job", f"no job named {name!r} is configured")
@@ -229,6 +234,18 @@ class Jobs:
             raise JobRejected(400, "invalid_json", _NOT_JSON)
         now = self._clock() if now is None else now
         job_id = new_id("job")
+        if concurrency_key is None and spec.concurrency_key is not None:
+            event = Event(
+                id=job_id,
+                source=JOB_SOURCE,
+                provider_event_id=key_of(name, idempotency_key) if idempotency_key else job_id,
+                type=name,
+                data=parse_data(body),
+                body=body,
+                headers=dict(headers or {}),
+                received_at=datetime.fromtimestamp(now, UTC),
+            )
+            concurrency_key = spec.key_for(event)
         return NewJob(
             id=job_id,
             name=name,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -29,6 +30,8 @@ from hookline.errors import NonRetryableError, PipelineError, StartupError
 from hookline.providers import VerificationError
 from hookline.providers.body import decode_body
 from hookline.store.base import JOB_SOURCE
+
+log = logging.getLogger("hookline.pipeline")
 
 _MARK = "__hookline_handlers__"
 JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # never a '/': see store/jobs.py
@@ -85,6 +88,18 @@ class HandlerSpec:
 
     def matches(self, source: str, event_type: str) -> bool:
         return source == self.source and fnmatchcase(event_type, self.type_pattern)
+
+    def key_for(self, event: Event) -> str | None:
+        """The run's ``concurrency_key`` for this event (None: no key function, or it gave
+        None, or it raised: a key function never makes the sender's request fail)."""
+        if self.concurrency_key is None:
+            return None
+        try:
+            key = self.concurrency_key(event)
+        except Exception:
+            log.warning("concurrency_key failed", extra={"handler": self.name}, exc_info=True)
+            return None
+        return None if key is None else str(key)
 
     @property
     def job(self) -> str | None:
@@ -218,7 +233,11 @@ class Registry:
 
 
 def load_handlers(modules: Sequence[str]) -> Registry:
-    """Import every handler module; an import error or a clash is a StartupError (exit 2)."""
+    """Import every handler module; an import error or a clash is a StartupError (exit 2).
+
+    A module's handlers are the decorated functions it binds, whether it defines them or
+    imports them (a package whose ``__init__`` does ``from .billing import *``); each
+    registration counts once, however many modules or names bind it."""
     registrations: list[HandlerSpec] = []
     seen: set[int] = set()
     for module_name in modules:
@@ -230,11 +249,9 @@ def load_handlers(modules: Sequence[str]) -> Registry:
             ) from exc
         for value in vars(module).values():
             for r in getattr(value, _MARK, ()) if callable(value) else ():
-                # once each, however many names the module binds the function to
-                if isinstance(r, HandlerSpec) and r.fn.__module__ == module.__name__:
-                    if id(r) not in seen:
-                        seen.add(id(r))
-                        registrations.append(r)
+                if isinstance(r, HandlerSpec) and id(r) not in seen:
+                    seen.add(id(r))
+                    registrations.append(r)
     return Registry(identities(registrations))
 
 

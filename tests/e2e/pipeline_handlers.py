@@ -124,6 +124,11 @@ async def ordered(event: Event, ctx: Context) -> None:
     await ctx.step("record", ordered_step, data["key"], data["number"])
 
 
+@handler(job="ordered-job", concurrency_key=lambda e: e.data["key"])
+async def ordered_job(event: Event, ctx: Context) -> None:
+    await ctx.step("record", ordered_step, event.data["key"], event.data["number"])
+
+
 @handler("stripe", "test.slow")
 async def slow(event: Event, ctx: Context) -> None:
     await ctx.step("a", slow_step, event.provider_event_id)

@@ -11,9 +11,10 @@ import pytest
 
 from tests.support.cli import hookline
 from tests.support.clients import all_events, event_detail, post_stripe, wait_for, wait_status
-from tests.support.server import HooklineProcess, base_config
+from tests.support.server import API_KEY, HooklineProcess, base_config
 
 HANDLERS = ["tests.e2e.pipeline_handlers"]
+API_AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 def lines(path: Path) -> list[str]:
@@ -232,6 +233,31 @@ def test_concurrency_key_runs_in_arrival_order(
         numbers = [n for kind, n in entries if kind == "start"]
         assert numbers == sorted(numbers) and len(numbers) == total // keys, key
         # strictly start, end, start, end...: never two runs of one key at once
+        assert [kind for kind, _ in entries] == ["start", "end"] * (total // keys), key
+
+
+def test_a_job_handlers_concurrency_key_runs_its_jobs_in_order(
+    pipeline_server: HooklineProcess, tmp_path: Path
+) -> None:
+    """The key function of a job handler applies to jobs from the gateway, as to events."""
+    total, keys = 200, 5
+    with httpx.Client(base_url=pipeline_server.url, headers=API_AUTH) as client:
+        for n in range(total):
+            answer = client.post("/jobs/ordered-job", json={"key": f"k{n % keys}", "number": n})
+            assert answer.status_code == 202, answer.text
+    wait_for(
+        lambda: len(lines(tmp_path / "order.log")) >= 2 * total,
+        timeout=120,
+        what="all ordered jobs",
+    )
+    per_key: dict[str, list[tuple[str, int]]] = {}
+    for line in lines(tmp_path / "order.log"):
+        kind, key, number = line.split()
+        per_key.setdefault(key, []).append((kind, int(number)))
+    assert len(per_key) == keys
+    for key, entries in per_key.items():
+        numbers = [n for kind, n in entries if kind == "start"]
+        assert numbers == sorted(numbers) and len(numbers) == total // keys, key
         assert [kind for kind, _ in entries] == ["start", "end"] * (total // keys), key
 
 

@@ -75,6 +75,31 @@ def test_public_names_are_exported() -> None:
     assert issubclass(pipeline.NonRetryableError, Exception)
 
 
+def test_a_package_registers_the_handlers_it_imports_once_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "shop_handlers"
+    package.mkdir()
+    (package / "billing.py").write_text(
+        "from hookline import handler\n"
+        "@handler('stripe', 'invoice.paid')\n"
+        "async def paid(event, ctx): ...\n"
+    )
+    (package / "__init__.py").write_text(
+        "from .billing import *\nfrom .billing import paid as also_paid\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        for modules in (["shop_handlers"], ["shop_handlers", "shop_handlers.billing"]):
+            registry = load_handlers(modules)
+            assert [s.name for s in registry.matching("stripe", "invoice.paid")] == [
+                "shop_handlers.billing:paid"
+            ], modules
+    finally:
+        for name in ["shop_handlers", "shop_handlers.billing"]:
+            sys.modules.pop(name, None)
+
+
 def _load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, code: str) -> Registry:
     (tmp_path / f"{name}.py").write_text("from hookline import handler\n" + code)
     monkeypatch.syspath_prepend(str(tmp_path))
