@@ -200,8 +200,8 @@ def export(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Write an event as a replayable fixture (replay it with --resign: its signature is
-    redacted)."""
+    """Write an event as a replayable fixture (its signature is redacted: replaying it
+    signs it afresh with the source's secret)."""
     if not force and out.is_symlink():
         raise _fail(f"{out} is a symbolic link; pass --force to write through it", 1)
     if not force and out.exists():

@@ -81,8 +81,8 @@ def replay(
         bool,
         typer.Option(
             "--resign",
-            help="Sign every fixture afresh (first secret, current time). Required for a "
-            "redacted signature (an exported event); implied for a genuine but stale one.",
+            help="Sign every fixture afresh (first secret, current time). Implied for a "
+            "redacted signature (an exported event) and for a genuine but stale one.",
         ),
     ] = False,
     config: ConfigOption = None,

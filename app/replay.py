@@ -4,10 +4,9 @@ A fixture (SPEC §5) is one JSON file ``{"source", "method", "headers", "body"}`
 ``body`` is the raw body as a string, sent as its exact UTF-8 bytes.
 
 Re-signing (the source's first secret, the current time) happens when asked for
-(``--resign``: required for a redacted signature, as in an exported event), or when
-the captured signature is valid but its timestamp is outside the window. A signature
-that does not match is never re-signed on its own: a tampered fixture is sent as it
-is and the server rejects it.
+(``--resign``), and on its own when the signature is redacted (an exported event) or is
+valid but its timestamp is outside the window. A signature that does not match is never
+re-signed on its own: a tampered fixture is sent as it is and the server rejects it.
 
 Walking a directory, a symbolic link to a file outside that directory is skipped,
 not followed: a fixture tree must not send files from elsewhere on the machine.
@@ -203,17 +202,14 @@ def resign_reason(
 ) -> ResignReason | None:
     """Why this request must be signed afresh, or None to send it as captured.
 
-    A redacted signature is re-signed only when asked (``force``): signing whatever a
-    fixture file holds with the real secret would turn a forged fixture into a valid event,
-    so that takes the operator's ``--resign``. A stale but genuine signature (it verifies
-    against the configured secret) is re-signed on its own: its content is vouched for."""
+    ``force`` (``--resign``) signs every fixture. Without it, a fixture is signed afresh
+    only when its signature cannot be judged or is merely old: redacted (an exported
+    event: replaying it re-signs it), or genuine but stale (it verifies against the
+    configured secret; only its timestamp is past the tolerance). A signature that does
+    not match is never re-signed on its own, stale or not: a tampered fixture is sent as
+    captured, and the server's refusal is the point of replaying it."""
     lowered = _lower(headers)
     if any(lowered.get(name) == REDACTED for name in provider.signature_headers):
-        if not force:
-            raise FixtureError(
-                "its signature is redacted (an exported event): pass --resign to sign it "
-                "with the configured secret"
-            )
         return "redacted"
     if force:
         return "forced"
