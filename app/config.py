@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hookline import timetable
 from hookline.errors import ConfigError
+from hookline.providers.standard import decode_secret
 
 DEFAULT_CONFIG = "hookline.toml"
 PROVIDERS = ("stripe", "github", "slack", "hmac", "standard")
@@ -164,6 +165,31 @@ class PipelineConfig(_Model):
     @classmethod
     def _listify(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("notify_url")
+    @classmethod
+    def _notify_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise ValueError(
+                "must be an http:// or https:// URL, e.g. https://app.example/api/hookline"
+            )
+        return value
+
+    @field_validator("notify_secret")
+    @classmethod
+    def _notify_secret(cls, value: str) -> str:
+        if value:  # checked here, not first in a worker that would crash on it at each start
+            decode_secret(value)  # its message never quotes the secret
+        return value
+
+    @model_validator(mode="after")
+    def _notify_needs_both(self) -> PipelineConfig:
+        if bool(self.notify_url) != bool(self.notify_secret):
+            keys = ("notify_url", "notify_secret")
+            given, missing = keys if self.notify_url else keys[::-1]
+            raise ValueError(f"{missing} is required with {given}: ctx.notify needs both")
+        return self
 
 
 class SourceConfig(_Model):

@@ -140,7 +140,7 @@ def test_source_lookup_and_all_secrets() -> None:
         {
             "admin": {"token": "adm"},
             "api": {"keys": ["k1", "k2"]},
-            "pipeline": {"notify_secret": "whsec_n"},
+            "pipeline": {"notify_url": "https://app.example/h", "notify_secret": "whsec_bm90aWZ5"},
             "sources": [{**STRIPE, "secrets": ["s1", "s2"]}, SHOPIFY],
         },
         {},
@@ -148,7 +148,7 @@ def test_source_lookup_and_all_secrets() -> None:
     assert settings.source("shopify") is settings.sources[1]
     assert settings.source("nope") is None
     assert sorted(settings.secret_values()) == sorted(
-        ["adm", "k1", "k2", "whsec_n", "s1", "s2", "shh"]
+        ["adm", "k1", "k2", "whsec_bm90aWZ5", "s1", "s2", "shh"]
     )
     assert parse_settings({}, {}).secret_values() == []  # unset values are not "secrets"
 
@@ -259,6 +259,22 @@ def test_settings_are_immutable() -> None:
         ({"schedules": [{**NIGHTLY, "tz": "UTC"}]}, "schedules[0].tz: unknown key"),
         ({"schedules": [NIGHTLY, NIGHTLY]}, "schedules[1].name: duplicate schedule name"),
         ({"admin": {"token": 5}}, "admin.token: "),
+        (
+            {"pipeline": {"notify_url": "https://app.example/h", "notify_secret": "whsec_n0t!"}},
+            "pipeline.notify_secret: Standard Webhooks secret is not valid base64",
+        ),
+        (
+            {"pipeline": {"notify_url": "app.example/h", "notify_secret": "whsec_bm90aWZ5"}},
+            "pipeline.notify_url: must be an http:// or https:// URL",
+        ),
+        (
+            {"pipeline": {"notify_url": "https://app.example/h"}},
+            "pipeline: notify_secret is required with notify_url",
+        ),
+        (
+            {"pipeline": {"notify_secret": "whsec_bm90aWZ5"}},
+            "pipeline: notify_url is required with notify_secret",
+        ),
     ],
 )
 def test_invalid_config_is_one_message_naming_the_key(data: dict[str, Any], expected: str) -> None:
