@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hookline.errors import NonDeterminismError, PipelineError, StoreError
-from hookline.redaction import Secrets
+from hookline.redaction import Secrets, redacted_cut
 from hookline.step_threads import StepThreads
 from hookline.store.base import Claim, StepOutcome, StepRecord, Store
 
@@ -205,11 +205,14 @@ class Context:
         self,
         name: str,
         fn: Callable[..., Any],
+        /,
         *args: Any,
         step_timeout: float | None = None,
         **kwargs: Any,
     ) -> Any:
         """Run ``fn(*args, **kwargs)`` once per key; return its JSON result (stored on success).
+
+        ``name`` and ``fn`` are positional only, so ``fn`` may take keywords of those names.
 
         ``step_timeout`` bounds an async step; a sync step runs in a thread that nothing can
         stop, so when it ends late its result is kept (its side effect happened).
@@ -307,10 +310,10 @@ class Context:
         s = self._scope
         error = tb = None
         if exc is not None:
-            error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-            tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
-            if self._redact is not None:  # no configured secret is ever stored
-                error, tb = self._redact(error), self._redact(tb)
+            # no configured secret is ever stored, not even a piece cut off by a limit
+            error = redacted_cut(f"{type(exc).__name__}: {exc}", MAX_ERROR_CHARS, self._redact)
+            tb = "".join(traceback.format_exception(exc))
+            tb = redacted_cut(tb, MAX_TRACEBACK_CHARS, self._redact, keep_end=True)
         ended = self._clock()
         lease = self._lease()
         outcome = StepOutcome(

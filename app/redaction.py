@@ -24,7 +24,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 REDACTED = "[redacted]"
 SHORT = 8
@@ -91,6 +91,22 @@ class Redactor:
             position = stop
         out.append(text[position:])
         return "".join(out)
+
+
+def redacted_cut(
+    text: str, limit: int, redact: Callable[[str], str] | None, *, keep_end: bool = False
+) -> str:
+    """``text`` redacted, then cut to ``limit`` characters (its start, or its end).
+
+    Redacting first: a cut through a secret would leave a fragment no redactor knows. Only
+    a bounded stretch (four times ``limit``) is redacted, so a huge message costs no more; a secret
+    cut at that stretch's edge lies beyond ``limit`` and goes with the final cut.
+    """
+    if redact is None:
+        return text[-limit:] if keep_end else text[:limit]
+    if keep_end:
+        return redact(text[-4 * limit :])[-limit:]
+    return redact(text[: 4 * limit])[:limit]
 
 
 class Secrets(Mapping[str, str]):

@@ -26,7 +26,7 @@ from hookline.config import PipelineConfig
 from hookline.context import Context, Lease, LeaseLost, Notifier, RunScope, Suspend
 from hookline.errors import NonRetryableError, PipelineError
 from hookline.pipeline import Event, Registry, parse_data
-from hookline.redaction import Secrets
+from hookline.redaction import Secrets, redacted_cut
 from hookline.retry import backoff_delay
 from hookline.step_threads import StepThreads
 from hookline.store.base import ClaimedRun, RunOutcome, Store
@@ -36,10 +36,11 @@ MAX_RUN_ERROR_CHARS = 20_000
 
 
 def _error_text(exc: BaseException, with_traceback: bool) -> str:
+    """The run's error; cut to ``MAX_RUN_ERROR_CHARS`` when redacted (``Runner.execute``)."""
     text = f"{type(exc).__name__}: {exc}"
     if with_traceback:
         text += "\n\n" + "".join(traceback.format_exception(exc))
-    return text[-MAX_RUN_ERROR_CHARS:]
+    return text
 
 
 class Runner:
@@ -79,8 +80,9 @@ class Runner:
         except LeaseLost:
             lease.lost = True
             return None
-        if outcome.error is not None and self._redact is not None:
-            return replace(outcome, error=self._redact(outcome.error))  # never store a secret
+        if outcome.error is not None:  # never store a secret, nor a piece of one
+            error = redacted_cut(outcome.error, MAX_RUN_ERROR_CHARS, self._redact, keep_end=True)
+            return replace(outcome, error=error)
         return outcome
 
     async def _execute(self, claimed: ClaimedRun, lease: Lease) -> RunOutcome:

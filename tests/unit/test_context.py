@@ -92,6 +92,21 @@ async def test_a_succeeded_step_is_not_called_again(store: SQLiteStore) -> None:
     assert first == again == {"x": 5, "tuple": [1, 2]}  # the JSON round trip, both times
 
 
+async def test_a_step_function_may_take_keywords_named_like_steps_own(
+    store: SQLiteStore,
+) -> None:
+    await claimed_run(store)
+
+    async def create_customer(*, name: str, fn: str) -> dict[str, str]:
+        return {"name": name, "fn": fn}
+
+    ctx = await context_for(store)
+    assert await ctx.step("create", create_customer, name="Ann", fn="x") == {
+        "name": "Ann",
+        "fn": "x",
+    }
+
+
 async def test_a_failed_step_is_recorded_then_retried(store: SQLiteStore) -> None:
     await claimed_run(store)
     outcomes = iter([RuntimeError("first"), "ok"])

@@ -140,3 +140,48 @@ async def test_a_failing_step_with_a_secret_in_its_error_is_stored_redacted(
     assert attempt.error == f"PermissionError: API key {REDACTED} was revoked"
     assert attempt.traceback is not None and LONG not in attempt.traceback
     assert REDACTED in attempt.traceback
+
+
+async def test_a_secret_cut_by_a_length_limit_leaves_no_piece(store: SQLiteStore) -> None:
+    """Errors and tracebacks are cut to a length; the cut comes after redaction, so a secret
+    straddling it is not stored as a fragment the redactor would no longer know."""
+    from hookline.context import MAX_ERROR_CHARS
+
+    head = LONG[: len(LONG) // 2]  # what a cut through the secret would have left
+
+    def call_api() -> None:  # the secret straddles the step error's cut (2,000 chars)
+        raise PermissionError("x" * (MAX_ERROR_CHARS - len("PermissionError: ") - 10) + LONG)
+
+    async def handle(event: Event, ctx: Context) -> None:
+        await ctx.step("call", call_api)
+
+    await store.ingest(
+        NewEvent("evt_1", "stripe", "p1", "t", time.time(), {}, b"{}",
+                 [NewRun("run_1", "h", max_attempts=1)]),
+        resume_failed=True,
+    )  # fmt: skip
+    (claimed,) = await store.claim_runs("w1", ["h"], 1, 30)
+    runner = Runner(
+        store,
+        Registry([HandlerSpec("h", handle, "stripe", "*")]),
+        PipelineConfig(),
+        redact=Redactor([LONG]),
+    )
+    lease = Lease(claimed.claim("w1"), deadline=time.monotonic() + 30)
+    outcome = await runner.execute(claimed, lease)
+    assert outcome is not None and outcome.error is not None and head not in outcome.error
+    (step,) = await store.load_steps("evt_1", "h", 0, attempts=True)
+    (attempt,) = step.attempts
+    assert attempt.error is not None and len(attempt.error) <= MAX_ERROR_CHARS
+    assert head not in attempt.error and attempt.error.endswith("x[redacted]")
+
+
+@pytest.mark.parametrize("keep_end", [False, True])
+def test_redacted_cut_cuts_after_redacting(keep_end: bool) -> None:
+    from hookline.redaction import redacted_cut
+
+    text = "a" * 95 + LONG + "b" * 95  # the secret straddles both cuts at 100
+    cut = redacted_cut(text, 100, Redactor([LONG]), keep_end=keep_end)
+    assert len(cut) == 100 and LONG[:5] not in cut and LONG[-5:] not in cut
+    unredacted = text[-100:] if keep_end else text[:100]
+    assert redacted_cut(text, 100, None, keep_end=keep_end) == unredacted
