@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -23,7 +22,6 @@ from hookline.pipeline import Registry, load_handlers
 from hookline.redaction import SHORT, Redactor, short_secret_names
 from hookline.schedules import check_schedules
 from hookline.sources import build_sources
-from hookline.store import open_store
 
 cli = typer.Typer(
     name="hookline",
@@ -194,17 +192,13 @@ def worker(config: ConfigOption = None) -> None:
 @cli.command()
 def migrate(config: ConfigOption = None) -> None:
     """Apply pending database migrations."""
+    from hookline.startup import UnusableDatabase, prepare_database
+
     settings = settings_from(config)
-
-    async def go() -> int:
-        store = open_store(settings.storage)
-        await store.open()
-        try:
-            return await store.migrate()
-        finally:
-            await store.close()
-
-    version = asyncio.run(go())
+    try:  # as serve does: 2 for a database hookline must not use, 1 for one out of reach
+        version = prepare_database(settings.storage)
+    except UnusableDatabase as exc:
+        raise fail(str(exc), exc.status) from None
     typer.echo(f"schema at version {version}")
 
 

@@ -1,6 +1,6 @@
-"""``hookline serve`` and ``hookline worker`` refuse a database they must not touch — not a
-database at all, another application's, or migrated by a newer hookline — with one clear
-line and exit status 2, before anything starts or is written."""
+"""``hookline serve``, ``hookline worker`` and ``hookline migrate`` refuse a database they
+must not touch — not a database at all, another application's, or migrated by a newer
+hookline — with one clear line and exit status 2, before anything starts or is written."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def refused(config: Path, command: str = "serve") -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("command", ["serve", "worker"])
+@pytest.mark.parametrize("command", ["serve", "worker", "migrate"])
 def test_random_bytes_are_refused_and_left_alone(tmp_path: Path, command: str) -> None:
     db = tmp_path / "hookline.db"
     junk = os.urandom(64 * 1024)
