@@ -129,8 +129,11 @@ class Cron:
     def latest_at(self, t: float) -> int | None:
         moment = datetime.fromtimestamp(math.floor(t) + 1, self.tz)
         try:
-            # A wall time up to one fold later than t's may map to an instant before t.
-            start = moment.replace(tzinfo=None) + _MAX_FOLD
+            # Wall times up to t's map to instants up to t, later ones to later instants,
+            # except in the second pass of a repeated hour (fold 1): there, wall times up to
+            # one fold later than t's were passed already. Starting beyond them only then
+            # keeps a per-second expression to a step or two here, not a fold's 10,800.
+            start = moment.replace(tzinfo=None) + (_MAX_FOLD if moment.fold else timedelta(0))
             for wall in self._walk(start, reverse=True):
                 instant = _instant(wall, self.tz).timestamp()
                 if instant <= t:
