@@ -59,19 +59,22 @@ def decode_cursor(cursor: str) -> int:
 
 
 _GREGORIAN_CYCLE_SECONDS = 146_097 * 86_400  # 400 years
-# RFC 3339 ``date-time`` (the OpenAPI format of since/until), letters in either case
-_RFC3339 = re.compile(
-    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt]([0-9]{2}:[0-9]{2}):([0-9]{2})(\.[0-9]+)?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+# RFC 3339 ``date-time`` (the OpenAPI format of since/until), letters in either case; also
+# what else ISO-8601 writes for an instant: no zone (UTC, as every time hookline shows),
+# no seconds, a space for the T, or a date alone (its midnight, UTC)
+_ISO_TIME = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})"
+    r"(?:[Tt ]([0-9]{2}:[0-9]{2})(?::([0-9]{2})(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?"
 )
 
 
 def parse_time(value: str, name: str) -> float:
-    """An RFC 3339 time (ISO-8601 with a zone), a leap second included."""
-    match = _RFC3339.fullmatch(value)
+    """An ISO-8601 time: RFC 3339 (a leap second included), or without a zone (UTC)."""
+    match = _ISO_TIME.fullmatch(value)
     if match is None:
-        raise BadRequest(f"{name} must be an ISO-8601 time with a zone, e.g. 2026-01-31T12:00:00Z")
+        raise BadRequest(f"{name} must be an ISO-8601 time, e.g. 2026-01-31T12:00:00Z")
     day, minutes, seconds, fraction, zone = match.groups()
+    minutes, seconds, zone = minutes or "00:00", seconds or "00", zone or "Z"
     shift = 0.0
     if day.startswith("0000"):  # year 0 is valid RFC 3339; Python starts at 1
         day, shift = "0400" + day[4:], -_GREGORIAN_CYCLE_SECONDS

@@ -327,8 +327,8 @@ PATHS: dict[str, Schema] = {
                 _query("source", _FILTER_TEXT, "Only events of this source."),
                 _query("type", _FILTER_TEXT, "Event type glob: `*` matches any text."),
                 _query("status", _ref("EventStatus"), "Only events with this status."),
-                _query("since", _TIME, "Received at or after this time."),
-                _query("until", _TIME, "Received before this time."),
+                _query("since", _TIME, "Received at or after this time (no zone: UTC)."),
+                _query("until", _TIME, "Received before this time (no zone: UTC)."),
                 _query("q", _FILTER_TEXT, "Text contained in the provider's event id."),
                 _query(
                     "limit",

@@ -641,7 +641,8 @@ BAD_QUERIES = [
     "limit=" + "9" * 5000,
     "status=bogus",
     "since=yesterday",
-    "until=2026-01-01T00:00:00",  # no time zone
+    "until=2026-01-01T",  # a T without a time
+    "until=2026-02-30",  # no such day
     "source=" + "s" * 501,
 ]
 

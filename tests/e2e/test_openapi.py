@@ -153,6 +153,10 @@ def test_list_filters_and_cursor_pages(live: Live) -> None:
     assert listed(since="2999-01-01T00:00:00Z") == []
     assert listed(until="2000-01-01T00:00:00+02:00") == []
     assert listed(since="2000-01-01T00:00:00z", status="succeeded") == [ok]
+    # ISO-8601 without a zone is UTC, as every time hookline shows; a date is its midnight
+    assert listed(since="2000-01-01T00:00:00", status="succeeded") == [ok]
+    assert listed(since="2000-01-01", until="2999-12-31 23:59") == [unhandled, failed, ok]
+    assert listed(until="2000-01-01") == []
     pages, cursor = [], None
     with live.server.admin() as admin:
         while True:
