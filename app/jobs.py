@@ -234,15 +234,17 @@ class Jobs:
             raise JobRejected(400, "invalid_json", _NOT_JSON)
         now = self._clock() if now is None else now
         job_id = new_id("job")
+        # credentials by name (Authorization...); the dashboard redacts secret values
+        stored_headers = _as_json(redact_headers(headers or {}, frozenset()))
         if concurrency_key is None and spec.concurrency_key is not None:
             event = Event(
                 id=job_id,
                 source=JOB_SOURCE,
                 provider_event_id=key_of(name, idempotency_key) if idempotency_key else job_id,
                 type=name,
-                data=parse_data(body),
+                data=parse_data(body, stored_headers),
                 body=body,
-                headers=dict(headers or {}),
+                headers=stored_headers,  # what the handler will see: no credentials
                 received_at=datetime.fromtimestamp(now, UTC),
             )
             concurrency_key = spec.key_for(event)
@@ -262,8 +264,7 @@ class Jobs:
             ],
             idempotency_key=idempotency_key,
             fingerprint=hashlib.sha256(body).hexdigest() if idempotency_key is not None else None,
-            # credentials by name (Authorization...); the dashboard redacts secret values
-            headers=_as_json(redact_headers(headers or {}, frozenset())),
+            headers=stored_headers,
         )
 
     @staticmethod

@@ -70,3 +70,33 @@ def test_canonical_json_ignores_key_order_and_spacing_but_not_values() -> None:
     )
     assert canonical_json({"a": 1}) != canonical_json({"a": 1.0})
     assert canonical_json({"n": 2**70}) == b'{"n":1180591620717411303424}'  # past orjson's ints
+
+
+def test_a_job_handlers_key_function_sees_the_jobs_event_without_credentials() -> None:
+    from typing import Any
+
+    from hookline.config import Settings
+    from hookline.jobs import Jobs
+    from hookline.pipeline import JOB_SOURCE, Event, HandlerSpec, Registry
+
+    seen: list[Event] = []
+
+    def key(event: Event) -> Any:
+        seen.append(event)
+        return event.data["customer"]
+
+    async def fn(event: Event, ctx: Any) -> None: ...
+
+    spec = HandlerSpec("h", fn, JOB_SOURCE, "bill", concurrency_key=key)
+    jobs = Jobs(Settings(), store=None, registry=Registry([spec]))  # type: ignore[arg-type]
+    headers = {"authorization": "Bearer k3y", "x-trace": "t1"}
+    job = jobs.build("bill", b'{"customer": 7}', idempotency_key="k1", headers=headers)
+    assert job.runs[0].concurrency_key == "7"
+    (event,) = seen
+    assert event.type == "bill" and event.provider_event_id == "bill/k1" and event.id == job.id
+    assert event.headers["x-trace"] == "t1" and "k3y" not in event.headers["authorization"]
+    # a schedule's own key wins; a key function that raises leaves the run unkeyed
+    assert jobs.build("bill", b"{}", concurrency_key="schedule:s").runs[0].concurrency_key == (
+        "schedule:s"
+    )
+    assert jobs.build("bill", b'{"other": 1}').runs[0].concurrency_key is None
