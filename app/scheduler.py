@@ -10,9 +10,10 @@ Which ticks are due, from a cursor (the last tick handled):
 
 - On start the cursor is the newest tick recorded for the schedule (or when it was last
   resumed, if later); on the first start ever there is none and nothing counts as missed.
-- A tick up to ``MISSED_AFTER_SECONDS`` old is *on time*: it is fired (recorded ``fired``,
-  or ``skipped_overlap`` while the previous job is active and ``overlap = "skip"``).
-- An older one passed while nothing ran — the service was down, the store unreachable, the
+- The newest due tick, if up to ``MISSED_AFTER_SECONDS`` old, is *on time*: it is fired
+  (recorded ``fired``, or ``skipped_overlap`` while the job of an earlier pass is active and
+  ``overlap = "skip"``).
+- Any other due tick passed while nothing ran — the service was down, the store unreachable, the
   machine asleep. ``catch_up`` decides it: ``skip`` records it ``missed``; ``latest``
   enqueues the newest such tick (``caught_up``) and records the rest ``missed``; ``all``
   enqueues each (``caught_up``; these skip no overlap: "all" means each runs, and they take
@@ -116,9 +117,14 @@ class Scheduler:
             log.info("schedule resumed", extra={"schedule": schedule.name})
 
     def plan(self, schedule: ScheduleConfig, due: list[int], now: float) -> list[NewTick]:
-        """What to record for the ``due`` ticks (oldest first) at ``now``."""
-        late = [t for t in due if now - t > MISSED_AFTER_SECONDS]
-        on_time = due[len(late) :]
+        """What to record for the ``due`` ticks (oldest first) at ``now``.
+
+        Only the newest can be on time: a tick followed by another before any process
+        recorded it was not handled at its time, however recent (a restart a few seconds
+        after a downtime's last ticks), so ``catch_up`` decides it."""
+        newest = due[-1:] if due and now - due[-1] <= MISSED_AFTER_SECONDS else []
+        late = due[: len(due) - len(newest)]
+        on_time = newest
         caught_up: set[int] = set()
         if schedule.catch_up == "all":
             caught_up = set(late)

@@ -127,6 +127,36 @@ async def test_ticks_missed_while_nothing_ran(
     assert scheduled_for == [iso(T + t) for t in (10, 20, *enqueued, 60)]
 
 
+@pytest.mark.parametrize(
+    ("catch_up", "expected"),
+    [
+        ("skip", ["missed", "missed", "missed"]),
+        ("latest", ["missed", "missed", "caught_up"]),
+        ("all", ["caught_up", "caught_up", "caught_up"]),
+    ],
+)
+async def test_only_the_newest_tick_at_a_restart_is_on_time(
+    open_another: OpenStore, catch_up: str, expected: list[str]
+) -> None:
+    """Back 1.1 s after the tick at +10: the tick at +8 is only 3.1 s old, but +10 came after
+    it while nothing ran, so catch_up decides +8 as it does +4 and +6; +10 fires, and a job
+    caught up in the same pass is no overlap for it."""
+    settings = settings_with(every="2s", catch_up=catch_up, overlap="skip")
+    first = Process(settings, await open_another())
+    await first.at(T + 0.5)
+    await first.at(T + 2.1)  # then down across +4 … +10, once the tick's job has run
+    (claimed,) = await first.store.claim_runs("w", ["tests:report"], 5, 30)
+    await first.store.finish_run(claimed.claim("w"), RunOutcome(claimed.run.id, "succeeded"))
+    restarted = Process(settings, await open_another())
+    await restarted.at(T + 11.1)
+    ticks = await outcomes(restarted.store)
+    assert [ticks[t][0] for t in (4, 6, 8)] == expected
+    assert ticks[10][0] == "fired"
+    scheduled_for = [p["scheduledFor"] for p in await job_payloads(restarted.store)]
+    caught = [t for t, outcome in zip((4, 6, 8), expected, strict=True) if outcome == "caught_up"]
+    assert scheduled_for == [iso(T + t) for t in (2, *caught, 10)]
+
+
 async def test_two_processes_starting_after_a_downtime_agree(open_another: OpenStore) -> None:
     settings = settings_with(catch_up="latest")
     first = Process(settings, await open_another())
