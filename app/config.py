@@ -12,10 +12,18 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from hookline import timetable
 from hookline.errors import ConfigError
@@ -31,6 +39,20 @@ RESERVED_SOURCE = "jobs"  # the source of every job's event (hookline.store.base
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """``max_body_bytes = true`` is a mistake, not the number 1 (pydantic's lax mode),
+        and ``workers = 1`` is no boolean. Strings stay allowed where they convert:
+        ``port = "${PORT}"`` is how a number comes from the environment."""
+        field = cls.model_fields.get(info.field_name or "")
+        kinds = set(get_args(field.annotation)) | {field.annotation} if field else set()
+        if isinstance(value, bool) and kinds & {int, float} and bool not in kinds:
+            raise ValueError("must be a number, not true or false")
+        if type(value) in (int, float) and bool in kinds and not kinds & {int, float}:
+            raise ValueError("must be true or false")
+        return value
 
 
 def _one_of(value: str, choices: tuple[str, ...]) -> str:

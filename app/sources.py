@@ -58,7 +58,9 @@ def build_sources(configs: Sequence[SourceConfig]) -> dict[str, Source]:
         try:
             provider = build_provider(config)
         except ValueError as exc:  # e.g. a Standard Webhooks secret that is not base64
-            raise ConfigError(f"{source_label(index, config.name)}: {exc}") from None
+            key = str(exc)  # "secrets[1]: …" names a key of the source: source.secrets[1]
+            joint = "." if key.startswith("secrets[") else ": "
+            raise ConfigError(f"{source_label(index, config.name)}{joint}{key}") from None
         window = config.replay_window_seconds if provider.id_unsigned else 0
         sources[config.name] = Source(config.name, provider, config.max_body_bytes, window)
     return sources

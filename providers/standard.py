@@ -50,9 +50,16 @@ def decode_secret(secret: str) -> bytes:
     return key
 
 
+def _decoded(index: int, secret: str) -> bytes:
+    try:
+        return decode_secret(secret)
+    except ValueError as exc:  # which one of several: the config error names it
+        raise ValueError(f"secrets[{index}]: {exc}") from None
+
+
 class StandardProvider:
     def __init__(self, secrets: Sequence[str], tolerance_seconds: int = 300) -> None:
-        self._keys = tuple(decode_secret(secret) for secret in check_secrets(secrets))
+        self._keys = tuple(_decoded(index, s) for index, s in enumerate(check_secrets(secrets)))
         self._tolerance = check_tolerance(tolerance_seconds)
         self.signature_headers: frozenset[str] = frozenset({SIGNATURE_HEADER})
         self.id_unsigned = False

@@ -84,7 +84,7 @@ encoding = "base32"
     ),
     "standard-secret-not-base64": (
         '[[sources]]\nname = "acme"\nprovider = "standard"\nsecrets = ["whsec_not*base64!"]\n',
-        ['sources[0] (name "acme"): ', "base64"],
+        ['sources[0] (name "acme").secrets[0]: ', "base64"],
     ),
     "unknown-key": ("[server]\nprot = 8400\n", ["server.prot: unknown key"]),
     "missing-secret-file": (

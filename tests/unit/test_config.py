@@ -267,6 +267,13 @@ def test_settings_are_immutable() -> None:
             {"pipeline": {"notify_url": "app.example/h", "notify_secret": "whsec_bm90aWZ5"}},
             "pipeline.notify_url: must be an http:// or https:// URL",
         ),
+        ({"server": {"max_body_bytes": True}}, "server.max_body_bytes: must be a number, not"),
+        (
+            {"sources": [{**STRIPE, "tolerance_seconds": True}]},
+            'sources[0] (name "stripe").tolerance_seconds: must be a number, not true or false',
+        ),
+        ({"pipeline": {"backoff_base_seconds": False}}, "pipeline.backoff_base_seconds: must"),
+        ({"pipeline": {"redelivery_resumes_failed": 0}}, "pipeline.redelivery_resumes_failed: "),
         (
             {"pipeline": {"notify_url": "https://app.example/h"}},
             "pipeline: notify_secret is required with notify_url",
@@ -426,3 +433,17 @@ def test_storage_pool_size_and_statement_timeout() -> None:
     assert "storage.statement_timeout_seconds" in error_of(
         {"storage": {"url": url, "statement_timeout_seconds": -1}}
     )
+
+
+def test_numbers_and_booleans_may_come_from_the_environment_as_strings() -> None:
+    """A ${VAR} is always text: "8401" is a port and "false" a boolean, while a TOML
+    boolean where a number belongs (or a number for a boolean) is a mistake (above)."""
+    settings = parse_settings(
+        {
+            "server": {"port": "${PORT}", "max_body_bytes": 1024},
+            "pipeline": {"max_attempts": "${ATTEMPTS}", "redelivery_resumes_failed": "${R}"},
+        },
+        {"PORT": "8401", "ATTEMPTS": "3", "R": "false"},
+    )
+    assert settings.server.port == 8401 and settings.pipeline.max_attempts == 3
+    assert settings.pipeline.redelivery_resumes_failed is False
