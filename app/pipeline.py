@@ -16,6 +16,9 @@ import importlib
 import inspect
 import logging
 import re
+import sys
+import types
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -34,6 +37,11 @@ from hookline.store.base import JOB_SOURCE
 log = logging.getLogger("hookline.pipeline")
 
 _MARK = "__hookline_handlers__"
+#: The registrations each module's code made, for those it does not bind to a name (made in
+#: a loop or a factory). Weakly: a module imported anew is a new object, with new ones.
+_MADE_IN: weakref.WeakKeyDictionary[types.ModuleType, list[HandlerSpec]] = (
+    weakref.WeakKeyDictionary()
+)
 JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # never a '/': see store/jobs.py
 
 HandlerFn = Callable[["Event", Context], Awaitable[Any]]
@@ -160,6 +168,9 @@ def handler(
         # a new tuple each time: a wrapper that copied the function's __dict__ must not
         # add its registrations to the function's own
         setattr(fn, _MARK, (*getattr(fn, _MARK, ()), registration))
+        module = sys.modules.get(fn.__module__)  # the module being imported, if any
+        if module is not None:
+            _MADE_IN.setdefault(module, []).append(registration)
         return fn
 
     return mark
@@ -236,8 +247,9 @@ def load_handlers(modules: Sequence[str]) -> Registry:
     """Import every handler module; an import error or a clash is a StartupError (exit 2).
 
     A module's handlers are the decorated functions it binds, whether it defines them or
-    imports them (a package whose ``__init__`` does ``from .billing import *``); each
-    registration counts once, however many modules or names bind it."""
+    imports them (a package whose ``__init__`` does ``from .billing import *``), and those
+    its code registered without binding them (in a loop, a factory); each registration
+    counts once, however many modules or names bind it."""
     registrations: list[HandlerSpec] = []
     seen: set[int] = set()
     for module_name in modules:
@@ -252,6 +264,10 @@ def load_handlers(modules: Sequence[str]) -> Registry:
                 if isinstance(r, HandlerSpec) and id(r) not in seen:
                     seen.add(id(r))
                     registrations.append(r)
+        for r in _MADE_IN.get(module, ()):
+            if id(r) not in seen:
+                seen.add(id(r))
+                registrations.append(r)
     return Registry(identities(registrations))
 
 

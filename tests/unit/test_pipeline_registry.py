@@ -100,6 +100,26 @@ def test_a_package_registers_the_handlers_it_imports_once_each(
             sys.modules.pop(name, None)
 
 
+def test_handlers_registered_in_a_loop_or_a_factory_are_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = _load(
+        tmp_path,
+        monkeypatch,
+        "made_handlers",
+        "def make(kind):\n"
+        "    @handler('stripe', f'invoice.{kind}', name=f'on-{kind}')\n"
+        "    async def on_invoice(event, ctx): ...\n"
+        "for kind in ('paid', 'voided'):\n"
+        "    make(kind)  # bound to no name of the module\n"
+        "@handler('github', 'push')\n"
+        "async def bound(event, ctx): ...\n",
+    )
+    assert sorted(s.name for s in registry.matching("stripe", "invoice.paid")) == ["on-paid"]
+    assert sorted(s.name for s in registry.matching("stripe", "invoice.voided")) == ["on-voided"]
+    assert len(registry) == 3
+
+
 def _load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, code: str) -> Registry:
     (tmp_path / f"{name}.py").write_text("from hookline import handler\n" + code)
     monkeypatch.syspath_prepend(str(tmp_path))
