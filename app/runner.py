@@ -123,11 +123,13 @@ class Runner:
             threads=self._step_threads,
         )
         if run.attempts > run.max_attempts:  # reclaimed after crashes until the budget ran out
+            # this claim calls nothing, so it is no attempt: the run shows max_attempts
             return RunOutcome(
                 run.id,
                 "failed",
-                error=f"attempt {run.attempts} of {run.max_attempts}: "
-                "the previous attempts ended without an outcome (worker crashed or stalled)",
+                error=f"the last of {run.max_attempts} attempt(s) ended without an outcome "
+                "(its worker crashed or stalled)",
+                refund_attempt=True,
             )
         data = parse_data(claimed.body, claimed.headers)
         event = Event(

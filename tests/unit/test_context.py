@@ -244,6 +244,32 @@ async def test_runner_maps_endings_to_outcomes(store: SQLiteStore) -> None:
     assert outcome is not None and (outcome.status, outcome.refund_attempt) == ("queued", True)
 
 
+async def test_a_run_reclaimed_past_its_attempts_fails_without_counting_one_more(
+    store: SQLiteStore,
+) -> None:
+    calls: list[str] = []
+
+    async def handle(event: Event, ctx: Context) -> None:
+        calls.append("called")
+
+    await store.ingest(
+        NewEvent("evt_c", "stripe", "p_c", "t", time.time(), {}, b"{}",
+                 [NewRun("run_c", HANDLER, max_attempts=1)]),
+        resume_failed=True,
+    )  # fmt: skip
+    await store.claim_runs("w1", [HANDLER], 1, 0.01)  # attempt 1: its worker dies
+    await asyncio.sleep(0.05)
+    (again,) = await store.claim_runs("w2", [HANDLER], 1, 30)
+    assert again.run.attempts == 2
+    registry = Registry([HandlerSpec(HANDLER, handle, "stripe", "*")])
+    outcome = await Runner(store, registry, PipelineConfig()).execute(again, lease_of(again))
+    assert calls == [] and outcome is not None and outcome.status == "failed"
+    assert "the last of 1 attempt(s) ended without an outcome" in (outcome.error or "")
+    assert await store.finish_run(again.claim("w2"), outcome)
+    run = await store.get_run("run_c")
+    assert run is not None and (run.status, run.attempts) == ("failed", 1)
+
+
 async def test_a_cancelled_run_waits_for_its_sync_step_and_records_it(
     store: SQLiteStore, threads: StepThreads | None
 ) -> None:
