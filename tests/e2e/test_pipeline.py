@@ -25,6 +25,20 @@ def ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+def assert_one_at_a_time_in_order(log: Path, total: int, keys: int) -> None:
+    """``log`` has the "start KEY N" / "end KEY N" lines of ``total`` keyed runs: per key,
+    runs in arrival order, strictly start, end, start, end… (never two of a key at once)."""
+    per_key: dict[str, list[tuple[str, int]]] = {}
+    for line in lines(log):
+        kind, key, number = line.split()
+        per_key.setdefault(key, []).append((kind, int(number)))
+    assert len(per_key) == keys
+    for key, entries in per_key.items():
+        numbers = [n for kind, n in entries if kind == "start"]
+        assert numbers == sorted(numbers) and len(numbers) == total // keys, key
+        assert [kind for kind, _ in entries] == ["start", "end"] * (total // keys), key
+
+
 @pytest.fixture
 def pipeline_server(tmp_path: Path, db_url: str) -> Iterator[HooklineProcess]:
     config = base_config(
@@ -224,16 +238,7 @@ def test_concurrency_key_runs_in_arrival_order(
         timeout=60,
         what="every ordered run to be recorded as succeeded",
     )
-    per_key: dict[str, list[tuple[str, int]]] = {}
-    for line in lines(tmp_path / "order.log"):
-        kind, key, number = line.split()
-        per_key.setdefault(key, []).append((kind, int(number)))
-    assert len(per_key) == keys
-    for key, entries in per_key.items():
-        numbers = [n for kind, n in entries if kind == "start"]
-        assert numbers == sorted(numbers) and len(numbers) == total // keys, key
-        # strictly start, end, start, end...: never two runs of one key at once
-        assert [kind for kind, _ in entries] == ["start", "end"] * (total // keys), key
+    assert_one_at_a_time_in_order(tmp_path / "order.log", total, keys)
 
 
 def test_a_job_handlers_concurrency_key_runs_its_jobs_in_order(
@@ -250,15 +255,7 @@ def test_a_job_handlers_concurrency_key_runs_its_jobs_in_order(
         timeout=120,
         what="all ordered jobs",
     )
-    per_key: dict[str, list[tuple[str, int]]] = {}
-    for line in lines(tmp_path / "order.log"):
-        kind, key, number = line.split()
-        per_key.setdefault(key, []).append((kind, int(number)))
-    assert len(per_key) == keys
-    for key, entries in per_key.items():
-        numbers = [n for kind, n in entries if kind == "start"]
-        assert numbers == sorted(numbers) and len(numbers) == total // keys, key
-        assert [kind for kind, _ in entries] == ["start", "end"] * (total // keys), key
+    assert_one_at_a_time_in_order(tmp_path / "order.log", total, keys)
 
 
 def test_metrics_show_workers_queue_runs_and_step_durations(

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from hookline.config import PipelineConfig
 from hookline.context import Context, Lease
 from hookline.logs import JsonFormatter
-from hookline.pipeline import Event, HandlerSpec, Registry
+from hookline.pipeline import Event, HandlerFn, HandlerSpec, Registry
 from hookline.redaction import REDACTED, Redactor, Secrets
 from hookline.runner import Runner
-from hookline.store.base import NewEvent, NewRun
+from hookline.store.base import NewEvent, NewRun, RunOutcome
 from hookline.store.sqlite import SQLiteStore
 
 LONG = "sk_live_4f9a8b7c6d5e"
@@ -105,18 +105,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     await s.close()
 
 
-async def test_a_failing_step_with_a_secret_in_its_error_is_stored_redacted(
-    store: SQLiteStore,
-) -> None:
-    seen: list[str] = []
-
-    def call_api(key: str) -> None:
-        raise PermissionError(f"API key {key} was revoked")
-
-    async def handle(event: Event, ctx: Context) -> None:
-        seen.append(ctx.secrets["api"])
-        await ctx.step("call", call_api, ctx.secrets["api"])
-
+async def run_once(store: SQLiteStore, handle: HandlerFn) -> RunOutcome | None:
+    """Store an event for handler "h" (one attempt), claim its run and execute it with the
+    secret ``LONG`` in ``ctx.secrets["api"]`` and in the redactor."""
     await store.ingest(
         NewEvent("evt_1", "stripe", "p1", "t", time.time(), {}, b"{}",
                  [NewRun("run_1", "h", max_attempts=1)]),
@@ -131,7 +122,22 @@ async def test_a_failing_step_with_a_secret_in_its_error_is_stored_redacted(
         redact=Redactor([LONG]),
     )
     lease = Lease(claimed.claim("w1"), deadline=time.monotonic() + 30)
-    outcome = await runner.execute(claimed, lease)
+    return await runner.execute(claimed, lease)
+
+
+async def test_a_failing_step_with_a_secret_in_its_error_is_stored_redacted(
+    store: SQLiteStore,
+) -> None:
+    seen: list[str] = []
+
+    def call_api(key: str) -> None:
+        raise PermissionError(f"API key {key} was revoked")
+
+    async def handle(event: Event, ctx: Context) -> None:
+        seen.append(ctx.secrets["api"])
+        await ctx.step("call", call_api, ctx.secrets["api"])
+
+    outcome = await run_once(store, handle)
     assert seen == [LONG]  # the handler had the real value
     assert outcome is not None and outcome.status == "failed" and outcome.error is not None
     assert LONG not in outcome.error and f"API key {REDACTED} was revoked" in outcome.error
@@ -155,20 +161,7 @@ async def test_a_secret_cut_by_a_length_limit_leaves_no_piece(store: SQLiteStore
     async def handle(event: Event, ctx: Context) -> None:
         await ctx.step("call", call_api)
 
-    await store.ingest(
-        NewEvent("evt_1", "stripe", "p1", "t", time.time(), {}, b"{}",
-                 [NewRun("run_1", "h", max_attempts=1)]),
-        resume_failed=True,
-    )  # fmt: skip
-    (claimed,) = await store.claim_runs("w1", ["h"], 1, 30)
-    runner = Runner(
-        store,
-        Registry([HandlerSpec("h", handle, "stripe", "*")]),
-        PipelineConfig(),
-        redact=Redactor([LONG]),
-    )
-    lease = Lease(claimed.claim("w1"), deadline=time.monotonic() + 30)
-    outcome = await runner.execute(claimed, lease)
+    outcome = await run_once(store, handle)
     assert outcome is not None and outcome.error is not None and head not in outcome.error
     (step,) = await store.load_steps("evt_1", "h", 0, attempts=True)
     (attempt,) = step.attempts
