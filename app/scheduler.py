@@ -10,9 +10,9 @@ Which ticks are due, from a cursor (the last tick handled):
 
 - On start the cursor is the newest tick recorded for the schedule (or when it was last
   resumed, if later); on the first start ever there is none and nothing counts as missed.
-- The newest due tick, if up to ``MISSED_AFTER_SECONDS`` old, is *on time*: it is fired
-  (recorded ``fired``, or ``skipped_overlap`` while the job of an earlier pass is active and
-  ``overlap = "skip"``).
+- A tick up to ``MISSED_AFTER_SECONDS`` old is *on time* (at a restart, only the newest
+  due tick can be: the older ones came while nothing ran): it is fired (recorded ``fired``,
+  or ``skipped_overlap`` while the schedule's last job is active and ``overlap = "skip"``).
 - Any other due tick passed while nothing ran — the service was down, the store unreachable, the
   machine asleep. ``catch_up`` decides it: ``skip`` records it ``missed``; ``latest``
   enqueues the newest such tick (``caught_up``) and records the rest ``missed``; ``all``
@@ -90,6 +90,7 @@ class Scheduler:
     ) -> float:
         """Record the ticks due at ``now`` since ``cursor`` (None: since the newest stored
         one); return the new cursor."""
+        restart = cursor is None
         if cursor is None:
             state = await self._store.schedule_state(schedule.name, ticks=1)
             known = [t for t in (state.last_tick_at, state.resumed_at) if t is not None]
@@ -99,7 +100,7 @@ class Scheduler:
         horizon = max(schedule.catch_up_seconds, MISSED_AFTER_SECONDS)
         due = ticks_between(times, max(cursor, now - horizon), now, MAX_CATCH_UP_TICKS)
         if due:
-            ticks = self.plan(schedule, due, now)
+            ticks = self.plan(schedule, due, now, restart=restart)
             results = await self._store.record_ticks(schedule.name, ticks, now)
             self._note_pause(schedule, results)
             _log(schedule, results)
@@ -116,15 +117,18 @@ class Scheduler:
             self._paused.discard(schedule.name)
             log.info("schedule resumed", extra={"schedule": schedule.name})
 
-    def plan(self, schedule: ScheduleConfig, due: list[int], now: float) -> list[NewTick]:
+    def plan(
+        self, schedule: ScheduleConfig, due: list[int], now: float, *, restart: bool = False
+    ) -> list[NewTick]:
         """What to record for the ``due`` ticks (oldest first) at ``now``.
 
-        Only the newest can be on time: a tick followed by another before any process
-        recorded it was not handled at its time, however recent (a restart a few seconds
-        after a downtime's last ticks), so ``catch_up`` decides it."""
-        newest = due[-1:] if due and now - due[-1] <= MISSED_AFTER_SECONDS else []
-        late = due[: len(due) - len(newest)]
-        on_time = newest
+        A tick up to ``MISSED_AFTER_SECONDS`` old is on time. At a ``restart`` (the first
+        pass of this process) only the newest can be: an older one, however recent, came
+        and went while nothing ran (the last seconds of a downtime), so ``catch_up``
+        decides it; the newest may be one a live process is recording right now."""
+        recent = [t for t in due if now - t <= MISSED_AFTER_SECONDS]
+        on_time = recent[-1:] if restart else recent
+        late = due[: len(due) - len(on_time)]
         caught_up: set[int] = set()
         if schedule.catch_up == "all":
             caught_up = set(late)

@@ -108,8 +108,8 @@ class NewTick:
     """One tick of a schedule to record, with the job to enqueue for it (none: ``missed``).
 
     With ``skip_if_active`` (overlap = "skip") the tick is recorded ``skipped_overlap``
-    instead, and nothing enqueued, while the schedule's last job from before this pass is
-    still active (not a job this pass caught up).
+    instead, and nothing enqueued, while the schedule's last job is still active (one this
+    pass enqueued for an earlier tick included).
     """
 
     tick_at: int  # Unix seconds (ticks are whole seconds)

@@ -45,9 +45,7 @@ def record(schedule: str, ticks: Sequence[NewTick], now: float) -> Program[list[
     results = []
     newest_job = last_job_id
     for tick in ticks:
-        # overlap is judged against the run active before this pass, not against the jobs
-        # this pass caught up: those are for ticks missed while nothing ran
-        result = yield from _record_one(schedule, tick, last_job_id, now)
+        result = yield from _record_one(schedule, tick, newest_job, now)
         if result.outcome in ("fired", "caught_up"):
             newest_job = result.job_id
         results.append(result)
