@@ -37,8 +37,9 @@ from hookline.store.base import JOB_SOURCE
 log = logging.getLogger("hookline.pipeline")
 
 _MARK = "__hookline_handlers__"
-#: The registrations each module's code made, for those it does not bind to a name (made in
-#: a loop or a factory). Weakly: a module imported anew is a new object, with new ones.
+#: The registrations made while each module's body ran, for those it does not bind to a name
+#: (made in a loop, or by a factory, wherever the factory is defined). Weakly: a module
+#: imported anew is a new object, with new ones.
 _MADE_IN: weakref.WeakKeyDictionary[types.ModuleType, list[HandlerSpec]] = (
     weakref.WeakKeyDictionary()
 )
@@ -168,12 +169,23 @@ def handler(
         # a new tuple each time: a wrapper that copied the function's __dict__ must not
         # add its registrations to the function's own
         setattr(fn, _MARK, (*getattr(fn, _MARK, ()), registration))
-        module = sys.modules.get(fn.__module__)  # the module being imported, if any
+        module = _importing_module()
         if module is not None:
             _MADE_IN.setdefault(module, []).append(registration)
         return fn
 
     return mark
+
+
+def _importing_module() -> types.ModuleType | None:
+    """The module whose body is running (the innermost one on the stack): the one whose
+    import is making this registration, whether it decorates directly or calls a factory."""
+    frame: types.FrameType | None = sys._getframe(2)  # the caller of the decorator
+    while frame is not None:
+        if frame.f_code.co_name == "<module>":
+            return sys.modules.get(frame.f_globals.get("__name__", ""))
+        frame = frame.f_back
+    return None
 
 
 def identities(registrations: Sequence[HandlerSpec]) -> list[HandlerSpec]:

@@ -103,6 +103,13 @@ def test_a_package_registers_the_handlers_it_imports_once_each(
 def test_handlers_registered_in_a_loop_or_a_factory_are_loaded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    (tmp_path / "handler_factories.py").write_text(  # a factory of another module
+        "from hookline import handler\n"
+        "def on(kind):\n"
+        "    @handler('github', kind, name=f'gh-{kind}')\n"
+        "    async def handle(event, ctx): ...\n"
+        "    return handle\n"
+    )
     registry = _load(
         tmp_path,
         monkeypatch,
@@ -112,12 +119,17 @@ def test_handlers_registered_in_a_loop_or_a_factory_are_loaded(
         "    async def on_invoice(event, ctx): ...\n"
         "for kind in ('paid', 'voided'):\n"
         "    make(kind)  # bound to no name of the module\n"
+        "import handler_factories\n"
+        "for kind in ('issues', 'release'):\n"
+        "    handler_factories.on(kind)\n"
         "@handler('github', 'push')\n"
         "async def bound(event, ctx): ...\n",
     )
+    sys.modules.pop("handler_factories", None)
     assert sorted(s.name for s in registry.matching("stripe", "invoice.paid")) == ["on-paid"]
     assert sorted(s.name for s in registry.matching("stripe", "invoice.voided")) == ["on-voided"]
-    assert len(registry) == 3
+    assert [s.name for s in registry.matching("github", "issues")] == ["gh-issues"]
+    assert len(registry) == 5
 
 
 def _load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, code: str) -> Registry:
