@@ -93,20 +93,25 @@ class Redactor:
         return "".join(out)
 
 
+REDACT_AT_MOST = 1 << 20
+
+
 def redacted_cut(
     text: str, limit: int, redact: Callable[[str], str] | None, *, keep_end: bool = False
 ) -> str:
     """``text`` redacted, then cut to ``limit`` characters (its start, or its end).
 
-    Redacting first: a cut through a secret would leave a fragment no redactor knows. Only
-    a bounded stretch (four times ``limit``) is redacted, so a huge message costs no more; a secret
-    cut at that stretch's edge lies beyond ``limit`` and goes with the final cut.
+    Redacting first: a cut through a secret would leave a fragment no redactor knows. A
+    text beyond ``REDACT_AT_MOST`` characters is cut to that first (a 100 MB message costs
+    no more); a secret cut at that edge would need the redaction to shrink the text by
+    nearly all of it to come within ``limit``.
     """
     if redact is None:
         return text[-limit:] if keep_end else text[:limit]
+    stretch = max(REDACT_AT_MOST, 4 * limit)
     if keep_end:
-        return redact(text[-4 * limit :])[-limit:]
-    return redact(text[: 4 * limit])[:limit]
+        return redact(text[-stretch:])[-limit:]
+    return redact(text[:stretch])[:limit]
 
 
 class Secrets(Mapping[str, str]):

@@ -238,15 +238,16 @@ class Worker:
         kept = await self._finish(lease, outcome)
         if kept:
             self.stats.runs[outcome.status] = self.stats.runs.get(outcome.status, 0) + 1
+        attempt = run.attempts - int(outcome.refund_attempt)  # as the store now counts it
         fields = {
             "run_id": run.id,
             "handler": run.handler,
-            "attempt": run.attempts,
+            "attempt": attempt,
             "status": outcome.status if kept else "lease_lost",
             "ms": round((time.perf_counter() - started) * 1000, 3),
         }
         if kept and outcome.status == "failed":  # dead letter: an operator must look
-            fields.update(attempts=run.attempts, error=self._first_line(outcome.error))
+            fields.update(attempts=attempt, error=self._first_line(outcome.error))
             log.warning("run dead-lettered", extra=fields)
         else:
             logs.info(log, "run", fields)

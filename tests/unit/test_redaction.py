@@ -178,3 +178,8 @@ def test_redacted_cut_cuts_after_redacting(keep_end: bool) -> None:
     assert len(cut) == 100 and LONG[:5] not in cut and LONG[-5:] not in cut
     unredacted = text[-100:] if keep_end else text[:100]
     assert redacted_cut(text, 100, None, keep_end=keep_end) == unredacted
+    # many long secrets: redaction shrinks the text a lot, and still no piece is kept
+    secret = "sk_live_" + "Z" * 56
+    crowded = (secret + ",") * 6 + secret + "tail" * 100
+    kept = redacted_cut(crowded, 100, Redactor([secret]))
+    assert "sk_live" not in kept and kept.startswith("[redacted],")
