@@ -12,3 +12,12 @@ from hookline import Context, Event, handler
 async def leaky(event: Event, ctx: Context) -> None:
     key = os.environ["HOOKLINE_TEST_LEAKED"]
     raise RuntimeError(f"upstream refused the call (api key {key})\nsecond line of detail")
+
+
+def _die() -> None:
+    os.kill(os.getpid(), 9)  # the worker process, as a segfault or the OOM killer would
+
+
+@handler("stripe", "test.fatal_step", max_attempts=1)
+async def fatal_step(event: Event, ctx: Context) -> None:
+    await ctx.step("die", _die)

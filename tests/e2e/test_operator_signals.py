@@ -30,7 +30,12 @@ def log_lines(server: HooklineProcess) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def server(tmp_path: Path, sqlite_url: str) -> Iterator[HooklineProcess]:
-    config = base_config(sqlite_url, handlers=["tests.e2e.failing_handlers"], workers=1)
+    config = base_config(
+        sqlite_url,
+        handlers=["tests.e2e.failing_handlers"],
+        workers=1,
+        pipeline={"lease_seconds": 2},
+    )
     env = {"HOOKLINE_TEST_LEAKED": STRIPE_SECRET}
     proc = HooklineProcess(tmp_path, config, env=env).start()
     yield proc
@@ -57,6 +62,27 @@ def test_a_dead_lettered_run_is_a_warning_with_handler_attempts_and_first_line(
     retried = [e for e in log_lines(server) if e["msg"] == "run" and e["run_id"] == run["id"]]
     assert [(e["level"], e["status"]) for e in retried] == [("info", "retrying")]
     assert STRIPE_SECRET not in server.logs()
+
+
+def test_a_run_whose_attempts_all_killed_their_worker_fails_counting_only_those(
+    server: HooklineProcess,
+) -> None:
+    """Its one attempt killed the worker; the restarted worker reclaims the run after the
+    lease, finds its budget spent and fails it, calling nothing: attempts stays 1, in the
+    admin API and in the log."""
+    with server.admin() as admin:
+        event_id = post_stripe(server, "evt_fatal", "test.fatal_step")["id"]
+        (run,) = wait_status(admin, event_id, "failed", timeout=60)["runs"]
+    assert run["attempts"] == 1 and "ended without an outcome" in run["error"]
+
+    def dead_letter() -> dict[str, Any] | None:
+        found = [
+            e for e in log_lines(server)
+            if e["msg"] == "run dead-lettered" and e["run_id"] == run["id"]
+        ]  # fmt: skip
+        return found[0] if found else None
+
+    assert wait_for(dead_letter, what="the dead-letter log line")["attempts"] == 1
 
 
 def test_a_rejected_webhook_is_logged_with_its_error_code_not_its_signature(
