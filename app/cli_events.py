@@ -24,6 +24,7 @@ from rich.table import Table
 from hookline.config import Settings
 from hookline.errors import RedeliveryInProgress, StoreError
 from hookline.payload_view import payload_json
+from hookline.redaction import Redactor
 from hookline.replay import FixtureError, fixture_from_event
 from hookline.store import Store, open_store
 from hookline.store.base import EVENT_STATUSES, EventFilter, EventRecord, EventSummary
@@ -155,11 +156,13 @@ def list_events(
 @events_app.command("show")
 def show(event_id: EventId, config: ConfigOption = None) -> None:
     """Print an event with its runs and steps as JSON (signature headers are redacted)."""
-    record = _get_event(_settings(config), event_id)
+    settings = _settings(config)
+    record = _get_event(settings, event_id)
     # the payload as hookline.payload_view shows it, indented one level in (a newline is
     # only ever whitespace between JSON tokens, so shifting lines changes no value)
     payload = payload_json(record.body, record.headers, indent=True).replace(b"\n", b"\n  ")
     detail = {**shapes.event_detail(record), "payload": orjson.Fragment(payload)}
+    detail = shapes.redacted(detail, Redactor(settings.secret_values()))  # no secret shown
     sys.stdout.buffer.write(dumps(detail, indent=True) + b"\n")
     sys.stdout.buffer.flush()
 

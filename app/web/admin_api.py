@@ -156,7 +156,7 @@ async def get_event(request: Request) -> Response:
     record = await _store(request).get_event(request.path_params["event_id"])
     if record is None:
         return error(404, "not_found", "no event with this id")
-    return JSON(shapes.event_detail(record))
+    return JSON(shapes.redacted(shapes.event_detail(record), request.app.state.redact))
 
 
 async def redeliver_event(request: Request) -> Response:
@@ -187,7 +187,7 @@ async def get_run(request: Request) -> Response:
     run = await _store(request).get_run(request.path_params["run_id"])
     if run is None:
         return error(404, "not_found", "no run with this id")
-    return JSON(shapes.run(run))
+    return JSON(shapes.redacted(shapes.run(run), request.app.state.redact))
 
 
 def cannot_cancel(run: RunRecord) -> str:
@@ -218,7 +218,7 @@ async def cancel_run(request: Request) -> Response:
         return error(404, "not_found", "no run with this id")
     if isinstance(result, str):
         return error(409, "run_finished", result)
-    return JSON(shapes.run(result))
+    return JSON(shapes.redacted(shapes.run(result), request.app.state.redact))
 
 
 routes = [

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 from hookline.payload_view import payload_fragment
 from hookline.store.base import EventRecord, EventSummary, RunRecord, StepRecord
@@ -66,3 +70,33 @@ def event_detail(e: EventRecord) -> dict[str, Any]:
         "payload": payload_fragment(e.body, e.headers),
         "runs": [run(r) for r in e.runs],
     }
+
+
+def redacted(shape: Any, redact: Callable[[str], str]) -> Any:
+    """``shape`` with every configured secret replaced in its strings: header values, step
+    and run results, errors, the payload. Text hookline did not choose shows no secret in
+    the admin API and the CLI, as in the dashboard and the logs. Strings are redacted one
+    by one, so the JSON stays valid whatever a secret looks like (``1234`` as a number).
+    The payload (JSON text, ``orjson.Fragment``) is redacted as text when that leaves it
+    valid JSON, else value by value."""
+    if isinstance(shape, str):
+        return redact(shape)
+    if isinstance(shape, dict):
+        return {key: redacted(value, redact) for key, value in shape.items()}
+    if isinstance(shape, list):
+        return [redacted(value, redact) for value in shape]
+    if isinstance(shape, orjson.Fragment):
+        return _redacted_fragment(shape, redact)
+    return shape
+
+
+def _redacted_fragment(fragment: orjson.Fragment, redact: Callable[[str], str]) -> Any:
+    text = orjson.dumps([fragment])[1:-1].decode()  # a Fragment does not give its text back
+    clean = redact(text)
+    if clean == text:
+        return fragment
+    try:
+        json.loads(clean)
+    except ValueError:  # a secret stood where only a value of its own can (a bare number)
+        return redacted(json.loads(text), redact)
+    return orjson.Fragment(clean)

@@ -51,6 +51,17 @@ async def leak(event: Event, ctx: Context) -> None:
     await ctx.step("call-api", call_api, ctx.secrets["api_token"])
 
 
+def fetch_token(token: str) -> dict[str, str]:
+    return {"token": token}
+
+
+@handler(job="hand-back")
+async def hand_back(event: Event, ctx: Context) -> dict[str, str]:
+    """Results that hold a secret, as a careless handler's might."""
+    fetched = await ctx.step("fetch", fetch_token, ctx.secrets["api_token"])
+    return {"echoed": fetched["token"]}
+
+
 @handler(job="wait")
 async def wait(event: Event, ctx: Context) -> str:
     async def blocked() -> str:

@@ -8,10 +8,12 @@ file itself — is searched for the value; ``[redacted]`` must stand in its plac
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
 
+from tests.support.cli import hookline
 from tests.support.clients import wait_for
 from tests.support.server import API_KEY, HooklineProcess, base_config
 
@@ -66,3 +68,46 @@ def test_a_secret_in_a_step_exception_is_redacted_everywhere(
     page = dict(outputs)["dashboard page"]
     assert "the API refused token [redacted]: revoked" in page
     assert "calling the API with [redacted]" in dict(outputs)["logs"]
+
+
+def test_a_secret_in_results_headers_or_payload_is_not_shown_by_the_admin_api_or_cli(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The store keeps results and payloads as they are (a memoized step must return its
+    real value), but what the admin API and ``events show`` print is redacted, as the
+    dashboard's page is, and stays valid JSON."""
+    config = base_config(
+        sqlite_url,
+        handlers=["tests.e2e.job_handlers"],
+        workers=1,
+        secrets={"api_token": SECRET},
+    )
+    server = HooklineProcess(tmp_path, config, env={"HOOKLINE_TEST_DIR": str(tmp_path)})
+    server.start()
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
+        ) as api:
+            posted = api.post("/jobs/hand-back", json={"note": SECRET}, headers={"X-Echo": SECRET})
+            job_id = posted.json()["jobId"]
+            wait_for(
+                lambda: api.get(f"/jobs/{job_id}").json()["status"] == "succeeded",
+                what="the hand-back job to succeed",
+            )
+        with server.admin() as admin:
+            event = admin.get(f"/admin/events/{job_id}")
+            run_id = event.json()["runs"][0]["id"]
+            run = admin.get(f"/admin/runs/{run_id}")
+        shown = hookline("events", "show", job_id, "--config", server.config_path)
+    finally:
+        assert server.terminate() == 0
+    assert shown.returncode == 0, shown.stderr
+    for where, text in [("event", event.text), ("run", run.text), ("cli", shown.stdout)]:
+        assert SECRET not in text, where
+        detail = json.loads(text)
+        (shown_run,) = detail["runs"] if where != "run" else [detail]
+        assert shown_run["result"] == {"echoed": "[redacted]"}, where
+        assert shown_run["steps"][0]["result"] == {"token": "[redacted]"}, where
+        if where != "run":
+            assert detail["payload"] == {"note": "[redacted]"}, where
+            assert detail["headers"]["x-echo"] == "[redacted]", where

@@ -183,3 +183,24 @@ def test_redacted_cut_cuts_after_redacting(keep_end: bool) -> None:
     crowded = (secret + ",") * 6 + secret + "tail" * 100
     kept = redacted_cut(crowded, 100, Redactor([secret]))
     assert "sk_live" not in kept and kept.startswith("[redacted],")
+
+
+def test_shown_records_are_redacted_string_by_string_and_stay_json() -> None:
+    import orjson
+
+    from hookline.web.shapes import redacted
+
+    redact = Redactor([LONG, "12345678901"])
+    shape = {
+        "headers": {"x-token": LONG, "attempts": 2},
+        "payload": orjson.Fragment(b'{"k": "%s", "n": 12345678901}' % LONG.encode()),
+        "result": {"list": [LONG, 12345678901]},
+    }
+    shown = json.loads(orjson.dumps(redacted(shape, redact)))
+    assert shown["headers"] == {"x-token": REDACTED, "attempts": 2}
+    # the payload's text, redacted whole, would not parse (a secret stood as a number):
+    # its strings are redacted one by one instead
+    assert shown["payload"] == {"k": REDACTED, "n": 12345678901}
+    assert shown["result"] == {"list": [REDACTED, 12345678901]}
+    clean = orjson.Fragment(b'{"k": "nothing secret"}')
+    assert redacted({"payload": clean}, redact)["payload"] is clean
