@@ -7,6 +7,9 @@ const config: NextConfig = {
   // the largest CPU cost per request of `next start` under load: bench/nextjs_enqueue.py).
   // Vercel and any reverse proxy compress pages and assets themselves.
   compress: false,
+  // `next dev` refuses its own dev resources to another origin than localhost; the READMEs
+  // open the app at 127.0.0.1:3000, where the page would then never hydrate.
+  allowedDevOrigins: ["127.0.0.1"],
 };
 
 export default config;
