@@ -209,10 +209,13 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 async def checked_form(request: Request) -> tuple[dict[str, str], Session] | Response:
-    """The form of a state-changing POST, or the 403 answer when its CSRF token is wrong."""
+    """The form of a state-changing POST, or the 403 answer when its CSRF token is wrong or
+    the browser says it came from another site (``Sec-Fetch-Site``, which a page cannot
+    forge: a second line behind the per-session token and the SameSite=Strict cookie)."""
     form = await read_form(request)
     session = await _sessions(request).of(request)
-    if session is None or not Sessions.csrf_ok(session, form.get("csrf")):
+    cross_site = request.headers.get("sec-fetch-site", "") == "cross-site"
+    if cross_site or session is None or not Sessions.csrf_ok(session, form.get("csrf")):
         text = "This form has expired or did not come from the dashboard. Reload and retry."
         return message(403, "Forbidden", text, session)
     return form, session

@@ -246,11 +246,19 @@ def test_every_dashboard_form_needs_the_session_csrf_token(
             # the token in a JSON body or the query string does not count either
             assert client.post(path, json={"csrf": token}).status_code == 403
             assert client.post(f"{path}?csrf={token}").status_code == 403
+            # nor the right token in a request the browser says another site made
+            cross = {"Sec-Fetch-Site": "cross-site"}
+            response = client.post(path, data={"csrf": token, "mode": "resume"}, headers=cross)
+            assert response.status_code == 403, path
         with server.admin() as admin:
             assert len(admin.get(f"/admin/events/{event_id}").json()["runs"]) == 1
             assert admin.get(f"/admin/runs/{run_id}").json()["status"] == "queued"
 
-        cancel = client.post(f"/admin/ui/runs/{run_id}/cancel", data={"csrf": token})
+        cancel = client.post(
+            f"/admin/ui/runs/{run_id}/cancel",
+            data={"csrf": token},
+            headers={"Sec-Fetch-Site": "same-origin"},
+        )
         assert cancel.status_code == 303
         assert cancel.headers["location"] == f"/admin/ui/events/{event_id}?done=cancelled"
         redeliver = client.post(
