@@ -20,9 +20,8 @@ from tests.support.server import API_KEY, HooklineProcess, base_config
 SECRET = "tok_live_9f8e7d6c5b4a39281706"
 
 
-def test_a_secret_in_a_step_exception_is_redacted_everywhere(
-    tmp_path: Path, sqlite_url: str
-) -> None:
+def started(tmp_path: Path, sqlite_url: str) -> HooklineProcess:
+    """A serve with the job handlers, one worker and the secret as ``api_token``."""
     config = base_config(
         sqlite_url,
         handlers=["tests.e2e.job_handlers"],
@@ -30,7 +29,13 @@ def test_a_secret_in_a_step_exception_is_redacted_everywhere(
         secrets={"api_token": SECRET},
     )
     server = HooklineProcess(tmp_path, config, env={"HOOKLINE_TEST_DIR": str(tmp_path)})
-    server.start()
+    return server.start()
+
+
+def test_a_secret_in_a_step_exception_is_redacted_everywhere(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    server = started(tmp_path, sqlite_url)
     outputs: list[tuple[str, str]] = []
     try:
         with httpx.Client(
@@ -76,14 +81,7 @@ def test_a_secret_in_results_headers_or_payload_is_not_shown_by_the_admin_api_or
     """The store keeps results and payloads as they are (a memoized step must return its
     real value), but what the admin API and ``events show`` print is redacted, as the
     dashboard's page is, and stays valid JSON."""
-    config = base_config(
-        sqlite_url,
-        handlers=["tests.e2e.job_handlers"],
-        workers=1,
-        secrets={"api_token": SECRET},
-    )
-    server = HooklineProcess(tmp_path, config, env={"HOOKLINE_TEST_DIR": str(tmp_path)})
-    server.start()
+    server = started(tmp_path, sqlite_url)
     try:
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
