@@ -137,15 +137,23 @@ def start_logging(settings: Settings) -> None:
 def serve(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Bind address (overrides [server] host)")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (overrides [server] port)")] = None,
+    # the flags take the bounds the config's keys have
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port (overrides [server] port)")
+    ] = None,
     processes: Annotated[
         int | None,
         typer.Option(
-            min=1, help="HTTP processes on this port ([server] processes; default: the cores)"
+            min=1,
+            max=256,
+            help="HTTP processes on this port ([server] processes; default: the cores)",
         ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes to start beside HTTP ([pipeline] workers)")
+        int | None,
+        typer.Option(
+            min=0, max=64, help="Worker processes to start beside HTTP ([pipeline] workers)"
+        ),
     ] = None,
 ) -> None:
     """Serve HTTP and start the worker processes that run the handlers.

@@ -65,6 +65,9 @@ def _no_event(event_id: str) -> typer.Exit:
     return _fail(f"no event with id {event_id!r}", 1)
 
 
+MAX_AGE_SECONDS = 365_000 * 86_400
+
+
 def parse_duration(text: str) -> float:
     """``30d``, ``12h``, ``15m``, ``90s`` → seconds; ValueError otherwise."""
     match = _DURATION.fullmatch(text.strip())
@@ -72,7 +75,10 @@ def parse_duration(text: str) -> float:
         raise ValueError(
             f"invalid duration {text!r}: use a whole number and a unit s, m, h or d (e.g. 30d)"
         )
-    return float(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    seconds = float(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    if seconds > MAX_AGE_SECONDS:  # before any stored event, and before datetime's year 1
+        raise ValueError(f"{text!r} is more than 1000 years")
+    return seconds
 
 
 def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:

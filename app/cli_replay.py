@@ -91,6 +91,11 @@ def replay(
     settings = _settings(config)
     if url is not None and not url.startswith(("http://", "https://")):
         raise _fail(f"--url must start with http:// or https:// (got {url!r})")
+    if url is not None:
+        try:
+            httpx.URL(url)
+        except httpx.InvalidURL as exc:  # e.g. a port that is no number
+            raise _fail(f"--url is not a valid URL ({exc}; got {url!r})") from None
     base_url = url or default_url(settings.server.host, settings.server.port)
     providers = {name: s.provider for name, s in build_sources(settings.sources).items()}
     skipped: list[str] = []

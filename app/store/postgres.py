@@ -539,8 +539,11 @@ class PostgresStore:
             async with conn:
                 try:
                     row = await _one(conn, "schema_version")
-                except errors.UndefinedTable as exc:
-                    raise SchemaError(f"schema not migrated ({exc})") from None
+                except errors.UndefinedTable as exc:  # its first line: no SQL, no caret
+                    reason = str(exc).splitlines()[0] if str(exc) else "no schema_migrations"
+                    raise SchemaError(
+                        f"schema not migrated ({reason}): run `hookline migrate` first"
+                    ) from None
                 return int(row[0]) if row else 0
 
         try:

@@ -256,7 +256,9 @@ class SQLiteStore:
         try:
             row = await asyncio.wait_for(self._one(Q["schema_version"]), PROBE_SECONDS)
         except sqlite3.OperationalError as exc:
-            raise SchemaError(f"schema not migrated ({exc})") from None
+            raise SchemaError(
+                f"schema not migrated ({exc}): run `hookline migrate` first"
+            ) from None
         except TimeoutError:
             raise StoreError("the database did not answer in time") from None
         if row is None or row[0] != expected:

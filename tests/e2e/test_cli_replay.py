@@ -142,5 +142,9 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert nothing.returncode == 2 and "no fixture files" in nothing.stderr
     bad_url = hookline("replay", FIXTURES, "--url", "localhost:1", "--config", config)
     assert bad_url.returncode == 2 and "--url" in bad_url.stderr
+    for url in ["http://127.0.0.1:abc", "http://[::1"]:  # http, and still no URL
+        bad_port = hookline("replay", FIXTURES, "--url", url, "--config", config)
+        assert bad_port.returncode == 2 and "--url is not a valid URL" in bad_port.stderr
+        assert "Traceback" not in bad_port.stderr
     no_config = hookline("replay", FIXTURES, "--config", tmp_path / "missing.toml")
     assert no_config.returncode == 2 and "no config file at" in no_config.stderr

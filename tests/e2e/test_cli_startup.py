@@ -140,6 +140,19 @@ def test_serve_with_invalid_config_starts_nothing(tmp_path: Path, case: str) -> 
 
 
 @pytest.mark.parametrize(
+    ("flag", "value"), [("--port", "99999"), ("--workers", "-1"), ("--processes", "257")]
+)
+def test_serve_flags_have_the_bounds_of_their_config_keys(
+    tmp_path: Path, flag: str, value: str
+) -> None:
+    write_config(tmp_path, "")
+    result = hookline(tmp_path, "serve", flag, value)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"Invalid value for '{flag}'" in result.stderr
+    assert not (tmp_path / "hookline.db").exists()
+
+
+@pytest.mark.parametrize(
     ("schedule", "expected"),
     [
         ('job = "nope"\nevery = "1h"', "schedules[0].job: no job named 'nope' is loaded"),

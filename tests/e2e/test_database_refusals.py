@@ -87,3 +87,13 @@ def test_a_newer_postgres_schema_is_refused(tmp_path: Path, pg_url: str) -> None
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("INSERT INTO schema_migrations VALUES (999, '0999_future.sql', 0)")
     assert "version 999, newer than this hookline knows" in refused(write_config(tmp_path, pg_url))
+
+
+@pytest.mark.postgres
+def test_a_store_command_on_an_unmigrated_postgres_database_says_to_migrate(
+    tmp_path: Path, pg_empty_url: str
+) -> None:
+    result = hookline("events", "list", "--config", write_config(tmp_path, pg_empty_url))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "schema not migrated" in result.stderr and "run `hookline migrate`" in result.stderr
+    assert "LINE 1" not in result.stderr  # no SQL echoed

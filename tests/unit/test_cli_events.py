@@ -21,3 +21,10 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["365001d", "750000d", "999999999999s"])
+def test_an_age_beyond_any_event_is_refused_not_a_crash(text: str) -> None:
+    with pytest.raises(ValueError, match="more than 1000 years"):
+        parse_duration(text)
+    assert parse_duration("365000d") == 365_000 * 86_400
