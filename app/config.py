@@ -47,7 +47,7 @@ class _Model(BaseModel):
         and ``workers = 1`` is no boolean. Strings stay allowed where they convert:
         ``port = "${PORT}"`` is how a number comes from the environment."""
         field = cls.model_fields.get(info.field_name or "")
-        kinds = set(get_args(field.annotation)) | {field.annotation} if field else set()
+        kinds = (set(get_args(field.annotation)) | {field.annotation}) if field else set()
         if isinstance(value, bool) and kinds & {int, float} and bool not in kinds:
             raise ValueError("must be a number, not true or false")
         if type(value) in (int, float) and bool in kinds and not kinds & {int, float}:

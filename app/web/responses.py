@@ -37,10 +37,15 @@ def dumps(content: Any, *, indent: bool = False) -> bytes:
         ).encode()
 
 
+def fragment_text(fragment: orjson.Fragment) -> str:
+    """The JSON text an ``orjson.Fragment`` holds (it does not give it back otherwise)."""
+    return orjson.dumps([fragment])[1:-1].decode()
+
+
 def _fragment(value: Any) -> Any:
     """An ``orjson.Fragment`` (already JSON text) as its value, for the stdlib fallback."""
     if isinstance(value, orjson.Fragment):
-        return json.loads(orjson.dumps([value])[1:-1])
+        return json.loads(fragment_text(value))
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 

@@ -10,7 +10,7 @@ import orjson
 
 from hookline.payload_view import payload_fragment
 from hookline.store.base import EventRecord, EventSummary, RunRecord, StepRecord
-from hookline.web.responses import iso
+from hookline.web.responses import fragment_text, iso
 
 
 def event_summary(e: EventSummary) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def redacted(shape: Any, redact: Callable[[str], str]) -> Any:
 
 
 def _redacted_fragment(fragment: orjson.Fragment, redact: Callable[[str], str]) -> Any:
-    text = orjson.dumps([fragment])[1:-1].decode()  # a Fragment does not give its text back
+    text = fragment_text(fragment)
     clean = redact(text)
     if clean == text:
         return fragment
