@@ -294,6 +294,23 @@ class Bare(Target):
         return client.get("/readyz").status_code == 200
 
 
+class Floor(Target):
+    """The least a durable receiver does on the same stack (``bench/floor_receiver.py``)."""
+
+    ack_field = "eventId"
+    stored_ids_sql = "SELECT id FROM events"
+    processes: int = 1
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        args = [PYTHON, "-m", "uvicorn", "floor_receiver:app", "--app-dir", str(BENCH),
+                "--host", HOST, "--port", str(self.port), "--workers", str(self.processes),
+                "--no-access-log"]  # fmt: skip
+        return args, {"FLOOR_DB": str(self.db), "FLOOR_SECRET": SECRET}
+
+    def ready(self, client: httpx.Client) -> bool:
+        return client.get("/readyz").status_code == 200
+
+
 class Baseline(Target):
     ack_field = "id"
     stored_ids_sql = "SELECT id FROM events"
@@ -938,6 +955,11 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=1, help="HTTP processes (and bare's)")
     parser.add_argument("--bare", action="store_true", help="+ bare uvicorn+Starlette ceiling")
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="+ the least durable receiver on the same stack (bench/floor_receiver.py)",
+    )
+    parser.add_argument(
         "--bullmq", action="store_true", help="+ Express + BullMQ receiver (bench/bullmq, Redis)"
     )
     parser.add_argument(
@@ -1006,6 +1028,10 @@ def main() -> int:
             bare = Bare("bare", work)
             bare.processes = args.processes
             targets.append(bare)
+        if args.floor:
+            floor = Floor("floor", work)
+            floor.processes = args.processes
+            targets.append(floor)
         if args.bullmq:
             targets.append(ExpressBullmq("bullmq", work))
         if not args.no_baseline:
@@ -1034,6 +1060,13 @@ def main() -> int:
         print(f"\nhookline / bare uvicorn+Starlette ({args.processes} processes): {share:.0%}")
         rss = results["hookline"]["group_rss_kib"] / 1024, bare["group_rss_kib"] / 1024
         print(f"RSS of all processes: hookline {rss[0]:.0f} MiB, bare {rss[1]:.0f} MiB")
+    floor = results.get("floor")
+    if floor and bare:
+        share = floor["saturation"]["accepted_per_s"] / max(
+            1.0, bare["saturation"]["accepted_per_s"]
+        )
+        results["floor_share_of_bare"] = round(share, 3)
+        print(f"floor receiver / bare uvicorn+Starlette ({args.processes} processes): {share:.0%}")
     bullmq = results.get("bullmq")
     if bullmq:
         results["times_bullmq"] = round(times := hookline_over(bullmq), 2)
