@@ -100,12 +100,35 @@ def any_match(expected: Iterable[bytes], given: Sequence[bytes]) -> bool:
 
 
 def load_json(body: bytes) -> Any:
+    """The body as JSON, fast: for the fields a provider reads (ids and types are strings).
+    A number wider than 64 bits may come back as a float; ``load_json_exact`` keeps it."""
     # orjson is strict (no NaN, valid UTF-8 only) and bounds nesting without RecursionError.
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
-        pass
-    try:  # orjson refuses integers past 64 bits, which are valid JSON: ask the stdlib
+        return _load_json_stdlib(body)  # e.g. a number orjson cannot hold at all (1e400)
+
+
+#: Every ASCII digit as "0", to find a run of 19 digits with one ``in``.
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_RUN = b"0" * 19
+
+
+def load_json_exact(body: bytes) -> Any:
+    """The body as JSON, every value as sent: what handlers and operators see.
+
+    orjson reads an integer outside 64 bits (``-9223372036854775809``,
+    ``123456789012345678901234567890``) as a float, a different number; such an integer
+    has 19 digits or more, so a body with a run of 19 digits is read by the stdlib,
+    whose integers are exact (one ``translate``: ~2 µs for 2 KB).
+    """
+    if _LONG_RUN in body.translate(_DIGITS_AS_ZERO):
+        return _load_json_stdlib(body)
+    return load_json(body)
+
+
+def _load_json_stdlib(body: bytes) -> Any:
+    try:
         return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidPayload("body is not valid JSON") from None

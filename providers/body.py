@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from hookline.providers._util import load_json
+from hookline.providers._util import load_json_exact
 from hookline.providers.base import InvalidPayload
 
 FORM = "application/x-www-form-urlencoded"
@@ -70,14 +70,14 @@ def form_payload(form: FormData) -> Any:
     value = form.get("payload")
     if len(form) != 1 or not isinstance(value, str):
         raise InvalidPayload("form body has no single payload field")
-    return load_json(value.encode("utf-8"))
+    return load_json_exact(value.encode("utf-8"))
 
 
 def decode_body(body: bytes, headers: Mapping[str, str]) -> Any:
     """The data of a body (see the module docstring); ``InvalidPayload`` when it does not
     parse as what its content type says."""
     if not is_form(headers):
-        return load_json(body)
+        return load_json_exact(body)
     form = parse_form(body)
     if set(form) == {"payload"}:
         try:

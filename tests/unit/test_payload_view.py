@@ -58,3 +58,20 @@ def test_what_orjson_cannot_write_is_shown_as_sent() -> None:
     body = b'{"a": "\\ud800", "n": 1%s}' % (b"0" * 400)
     assert payload_json(body, JSON) == body
     assert json.loads(payload_json(body, JSON)) == {"a": "\ud800", "n": 10**400}
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(data)
+def test_the_data_of_a_body_is_the_value_sent(value: object) -> None:
+    """What handlers and operators see is the sender's value: an integer past 64 bits, which
+    orjson reads as a float, stays that integer, as JSON and as a form's payload field."""
+    text = json.dumps(value)
+    sent = json.loads(text)  # the stdlib's reading: exact integers ("\\ud800\\udfff" is one pair)
+    assert parse_data(text.encode(), JSON) == sent
+    assert parse_data(urlencode({"payload": text}).encode(), FORM) == sent
+
+
+def test_integers_just_past_64_bits_stay_integers() -> None:
+    for number in (2**64, -(2**63) - 1, 10**29, 2**63 - 1, -(2**63), 2**64 - 1):
+        data = parse_data(b'{"n": %d, "s": "%d"}' % (number, number), JSON)
+        assert data == {"n": number, "s": str(number)} and type(data["n"]) is int
