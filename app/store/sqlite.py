@@ -126,6 +126,12 @@ def _where(flt: EventFilter) -> tuple[str, list[Any]]:
 # -- write operations, run on the writer thread inside a transaction ---------------------------
 
 
+def _stored(conn: sqlite3.Connection, event: NewEvent) -> bool:
+    """Whether an event with this (source, provider event id) is stored."""
+    key = (event.source, event.provider_event_id)
+    return conn.execute(Q["event_id_by_key"], key).fetchone() is not None
+
+
 def _insert_runs(conn: sqlite3.Connection, event_id: str, event: NewEvent) -> None:
     for run in event.runs:
         conn.execute(
@@ -310,7 +316,9 @@ class SQLiteStore:
         status = "queued" if event.runs else "unhandled"
 
         def op(conn: sqlite3.Connection) -> IngestResult:
-            if event.replay_since is not None:
+            # a resend under a stored id is that event (a duplicate, maybe resumed), even
+            # when the same body came later under another id: the replay check is for new ids
+            if event.replay_since is not None and not _stored(conn, event):
                 original = conn.execute(
                     Q["replay_original"],
                     (event.source, event.body_sha256, event.replay_since, event.provider_event_id),

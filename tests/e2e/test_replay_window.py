@@ -89,6 +89,9 @@ def test_a_shopify_body_is_a_replay_within_its_window_only(server: HooklineProce
     time.sleep(WINDOW_SECONDS + 0.5)  # the window is over: the same body is a new event
     later = {**headers, "X-Shopify-Webhook-Id": signing.new_id("w-")}
     assert _post(server, "shopify", body, later)["duplicate"] is False
+    # the first delivery resent under its own id is the first event (whose failed runs a
+    # resend resumes), not a replay of the later one with the same body
+    assert _post(server, "shopify", body, headers) == first | {"duplicate": True}
 
     # Stripe's id is signed: its sources have no replay check (an id change fails the signature)
     stripe_body, stripe_headers = signing.stripe()
