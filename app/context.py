@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from hookline.errors import NonDeterminismError, PipelineError, StoreError
+from hookline.errors import NonDeterminismError, NonRetryableError, PipelineError, StoreError
 from hookline.redaction import Secrets, redacted_cut
 from hookline.step_threads import StepThreads
 from hookline.store.base import Claim, StepOutcome, StepRecord, Store
@@ -96,6 +96,14 @@ class Lease:
             self.lost = True
         if self.lost:
             raise LeaseLost(f"the claim of run {self.claim.run_id} is over")
+
+
+def run_cancelled() -> bool:
+    """Whether this task was asked to stop (a shutdown, an operator's cancel, a lost lease):
+    ``Task.cancelling``. A ``CancelledError`` without that came from an awaited task that
+    something else cancelled; it is the handler's failure, not a cancellation of the run."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class _ThreadOutlivedCancel(asyncio.CancelledError):
@@ -248,7 +256,11 @@ class Context:
                         name, position, number, started, _to_json(name, late.value), None
                     )
             raise
-        except Exception as exc:
+        except (Exception, SystemExit, KeyboardInterrupt, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and run_cancelled():
+                raise  # the run itself is cancelled: not the step's failure
+            # an exit or a CancelledError nobody asked for (awaiting a task someone else
+            # cancelled) is the step's failure, recorded and retried like any other
             if not await self._record(name, position, number, started, None, exc):
                 raise self._lost() from exc
             raise
@@ -343,7 +355,8 @@ class Context:
 
         Structured: the steps are tasks of one ``TaskGroup``, so none outlives the call.
         Every step is awaited to its end (a failure does not abandon a sibling that may
-        still succeed and be memoized), then the first failure in argument order is raised.
+        still succeed and be memoized), then the first failure in argument order is raised,
+        or the first ``NonRetryableError`` if any step raised one (it must end the run).
         If the run is cancelled, every step is cancelled and awaited — a sync step's
         thread to its end, its result recorded — before the cancellation goes on.
         """
@@ -353,17 +366,19 @@ class Context:
         async def settle(step: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
             try:
                 return True, await step
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as exc:
+                if run_cancelled():
+                    raise
+                return False, exc  # a step's own CancelledError is its failure
             except BaseException as exc:  # Suspend, LeaseLost too: raised after the others
                 return False, exc
 
         async with asyncio.TaskGroup() as group:  # started in order: positions are stable
             tasks = [group.create_task(settle(s)) for s in steps]
         outcomes = [task.result() for task in tasks]
-        for ok, value in outcomes:
-            if not ok:
-                raise value
+        failures = [value for ok, value in outcomes if not ok]
+        if failures:  # a NonRetryableError ends the run whichever argument raised it
+            raise next((f for f in failures if isinstance(f, NonRetryableError)), failures[0])
         return [value for _ok, value in outcomes]
 
     async def sleep(self, name: str, seconds: float) -> None:

@@ -14,6 +14,7 @@ frame even when this machine's clock is wrong.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -23,7 +24,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from hookline.config import PipelineConfig
-from hookline.context import Context, Lease, LeaseLost, Notifier, RunScope, Suspend
+from hookline.context import Context, Lease, LeaseLost, Notifier, RunScope, Suspend, run_cancelled
 from hookline.errors import NonRetryableError, PipelineError
 from hookline.pipeline import Event, Registry, parse_data
 from hookline.redaction import Secrets, redacted_cut
@@ -150,7 +151,12 @@ class Runner:
             return RunOutcome(run.id, "queued", delay=delay, refund_attempt=True)
         except (NonRetryableError, PipelineError) as exc:
             return RunOutcome(run.id, "failed", error=_error_text(exc, with_traceback=True))
-        except Exception as exc:
+        except asyncio.CancelledError as exc:
+            if run_cancelled():
+                raise  # shutdown, operator cancel or lost lease: the worker hands the run back
+            return self._failed_attempt(claimed, exc)  # the handler's own, retried as such
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            # sys.exit() in a library is a failed attempt too, never the worker's end
             return self._failed_attempt(claimed, exc)
         try:
             result_json = json.dumps(result)
@@ -158,7 +164,7 @@ class Runner:
             return RunOutcome(run.id, "failed", error=f"handler result is not JSON: {exc}")
         return RunOutcome(run.id, "succeeded", result_json=result_json)
 
-    def _failed_attempt(self, claimed: ClaimedRun, exc: Exception) -> RunOutcome:
+    def _failed_attempt(self, claimed: ClaimedRun, exc: BaseException) -> RunOutcome:
         run = claimed.run
         error = _error_text(exc, with_traceback=True)
         if run.attempts >= run.max_attempts:

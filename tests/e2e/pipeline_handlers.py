@@ -182,3 +182,43 @@ async def fence(event: Event, ctx: Context) -> str:
     await ctx.step("a", slow_sync_step, event.provider_event_id, seconds)
     await ctx.step("b", effect, "b", event.provider_event_id)
     return "done"
+
+
+async def awaits_a_cancelled_task(event_id: str) -> None:
+    """Ordinary code that awaits a task something else cancelled: its CancelledError is the
+    step's failure, not a cancellation of the run."""
+    append(f"cancelled-step {event_id}")
+    task = asyncio.ensure_future(asyncio.sleep(10))
+    task.cancel()
+    await task
+
+
+def exits(event_id: str, code: int) -> None:
+    """A library that calls sys.exit() (argparse on a bad argument does)."""
+    append(f"exit-step {event_id}")
+    sys.exit(code)
+
+
+@handler("stripe", "test.own_cancel", max_attempts=2)
+async def own_cancel(event: Event, ctx: Context) -> None:
+    await ctx.step("cancelled", awaits_a_cancelled_task, event.provider_event_id)
+
+
+@handler("stripe", "test.exits", max_attempts=2)
+async def exiting(event: Event, ctx: Context) -> None:
+    await ctx.step("exit", exits, event.provider_event_id, 3)
+
+
+def declined(event_id: str) -> None:
+    append(f"declined {event_id}")
+    raise NonRetryableError("card declined: do not retry")
+
+
+def broken(event_id: str) -> None:
+    raise RuntimeError("transient")
+
+
+@handler("stripe", "test.gather_nonretryable", max_attempts=3)
+async def gather_nonretryable(event: Event, ctx: Context) -> None:
+    eid = event.provider_event_id
+    await ctx.gather(ctx.step("broken", broken, eid), ctx.step("declined", declined, eid))

@@ -279,3 +279,39 @@ def test_metrics_show_workers_queue_runs_and_step_durations(
     text = scrape()
     assert 'hookline_runs_total{outcome="succeeded"} 5.0' in text
     assert 'hookline_step_seconds_count{outcome="succeeded"} 10.0' in text
+
+
+def test_a_steps_own_cancellederror_or_exit_is_a_failed_attempt(
+    pipeline_server: HooklineProcess, admin: httpx.Client, tmp_path: Path
+) -> None:
+    """A CancelledError nobody asked for (awaiting a task something else cancelled) and a
+    sys.exit() in a step are failures like any other: recorded, retried up to max_attempts,
+    then failed. Before, the first was handed back at once forever and the second killed
+    the worker with every run in flight on it."""
+    ids = {
+        "evt_own_cancel": post_stripe(pipeline_server, "evt_own_cancel", "test.own_cancel")["id"],
+        "evt_exits": post_stripe(pipeline_server, "evt_exits", "test.exits")["id"],
+    }
+    bystanders = [post_stripe(pipeline_server, f"evt_by_{i}", "test.slow")["id"] for i in range(6)]
+    for name, error in (("evt_own_cancel", "CancelledError"), ("evt_exits", "SystemExit: 3")):
+        run = wait_status(admin, ids[name], "failed")["runs"][0]
+        assert run["attempts"] == 2
+        attempts = run["steps"][0]["attempts"]
+        assert [a["outcome"] for a in attempts] == ["failed", "failed"]
+        assert all(a["error"].startswith(error) for a in attempts), attempts
+    for event_id in bystanders:
+        wait_status(admin, event_id, "succeeded")
+    effects = lines(tmp_path / "effects.log")
+    assert effects.count("cancelled-step evt_own_cancel") == 2
+    assert effects.count("exit-step evt_exits") == 2
+    assert all(effects.count(f"b evt_by_{i}") == 1 for i in range(6))
+    assert "worker exited" not in pipeline_server.logs()
+
+
+def test_a_nonretryable_error_in_gather_fails_the_run_whatever_its_place(
+    pipeline_server: HooklineProcess, admin: httpx.Client, tmp_path: Path
+) -> None:
+    event_id = post_stripe(pipeline_server, "evt_gnr", "test.gather_nonretryable")["id"]
+    run = wait_status(admin, event_id, "failed")["runs"][0]
+    assert run["attempts"] == 1 and "card declined" in run["error"]
+    assert lines(tmp_path / "effects.log").count("declined evt_gnr") == 1
