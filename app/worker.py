@@ -5,8 +5,8 @@ start one tracked task per run, heartbeat the leases} → on SIGTERM stop
 claiming, let in-flight runs finish within ``shutdown_grace_seconds``, then
 cancel the rest and release them (their in-flight step runs again later:
 at-least-once for a step in flight, exactly-once for steps that succeeded).
-A second SIGTERM/SIGINT exits at once; the leases then expire and another
-worker reclaims the runs.
+A second SIGINT exits at once (a second SIGTERM does not: ``stop_on_signals``); the
+leases then expire and another worker reclaims the runs.
 
 A worker claims only runs of the handlers it has loaded. Every claim carries a
 fencing token; the store refuses the writes of a claim that is over. The worker
@@ -361,16 +361,21 @@ async def _first_of(*aws: object) -> None:
 
 @contextlib.contextmanager
 def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Iterator[None]:
-    """First SIGTERM/SIGINT: graceful stop. Second: exit at once."""
+    """First SIGTERM/SIGINT: graceful stop. A second SIGINT (Ctrl-C again): exit at once.
 
-    def handle() -> None:
-        if stop.is_set():
+    A later SIGTERM is the same stop: a signal to the process group (Ctrl-C in a terminal,
+    systemd's default control-group kill) reaches a worker directly and again when
+    ``serve`` relays SIGTERM to its children, and must not cut the drain short (uvicorn
+    forces its exit on a second SIGINT only, too)."""
+
+    def handle(sig: signal.Signals) -> None:
+        if stop.is_set() and sig == signal.SIGINT:
             log.warning("second signal: exiting now")
             os._exit(1)
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, handle)
+        loop.add_signal_handler(sig, handle, sig)
     try:
         yield
     finally:

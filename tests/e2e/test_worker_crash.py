@@ -202,3 +202,26 @@ def test_serve_leaves_alone_a_worker_stopped_on_purpose(tmp_path: Path, sqlite_u
         assert "worker exited; restarting" not in server.logs()
     finally:
         server.stop()
+
+
+def test_a_stop_signal_to_the_process_group_lets_the_workers_drain(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """systemd's control-group kill (or Ctrl-C's SIGINT) reaches a worker directly and again
+    as the SIGTERM serve relays: that must not be the "second signal" that exits at once and
+    leaves the step in flight to run again after its lease."""
+    env = {"HOOKLINE_TEST_DIR": str(tmp_path)}
+    config = base_config(sqlite_url, handlers=HANDLERS, workers=1)
+    server = HooklineProcess(tmp_path, config, env=env).start()
+    assert server.proc is not None
+    post_stripe(server, "evt_group", "test.fence", data={"seconds": 1.5})
+    wait_for(
+        lambda: any(
+            line.startswith("a-start evt_group") for line in lines(tmp_path / "effects.log")
+        )
+    )
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    assert server.proc.wait(timeout=30) == 0
+    assert "second signal" not in server.logs()
+    effects = [line.split()[0] for line in lines(tmp_path / "effects.log")]
+    assert effects == ["a-start", "a-end", "b"]  # the run finished in the drain
