@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
 
 log = logging.getLogger("hookline.serve")
@@ -105,7 +104,7 @@ def fork(name: str, run: Callable[[], None]) -> ForkedChild:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except BaseException:
-        traceback.print_exc()
+        sys.excepthook(*sys.exc_info())  # a JSON log line, redacted, once logging is set up
     finally:
         # the rest of the stack is serve's: never unwind into it
         logging.shutdown()

@@ -16,7 +16,9 @@ import asyncio
 import json
 import logging
 import sys
+import threading
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -186,6 +188,23 @@ def _only_to(handler: LineHandler, logger: logging.Logger) -> bool:
 _direct: LineHandler | None = None  # the handler configure_logging installed
 
 
+def _log_uncaught(
+    kind: type[BaseException], exc: BaseException, tb: types.TracebackType | None
+) -> None:
+    logging.getLogger("hookline").critical("uncaught exception", exc_info=(kind, exc, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return  # as the default hook: a thread's sys.exit() is no error
+    thread = args.thread.name if args.thread is not None else None
+    logging.getLogger("hookline").critical(
+        "uncaught exception in a thread",
+        exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+        extra={"thread_name": thread},
+    )
+
+
 def configure_logging(level: str = "INFO", redact: Callable[[str], str] | None = None) -> None:
     global _direct
     handler = LineHandler(sys.stderr)
@@ -200,6 +219,11 @@ def configure_logging(level: str = "INFO", redact: Callable[[str], str] | None =
     logging.logMultiprocessing = False
     if sys.version_info >= (3, 12):
         logging.logAsyncioTasks = False
+    # warnings.warn (a handler's, a library's) and uncaught exceptions (of the process, of a
+    # thread) as log lines too: JSON, secrets redacted, never a bare traceback on stderr
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
     # uvicorn's own access log would duplicate ours, without the outcome.
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):

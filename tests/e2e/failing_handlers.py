@@ -4,6 +4,7 @@ library's might), to check what an operator's log line shows of it."""
 from __future__ import annotations
 
 import os
+import warnings
 
 from hookline import Context, Event, handler
 
@@ -21,3 +22,9 @@ def _die() -> None:
 @handler("stripe", "test.fatal_step", max_attempts=1)
 async def fatal_step(event: Event, ctx: Context) -> None:
     await ctx.step("die", _die)
+
+
+@handler("stripe", "test.warns")
+async def warns(event: Event, ctx: Context) -> None:
+    key = os.environ["HOOKLINE_TEST_LEAKED"]
+    warnings.warn(f"deprecated client option (api key {key})", UserWarning, stacklevel=1)

@@ -64,6 +64,18 @@ def test_a_dead_lettered_run_is_a_warning_with_handler_attempts_and_first_line(
     assert STRIPE_SECRET not in server.logs()
 
 
+def test_a_handlers_warning_is_a_json_log_line_without_the_secret(
+    server: HooklineProcess,
+) -> None:
+    with server.admin() as admin:
+        wait_status(admin, post_stripe(server, "evt_warns", "test.warns")["id"], "succeeded")
+    (entry,) = [e for e in log_lines(server) if e["logger"] == "py.warnings"]
+    assert entry["level"] == "warning"
+    assert "UserWarning: deprecated client option (api key [redacted])" in entry["msg"]
+    assert STRIPE_SECRET not in server.logs()
+    assert all(line.startswith("{") for line in server.logs().splitlines() if line.strip())
+
+
 def test_a_run_whose_attempts_all_killed_their_worker_fails_counting_only_those(
     server: HooklineProcess,
 ) -> None:

@@ -181,3 +181,39 @@ def test_info_takes_the_standard_path_for_any_other_handler(
     assert [(r.getMessage(), getattr(r, "status", None)) for r in caplog.records] == [
         ("webhook", 200)
     ]
+
+
+UNCAUGHT = """
+import threading
+from hookline.fork import fork
+from hookline.logs import configure_logging
+from hookline.redaction import Redactor
+
+configure_logging(redact=Redactor(["sekrit-value-123"]))
+thread = threading.Thread(target=lambda: 1 / 0, name="helper")
+thread.start()
+thread.join()
+child = fork("crasher", lambda: (_ for _ in ()).throw(KeyError("in a fork sekrit-value-123")))
+child.wait(timeout=10)
+raise RuntimeError("boom sekrit-value-123")
+"""
+
+
+def test_an_uncaught_exception_is_a_redacted_json_line() -> None:
+    """A thread's, a forked child's and the process's own uncaught exception: JSON lines
+    with the secret redacted, never a bare traceback on stderr."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", UNCAUGHT], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line is JSON
+    assert [(e["level"], e["msg"]) for e in lines] == [
+        ("critical", "uncaught exception in a thread"),
+        ("critical", "uncaught exception"),
+        ("critical", "uncaught exception"),
+    ]
+    assert lines[0]["thread_name"] == "helper" and "ZeroDivisionError" in lines[0]["exc"]
+    assert "KeyError" in lines[1]["exc"] and "RuntimeError" in lines[2]["exc"]
+    assert "sekrit-value-123" not in done.stderr and "[redacted]" in lines[2]["exc"]
