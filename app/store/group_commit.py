@@ -22,6 +22,7 @@ import asyncio
 import collections
 import contextlib
 import itertools
+import os
 import queue
 import sqlite3
 import threading
@@ -85,6 +86,18 @@ def connect(
 
 
 LOCK_WAIT_SECONDS = 30.0
+
+
+def file_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``: (0, 0) when there is none; None for
+    ``:memory:``."""
+    if path == ":memory:":
+        return None
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return (0, 0)
+    return (found.st_dev, found.st_ino)
 
 
 def _begin_immediate(conn: sqlite3.Connection) -> None:
@@ -344,6 +357,7 @@ class GroupCommitWriter:
         self.fault: str | None = None
         self.batches = 0
         self.ops = 0
+        self._file: tuple[int, int] | None = None  # (device, inode) of the file opened
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="hookline-writer", daemon=True)
@@ -384,6 +398,7 @@ class GroupCommitWriter:
         try:
             conn = connect(self._path, cached_statements=WRITER_CACHED_STATEMENTS)
             conn.execute("PRAGMA busy_timeout = 0")  # see _begin_immediate
+            self._file = file_identity(self._path)
         except BaseException as exc:
             self._start_error = exc
             self._started.set()
@@ -399,6 +414,10 @@ class GroupCommitWriter:
                     first = self._queue.get()
                 if first is _STOP:
                     break
+                if (gone := self.file_gone()) is not None:  # never ack into a lost file
+                    self.fault = gone
+                    self._resolve([first], [(first[1], StoreError(gone), None)])
+                    continue
                 if isinstance(first[0], OpRows):
                     self._commit_rows(conn, [first])
                 else:
@@ -413,6 +432,17 @@ class GroupCommitWriter:
                     conn.rollback()
                 conn.close()
             self._fail_pending(StoreError("the store is closed"))
+
+    def file_gone(self) -> str | None:
+        """Why the database file this writer opened is no longer the one at its path
+        (deleted, or replaced by a restore or a copy), else None. A commit into it would
+        be acknowledged and then lost with the file: one ``stat`` a batch is the price."""
+        if self._file is None or self._file == file_identity(self._path):
+            return None
+        return (
+            f"the database file {self._path} was deleted or replaced while hookline ran; "
+            "restart every hookline process using it"
+        )
 
     def _drain(self, batch: list[_Item], *, rows_only: bool) -> list[_Item]:
         """Add what is queued to ``batch``; with ``rows_only``, other ops wait their turn."""

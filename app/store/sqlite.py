@@ -258,6 +258,8 @@ class SQLiteStore:
         return await self._writer.run(apply)
 
     async def check_ready(self) -> None:
+        if (gone := self._writer.file_gone()) is not None:
+            raise StoreError(gone)
         expected = migrations("sqlite")[-1][0]
         try:
             row = await asyncio.wait_for(self._one(Q["schema_version"]), PROBE_SECONDS)

@@ -33,10 +33,16 @@ MAX_LIMIT = 500
 _DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only; str.isdigit() also accepts "²"
 
 
+#: The admin API's JSON bodies are a mode or a filter: a few hundred bytes.
+MAX_JSON_BYTES = 65_536
+
+
 class BadRequest(Exception):
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, status: int = 400, code: str = "bad_request") -> None:
         super().__init__(detail)
         self.detail = detail
+        self.status = status
+        self.code = code
 
 
 def _store(request: Request) -> Store:
@@ -128,7 +134,12 @@ def parse_mode(value: Any) -> RedeliveryMode:
 
 
 async def json_object(request: Request) -> dict[str, Any]:
-    body = await request.body()
+    body = b""
+    async for chunk in request.stream():  # bounded: never the whole of a huge body in memory
+        body += chunk
+        if len(body) > MAX_JSON_BYTES:
+            detail = f"body exceeds {MAX_JSON_BYTES} bytes"
+            raise BadRequest(detail, status=413, code="payload_too_large")
     if not body.strip():
         return {}
     try:

@@ -56,7 +56,7 @@ log = logging.getLogger("hookline.http")
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BadRequest)
-    return error(400, "bad_request", exc.detail)
+    return error(exc.status, exc.code, exc.detail)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -144,14 +144,37 @@ class HooklineApp:
         self.logged_rest = RequestLog(NoHostInRedirects(rest, public_url))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
-            await self.webhooks(scope, receive, send)
-        elif scope["type"] == "http" and scope["path"].startswith(JOBS_PREFIX):
-            await self.jobs(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await self.rest(scope, receive, send)
-        else:
-            await self.logged_rest(scope, receive, send)
+        if scope["type"] != "http":
+            await (self.rest if scope["type"] == "lifespan" else self.logged_rest)(
+                scope, receive, send
+            )
+            return
+        try:
+            if scope["path"].startswith(PREFIX):
+                await self.webhooks(scope, receive, send)
+            elif scope["path"].startswith(JOBS_PREFIX):
+                await self.jobs(scope, receive, send)
+            else:
+                await self.logged_rest(scope, receive, send)
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running once graceful_timeout_seconds is over
+            # (a body still arriving): 503 with Retry-After, not its text/plain 500
+            if not await _answer_stopping(send):
+                raise  # the answer had begun: uvicorn closes the connection
+            log.warning("request cut short by shutdown", extra={"path": scope["path"][:200]})
+
+
+async def _answer_stopping(send: Send) -> bool:
+    """Answer 503 ``shutting_down``; False if an answer was already under way."""
+    body = b'{"error":"shutting_down","detail":"the server is stopping; try again"}'
+    head = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
+            (b"connection", b"close"), (b"retry-after", b"1")]  # fmt: skip
+    try:
+        await send({"type": "http.response.start", "status": 503, "headers": head})
+    except RuntimeError:  # uvicorn: "Unexpected ASGI message 'http.response.start' sent"
+        return False
+    await send({"type": "http.response.body", "body": body})
+    return True
 
 
 def create_app(

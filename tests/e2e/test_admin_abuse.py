@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.clients import post_stripe
 from tests.support.server import ADMIN_TOKEN, HooklineProcess, base_config
 
 LOGIN = "/admin/login"
@@ -156,3 +157,17 @@ def test_metrics_can_require_a_token(tmp_path: Path, sqlite_url: str) -> None:
 
 def test_metrics_stay_open_without_a_token(server: HooklineProcess) -> None:
     assert httpx.get(f"{server.url}/metrics", timeout=10).status_code == 200
+
+
+def test_an_admin_json_body_is_read_only_up_to_its_limit(server: HooklineProcess) -> None:
+    """A filter or a mode is a few hundred bytes: a huge body (even one that is only
+    whitespace, which reads as the empty filter: every event) is refused with 413 after
+    64 KiB, not read whole into memory and acted on."""
+    post_stripe(server, "evt_big_body", "test.unhandled")
+    blank = b" " * (1024 * 1024)
+    with server.admin() as admin:
+        for path in ("/admin/redeliver", "/admin/events/evt_x/redeliver"):
+            answer = admin.post(path, content=blank, headers={"content-type": "application/json"})
+            assert answer.status_code == 413, answer.text
+            assert answer.json()["error"] == "payload_too_large"
+        assert admin.post("/admin/redeliver", content=b" ").json() == {"count": 1}

@@ -8,15 +8,20 @@ a restart on the same file every event that got a 200 must be there. (The
 
 from __future__ import annotations
 
+import json
+import signal
+import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import count
+from pathlib import Path
 
 import httpx
 
 from tests.support import signing
-from tests.support.server import HooklineProcess
+from tests.support.server import HooklineProcess, base_config
 
 PARALLEL = 16
 SOURCES = ("stripe", "github", "acme", "shopify")
@@ -131,3 +136,57 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(server: HooklineProcess) 
     stored = _stored(server)
     missing = set(acked) - stored
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged events were lost"
+
+
+def test_no_ack_into_a_database_file_deleted_or_replaced_while_serving(
+    server: HooklineProcess,
+) -> None:
+    """An open SQLite file that was deleted (or replaced by a copy) takes commits that vanish
+    with it: such a webhook must get a 503 (the provider retries), and /readyz says why."""
+    db = server.workdir / "hookline.db"
+    with _client(server) as client:
+        _ack(client, 0)
+        copy = db.read_bytes()
+        for suffix in ("", "-wal", "-shm"):
+            db.with_name(db.name + suffix).unlink(missing_ok=True)
+        source, (body, headers) = _request(1)
+        answer = client.post(f"/webhooks/{source}", content=body, headers=headers)
+        assert answer.status_code == 503, answer.text
+        assert client.get("/readyz").status_code == 503
+        assert "was deleted or replaced while hookline ran" in server.logs()
+        db.write_bytes(copy)  # a restore under the running server: another file still
+        answer = client.post(f"/webhooks/{source}", content=body, headers=headers)
+        assert answer.status_code == 503, answer.text
+        assert client.get("/readyz").status_code == 503
+
+
+def test_a_body_still_arriving_when_the_grace_time_ends_gets_a_503(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """uvicorn cancels what still runs when graceful_timeout_seconds is over; a webhook
+    whose body was still arriving got its text/plain 500 (a 5xx the SPEC forbids). A JSON
+    503 with Retry-After tells the provider to retry, and nothing is stored."""
+    config = base_config(sqlite_url).replace(
+        "graceful_timeout_seconds = 5", "graceful_timeout_seconds = 1"
+    )
+    server = HooklineProcess(tmp_path, config).start()
+    try:
+        body, headers = signing.stripe()
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+            sock.sendall(
+                f"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\n{head}"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:5]
+            )
+            time.sleep(0.3)
+            assert server.proc is not None
+            server.proc.send_signal(signal.SIGTERM)
+            answer = sock.recv(65536)
+        status_line, _, rest = answer.partition(b"\r\n")
+        assert status_line == b"HTTP/1.1 503 Service Unavailable", answer
+        assert b"retry-after: 1" in rest.lower()
+        assert json.loads(rest.partition(b"\r\n\r\n")[2])["error"] == "shutting_down"
+        assert server.proc.wait(timeout=30) == 0
+    finally:
+        server.stop()
