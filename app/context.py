@@ -98,6 +98,10 @@ class Lease:
             raise LeaseLost(f"the claim of run {self.claim.run_id} is over")
 
 
+#: The longest durable sleep: ten years, so that a wake time is a date every view can show.
+MAX_SLEEP_SECONDS = 10 * 366 * 24 * 3600
+
+
 def run_cancelled() -> bool:
     """Whether this task was asked to stop (a shutdown, an operator's cancel, a lost lease):
     ``Task.cancelling``. A ``CancelledError`` without that came from an awaited task that
@@ -382,11 +386,23 @@ class Context:
         return [value for _ok, value in outcomes]
 
     async def sleep(self, name: str, seconds: float) -> None:
-        """A durable sleep: the run is parked and resumed later by any worker."""
+        """A durable sleep: the run is parked and resumed later by any worker.
+
+        ``seconds`` from 0 to ``MAX_SLEEP_SECONDS``; anything else is a misuse that fails the
+        run (an infinite or NaN sleep would park it forever, or never)."""
         position, recorded = self._claim_position(name)
         if recorded is not None and recorded.status == "succeeded":
             until = float(recorded.result["until"])
         else:
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not 0 <= seconds <= MAX_SLEEP_SECONDS  # False for NaN too
+            ):
+                raise PipelineError(
+                    f"ctx.sleep({name!r}, {seconds!r}): seconds must be a number from 0 to "
+                    f"{MAX_SLEEP_SECONDS} (ten years)"
+                )
             self._lease().check()
             until = self._clock() + seconds
             wake = json.dumps({"until": until})
@@ -415,7 +431,7 @@ class Context:
 
 def _to_json(name: str, value: Any) -> str:
     try:
-        return json.dumps(value)
+        return json.dumps(value, allow_nan=False)  # NaN is no JSON: shown as null elsewhere
     except (TypeError, ValueError) as exc:
         raise StepResultError(
             f"step {name!r} returned a result that is not JSON ({type(exc).__name__}: {exc}); "

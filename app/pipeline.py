@@ -147,7 +147,10 @@ def handler(
     if max_attempts is not None and max_attempts < 1:
         raise PipelineError("max_attempts must be at least 1")
     if job is not None and not JOB_NAME.fullmatch(job):
-        raise PipelineError(f"job name {job!r}: use 1-64 letters, digits, '_', '-' or '.'")
+        raise PipelineError(
+            f"job name {job!r}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
     if payload is not None and (
         job is None or not inspect.isclass(payload) or not issubclass(payload, BaseModel)
     ):
@@ -156,6 +159,13 @@ def handler(
         raise PipelineError("name= must be a non-empty string of at most 200 characters")
 
     def mark(fn: F) -> F:
+        if inspect.isfunction(fn) and not inspect.iscoroutinefunction(fn):
+            if not hasattr(fn, "__wrapped__"):  # a wrapper may return its coroutine: allowed
+                raise PipelineError(
+                    f"@handler needs an async function: define {fn.__qualname__} with "
+                    "async def (a plain def would run whole, side effects too, on every "
+                    "attempt and then fail)"
+                )
         registration = HandlerSpec(
             name=name or "",  # "": decided by ``identities`` once every decorator ran
             fn=fn,

@@ -159,7 +159,7 @@ class Runner:
             # sys.exit() in a library is a failed attempt too, never the worker's end
             return self._failed_attempt(claimed, exc)
         try:
-            result_json = json.dumps(result)
+            result_json = json.dumps(result, allow_nan=False)
         except (TypeError, ValueError) as exc:
             return RunOutcome(run.id, "failed", error=f"handler result is not JSON: {exc}")
         return RunOutcome(run.id, "succeeded", result_json=result_json)

@@ -445,3 +445,38 @@ async def test_the_handlers_logger_carries_the_run_and_is_made_once(
         ctx.logger.info("charging")
     (record,) = [r for r in caplog.records if r.name == "hookline.handler"]
     assert (record.run_id, record.handler, record.event) == ("run_evt_1", HANDLER, "evt_1")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "result", [float("nan"), {"rate": float("inf")}, [float("-inf")]], ids=["nan", "inf", "-inf"]
+)
+async def test_a_nan_or_infinite_step_result_is_no_json(store: SQLiteStore, result: Any) -> None:
+    """json.dumps writes NaN and Infinity, which no JSON reader takes: the admin API showed
+    null where the handler got nan back. They fail the run as any result that is no JSON."""
+
+    async def handle(event: Event, ctx: Context) -> None:
+        await ctx.step("rate", lambda: result)
+
+    spec = HandlerSpec(HANDLER, handle, "stripe", "*")
+    runner = Runner(store, Registry([spec]), PipelineConfig())
+    claimed = await claimed_run(store)
+    outcome = await runner.execute(claimed, lease_of(claimed))
+    assert outcome is not None and outcome.status == "failed"
+    assert "'rate' returned a result that is not JSON" in (outcome.error or "")
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), -1, 1e12, True, "60"])
+async def test_a_sleep_no_date_can_hold_fails_the_run(store: SQLiteStore, seconds: Any) -> None:
+    """An infinite, NaN, negative or centuries-long sleep parked a run forever (or never) and
+    made every view of its event fail on the wake time; it is a misuse now."""
+
+    async def handle(event: Event, ctx: Context) -> None:
+        await ctx.sleep("nap", seconds)
+
+    spec = HandlerSpec(HANDLER, handle, "stripe", "*")
+    runner = Runner(store, Registry([spec]), PipelineConfig())
+    claimed = await claimed_run(store)
+    outcome = await runner.execute(claimed, lease_of(claimed))
+    assert outcome is not None and outcome.status == "failed"
+    assert "seconds must be a number from 0 to" in (outcome.error or "")
+    assert await store.load_steps("evt_1", HANDLER, 0) == []  # nothing recorded
