@@ -114,8 +114,8 @@ def _run(
     kind, config = argv[0], argv[1]
     try:
         registry = load_handlers(settings.pipeline.handlers)
-    except (ConfigError, StartupError) as exc:
-        print(f"hookline: {exc}", file=sys.stderr)
+    except (ConfigError, StartupError) as exc:  # its import error may quote a secret
+        print(f"hookline: {Redactor(settings.secret_values())(str(exc))}", file=sys.stderr)
         if forked:
             from hookline.fork import stop
 

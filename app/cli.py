@@ -96,8 +96,8 @@ def registry_from(settings: Settings) -> Registry:
         sys.path.insert(0, str(Path.cwd()))
     try:
         return load_handlers(settings.pipeline.handlers)
-    except StartupError as exc:
-        raise fail(str(exc)) from None
+    except StartupError as exc:  # a module's import error may quote a configured secret
+        raise fail(Redactor(settings.secret_values())(str(exc))) from None
 
 
 def _version(value: bool) -> None:

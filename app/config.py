@@ -33,6 +33,7 @@ DEFAULT_CONFIG = "hookline.toml"
 PROVIDERS = ("stripe", "github", "slack", "hmac", "standard")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME_RULE = "must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit"
 _SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 RESERVED_SOURCE = "jobs"  # the source of every job's event (hookline.store.base.JOB_SOURCE)
 
@@ -218,7 +219,7 @@ class SourceConfig(_Model):
     name: str
     provider: str
     secrets: list[str]
-    tolerance_seconds: int = Field(300, ge=0)
+    tolerance_seconds: int = Field(300, ge=1)  # a provider needs a window to check in
     max_body_bytes: int | None = Field(None, ge=1)
     # github, and hmac with an id_header: how long the same signed body under another
     # (unsigned) id is answered as a duplicate of the first; "0" turns it off
@@ -239,7 +240,7 @@ class SourceConfig(_Model):
     @classmethod
     def _name(cls, value: str) -> str:
         if not _SOURCE_NAME.match(value):
-            raise ValueError("must be 1-64 letters, digits, '_', '-' or '.'")
+            raise ValueError(_NAME_RULE)
         return value
 
     @field_validator("provider")
@@ -303,7 +304,7 @@ class ScheduleConfig(_Model):
     @classmethod
     def _name(cls, value: str) -> str:
         if not _SOURCE_NAME.match(value):
-            raise ValueError("must be 1-64 letters, digits, '_', '-' or '.'")
+            raise ValueError(_NAME_RULE)
         return value
 
     @field_validator("catch_up", mode="before")

@@ -229,6 +229,8 @@ def test_secret_is_not_echoed_in_config_errors(tmp_path: Path) -> None:
 HANDLER_FAILURES = {
     "raises-on-import": ("raise RuntimeError('handler module exploded')\n", "exploded"),
     "syntax-error": ("def broken(:\n", "SyntaxError"),
+    # a configured secret in the import error is redacted like any text hookline writes
+    "quotes-a-secret": ("raise RuntimeError('bad key whsec_cli_test_secret')\n", "key [redacted]"),
 }
 
 

@@ -273,6 +273,16 @@ def test_settings_are_immutable() -> None:
             'sources[0] (name "stripe").tolerance_seconds: must be a number, not true or false',
         ),
         ({"pipeline": {"backoff_base_seconds": False}}, "pipeline.backoff_base_seconds: must"),
+        (
+            {"sources": [{**STRIPE, "name": "_unknown"}]},
+            "sources[0] (name \"_unknown\").name: must be 1-64 letters, digits, '_', '-' or "
+            "'.', starting with a letter or digit",
+        ),
+        (
+            {"sources": [{**STRIPE, "tolerance_seconds": 0}]},
+            'sources[0] (name "stripe").tolerance_seconds: Input should be greater than or equal '
+            "to 1",
+        ),
         ({"pipeline": {"redelivery_resumes_failed": 0}}, "pipeline.redelivery_resumes_failed: "),
         (
             {"pipeline": {"notify_url": "https://app.example/h"}},
