@@ -141,7 +141,9 @@ class HmacProvider:
         if self._timestamp_header:
             check_window(int(timestamp), now, self._tolerance)
 
-        payload = decode_body(body, headers)
+        # Parsed only for a field to read: any body a sender signs is stored (its
+        # ``Event.data`` is None when it is no JSON or form), ids from headers or the digest.
+        payload = decode_body(body, headers) if self._id_path or self._type_path else None
         if self._id_header or self._id_path:
             event_id = self._extract(payload, headers, self._id_header, self._id_path, "id")
         else:

@@ -236,6 +236,19 @@ def test_any_json_value_is_a_valid_payload() -> None:
         assert provider.verify(body, {"x-sig": hmac.new(b"k", body, "sha256").hexdigest()}, NOW)
 
 
+@pytest.mark.parametrize("body", [b"hello", b"<xml>order</xml>", b"", b"\xff\xfe"])
+def test_a_body_that_is_no_json_verifies_when_no_field_is_read_from_it(body: bytes) -> None:
+    """Any HMAC-signing sender: a text, XML or empty body is stored, its id the body's
+    SHA-256 or the id header; only a configured id_field/type_field needs JSON."""
+    sig = {"x-sig": hmac.new(b"k", body, "sha256").hexdigest()}
+    by_digest = HmacProvider(["k"], "X-Sig").verify(body, sig, NOW)
+    assert by_digest == Verified(hashlib.sha256(body).hexdigest(), "")
+    by_header = HmacProvider(["k"], "X-Sig", id_header="X-Id", type_header="X-Topic")
+    assert by_header.verify(body, {**sig, "x-id": "42", "x-topic": "t"}, NOW) == Verified("42", "t")
+    with pytest.raises(InvalidPayload):
+        HmacProvider(["k"], "X-Sig", id_field="id").verify(body, sig, NOW)
+
+
 @pytest.mark.parametrize(
     ("body", "expected_id"),
     [(b'{"event": {"id": "abc"}}', "abc"), (b'{"event": {"id": 123}}', "123")],
