@@ -14,6 +14,8 @@ no log line, no metrics, no limits against hostile clients, no runs):
   ``INSERT OR IGNORE`` in one transaction, one ``COMMIT`` (WAL, ``synchronous=FULL``, so
   fsync), then wakes the waiting requests with one ``call_soon_threadsafe`` per batch.
 
+``FLOOR_INLINE=1``: the commit on the event loop itself, no writer thread (``InlineWriter``).
+
 ``bench/ingest.py --floor`` runs it with as many processes as hookline (``uvicorn --workers
 N``, all sharing one database file), beside bare in the same run::
 
@@ -85,12 +87,44 @@ class Writer:
             [row for row, _, _ in batch],
         )
         self.conn.execute("COMMIT")
-        loop = batch[0][2]
-        loop.call_soon_threadsafe(_resolve, [future for _, future, _ in batch])
+        self._wake(batch)
+
+    def _wake(self, batch: list[Pending]) -> None:
+        batch[0][2].call_soon_threadsafe(_resolve, [future for _, future, _ in batch])
+
+    def submit(self, item: Pending) -> None:
+        self.queue.put(item)
 
     def close(self) -> None:
         self.queue.put(None)
         self.thread.join()
+        self.conn.close()
+
+
+class InlineWriter(Writer):
+    """``FLOOR_INLINE=1``: no thread. What one turn of the event loop received is committed
+    on the loop itself (blocking it for the fsync): no GIL handoff, no thread wake-up."""
+
+    def __init__(self, path: str) -> None:
+        self.pending: list[Pending] = []
+        super().__init__(path)
+
+    def _run(self) -> None:  # the base class's thread has nothing to do
+        return
+
+    def submit(self, item: Pending) -> None:
+        if not self.pending:
+            item[2].call_soon(self._flush)
+        self.pending.append(item)
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        self._commit(batch)
+
+    def _wake(self, batch: list[Pending]) -> None:
+        _resolve([future for _, future, _ in batch])
+
+    def close(self) -> None:
         self.conn.close()
 
 
@@ -129,7 +163,7 @@ async def webhook(scope: Scope, receive: Receive, send: Send, writer: Writer) ->
     event = orjson.loads(body)
     loop = asyncio.get_running_loop()
     future: asyncio.Future[bool] = loop.create_future()
-    writer.queue.put(((event["id"], event["type"], time.time(), body), future, loop))
+    writer.submit(((event["id"], event["type"], time.time(), body), future, loop))
     await future
     await _answer(send, 200, b'{"eventId":"%s"}' % event["id"].encode())
 
@@ -148,7 +182,7 @@ class App:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await receive()  # lifespan.startup
-            self.writer = Writer(DB_PATH)
+            self.writer = (InlineWriter if os.environ.get("FLOOR_INLINE") else Writer)(DB_PATH)
             await send({"type": "lifespan.startup.complete"})
             await receive()  # lifespan.shutdown
             self.writer.close()
