@@ -92,7 +92,17 @@ def show(
     record = with_store(settings, work)
     if record is None:
         raise _fail(f"no job with id {job_id!r}", 1)
-    Console(highlight=False).print_json(data=job_view(record), ensure_ascii=False)
+    _print_json(job_view(record))
+
+
+def _print_json(data: object) -> None:
+    """As JSON, non-ASCII as itself; a lone surrogate (valid JSON data, no UTF-8) escaped."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        ascii_only = False
+    except UnicodeEncodeError:
+        ascii_only = True
+    Console(highlight=False).print_json(data=data, ensure_ascii=ascii_only)
 
 
 @jobs_app.command("openapi")

@@ -230,7 +230,9 @@ class Jobs:
         if spec is None:
             raise JobRejected(404, "unknown_job", f"no job named {name!r} is configured")
         _validated(spec, body)
-        if spec.payload is None and _json_value(body) is _INVALID:
+        # for a model too: pydantic's parser takes NaN and Infinity, which are no JSON (the
+        # handler would get None as event.data)
+        if _json_value(body) is _INVALID:
             raise JobRejected(400, "invalid_json", _NOT_JSON)
         now = self._clock() if now is None else now
         job_id = new_id("job")

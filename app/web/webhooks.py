@@ -14,14 +14,13 @@ import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-import orjson
-
 from hookline import logs
 from hookline.errors import StoreError
 from hookline.ingest import Ingestor, Rejected
 from hookline.metrics import Metrics
 from hookline.providers import Handshake
 from hookline.web.limits import OVERLOADED, RETRY_AFTER_SECONDS, BufferBudget, Reservation
+from hookline.web.responses import dumps
 
 log = logging.getLogger("hookline.webhooks")
 PREFIX = "/webhooks/"
@@ -44,7 +43,7 @@ _JSON = (b"content-type", b"application/json")
 
 
 async def _send_json(send: Any, status: int, payload: dict[str, Any], extra: list[Any]) -> None:
-    body = orjson.dumps(payload)
+    body = dumps(payload)  # what orjson cannot write too (a job's result with "\ud800")
     headers = [_JSON, (b"content-length", b"%d" % len(body)), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

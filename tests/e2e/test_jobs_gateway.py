@@ -23,6 +23,7 @@ from openapi_spec_validator import validate
 from psycopg import sql
 
 from tests.e2e.job_handlers import ReportRequest
+from tests.support.cli import hookline
 from tests.support.clients import wait_for
 from tests.support.pg import ADMIN_URL, database_url
 from tests.support.server import ADMIN_TOKEN, API_KEY, HooklineProcess, base_config
@@ -138,6 +139,29 @@ def test_a_job_without_a_model_takes_any_json_value(api: httpx.Client) -> None:
         response = api.post("/jobs/echo", content=json.dumps(payload))
         assert response.status_code == 202, response.text
         assert wait_job(api, response.json()["jobId"], "succeeded")["result"] == payload
+
+
+def test_a_result_orjson_cannot_write_is_shown_not_a_500(
+    server: HooklineProcess, api: httpx.Client
+) -> None:
+    """A lone surrogate is valid JSON data: the job's result holding one is shown (as its
+    escape) by GET /jobs/{id} and ``hookline jobs show``, which answered 500 and crashed."""
+    response = api.post("/jobs/echo", content=b'{"a": "\\ud800"}')
+    assert response.status_code == 202, response.text
+    job_id = response.json()["jobId"]
+    assert wait_job(api, job_id, "succeeded")["result"] == {"a": "\ud800"}
+    shown = hookline("jobs", "show", job_id, "--config", server.config_path)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["result"] == {"a": "\ud800"}
+
+
+def test_nan_is_no_json_for_a_job_with_a_model_either(api: httpx.Client) -> None:
+    """pydantic's parser takes NaN and Infinity; the handler would then get None as
+    event.data. Both gateways' paths answer 400 invalid_json."""
+    for body in (b'{"report_id": "r", "x": NaN}', b'{"report_id": "r", "x": -Infinity}'):
+        response = api.post("/jobs/report", content=body)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_json"
 
 
 def test_a_json_body_sent_as_a_form_is_still_the_jobs_json_payload(api: httpx.Client) -> None:
