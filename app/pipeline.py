@@ -146,6 +146,8 @@ def handler(
         raise PipelineError("@handler needs either a source (and type) or job=, not both")
     if max_attempts is not None and max_attempts < 1:
         raise PipelineError("max_attempts must be at least 1")
+    if job == "openapi.json":  # GET /jobs/openapi.json is the gateway's own document
+        raise PipelineError("job name 'openapi.json' is reserved: choose another name")
     if job is not None and not JOB_NAME.fullmatch(job):
         raise PipelineError(
             f"job name {job!r}: use 1-64 letters, digits, '_', '-' or '.', "

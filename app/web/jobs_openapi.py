@@ -23,7 +23,8 @@ from hookline.pipeline import Registry
 from hookline.web.jobs_shapes import Error, InvalidPayload, Job, JobAccepted
 
 Schema = dict[str, Any]
-_REF = "#/components/schemas/{model}"
+_PREFIX = "#/components/schemas/"
+_REF = _PREFIX + "{model}"
 
 
 def operation_id(job: str) -> str:
@@ -108,25 +109,75 @@ _JOB_ID: Schema = {
 }
 
 
+_OWN: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+    (JobAccepted, "serialization"),
+    (Job, "serialization"),
+    (Error, "serialization"),
+    (InvalidPayload, "serialization"),
+]
+
+
+def _renamed(value: Any, names: dict[str, str]) -> Any:
+    """``value`` with every ``$ref`` to a renamed schema pointing at its new name."""
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_PREFIX) and ref[len(_PREFIX) :] in names:
+            return {**value, "$ref": _REF.format(model=names[ref[len(_PREFIX) :]])}
+        return {key: _renamed(item, names) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_renamed(item, names) for item in value]
+    return value
+
+
+def _payload_schemas(
+    payloads: list[type[BaseModel]], taken: set[str]
+) -> tuple[dict[type[BaseModel], Schema], Schema]:
+    """Each payload model's schema and the named schemas they use, built apart from
+    hookline's own: a user's model named ``Job`` or ``Error`` becomes ``JobPayload`` or
+    ``ErrorPayload`` (and ``JobPayload2``…) instead of renaming hookline's (pydantic would
+    make both ``Job-Input``/``Job-Output`` and leave the document's refs pointing nowhere)."""
+    if not payloads:
+        return {}, {}
+    refs, top = models_json_schema(
+        [(m, "validation") for m in payloads], ref_template=_REF, by_alias=True
+    )
+    defs: Schema = top.get("$defs", {})
+    names: dict[str, str] = {}
+    for name in defs:
+        if name in taken:
+            new, number = f"{name}Payload", 2
+            while new in taken or new in defs:
+                new, number = f"{name}Payload{number}", number + 1
+            names[name] = new
+            taken.add(new)
+    renamed_defs = {names.get(name, name): _renamed(schema, names) for name, schema in defs.items()}
+    by_model = {model: _renamed(dict(refs[(model, "validation")]), names) for model in payloads}
+    return by_model, renamed_defs
+
+
 def document(registry: Registry) -> Schema:
     specs = registry.jobs  # sorted by name
-    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
-        (JobAccepted, "serialization"),
-        (Job, "serialization"),
-        (Error, "serialization"),
-        (InvalidPayload, "serialization"),
-    ]
-    models += [(spec.payload, "validation") for spec in specs if spec.payload is not None]
-    refs, top = models_json_schema(models, ref_template=_REF, by_alias=True)
+    _, own = models_json_schema(_OWN, ref_template=_REF, by_alias=True)
+    own_defs: Schema = own.get("$defs", {})
+    payloads = list(dict.fromkeys(spec.payload for spec in specs if spec.payload is not None))
+    by_model, payload_defs = _payload_schemas(payloads, set(own_defs))
     paths: Schema = {}
+    operation_ids: set[str] = set()
     for spec in specs:
         assert spec.job is not None
         payload: Schema = (
-            dict(refs[(spec.payload, "validation")])
+            dict(by_model[spec.payload])
             if spec.payload is not None
             else {"description": "Any JSON value (this job has no payload model)."}
         )
-        paths[f"/jobs/{spec.job}"] = {"post": _enqueue(spec.job, payload, spec.payload is not None)}
+        operation = _enqueue(spec.job, payload, spec.payload is not None)
+        # send-email and send_email: enqueueSendEmail, enqueueSendEmail2 (jobs sorted by name)
+        unique, number = operation["operationId"], 2
+        while unique in operation_ids:
+            unique, number = f"{operation['operationId']}{number}", number + 1
+        operation["operationId"] = unique
+        operation_ids.add(unique)
+        paths[f"/jobs/{spec.job}"] = {"post": operation}
     paths["/jobs/{jobId}"] = {
         "get": {
             "operationId": "getJob",
@@ -172,7 +223,7 @@ def document(registry: Registry) -> Schema:
         },
         "paths": paths,
         "components": {
-            "schemas": dict(sorted(top.get("$defs", {}).items())),
+            "schemas": dict(sorted({**own_defs, **payload_defs}.items())),
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"apiKey": []}],
