@@ -27,7 +27,13 @@ from hookline.payload_view import payload_json
 from hookline.redaction import Redactor
 from hookline.replay import FixtureError, fixture_from_event
 from hookline.store import Store, open_store
-from hookline.store.base import EVENT_STATUSES, EventFilter, EventRecord, EventSummary
+from hookline.store.base import (
+    EVENT_STATUSES,
+    JOB_SOURCE,
+    EventFilter,
+    EventRecord,
+    EventSummary,
+)
 from hookline.web import shapes
 from hookline.web.responses import dumps, iso
 
@@ -216,6 +222,12 @@ def export(
     if not force and out.exists():
         raise _fail(f"{out} exists; pass --force to overwrite it", 1)
     record = _get_event(_settings(config), event_id)
+    if record.summary.source == JOB_SOURCE:  # no webhook source takes it back
+        raise _fail(
+            f"{event_id} is a job, not a webhook: no fixture can replay it; run it again with "
+            f"`hookline events redeliver {event_id}` or `hookline jobs enqueue`",
+            1,
+        )
     try:
         fixture = fixture_from_event(record.summary.source, record.headers, record.body)
     except FixtureError as exc:

@@ -56,7 +56,10 @@ def _line(path: Path, source: str, outcome: Outcome | None, note: str) -> Text:
     if outcome is not None and outcome.ok:
         style = "yellow" if outcome.duplicate else "green"
         text.append(status, style)
-        text.append(f"  {outcome.event_id}  duplicate={str(outcome.duplicate).lower()}")
+        if outcome.handshake:
+            text.append("  handshake answered (Slack url_verification or ssl_check: not stored)")
+        else:
+            text.append(f"  {outcome.event_id}  duplicate={str(outcome.duplicate).lower()}")
         if note:
             text.append(f"  {note}", "dim")
     else:
@@ -93,9 +96,11 @@ def replay(
         raise _fail(f"--url must start with http:// or https:// (got {url!r})")
     if url is not None:
         try:
-            httpx.URL(url)
+            parsed = httpx.URL(url)
         except httpx.InvalidURL as exc:  # e.g. a port that is no number
             raise _fail(f"--url is not a valid URL ({exc}; got {url!r})") from None
+        if parsed.query or parsed.fragment:  # /webhooks/{source} is appended to the path
+            raise _fail(f"--url is a base URL: no ?query or #fragment (got {url!r})")
     base_url = url or default_url(settings.server.host, settings.server.port)
     providers = {name: s.provider for name, s in build_sources(settings.sources).items()}
     skipped: list[str] = []

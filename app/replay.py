@@ -87,6 +87,7 @@ class Outcome:
     duplicate: bool | None = None
     error: str | None = None
     detail: str = ""
+    handshake: bool = False  # a 200 without an event: Slack's url_verification or ssl_check
 
     @property
     def ok(self) -> bool:
@@ -316,6 +317,8 @@ def send(client: httpx.Client, base_url: str, delivery: Delivery) -> Outcome:
         )
     if response.status_code == 200 and "eventId" in data:
         return Outcome(200, event_id=str(data["eventId"]), duplicate=bool(data.get("duplicate")))
+    if response.status_code == 200:  # verified and answered, stored nowhere by design
+        return Outcome(200, handshake=True)
     return Outcome(
         response.status_code,
         error=str(data.get("error") or f"http_{response.status_code}"),

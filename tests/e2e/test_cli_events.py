@@ -218,3 +218,16 @@ def test_usage_errors(server: HooklineProcess, tmp_path: Path) -> None:
     result = hookline("events", "list", "--config", missing_db)
     assert result.returncode == 1 and "no database at" in result.stderr
     assert not (tmp_path / "absent").exists()  # nothing created
+
+
+def test_a_jobs_event_is_not_exported_as_a_fixture(stored: Stored, tmp_path: Path) -> None:
+    """No webhook source takes a job back (replaying the file was a 404): export says how
+    to run a job again instead of writing a file that cannot be replayed."""
+    code, out, err = cli(
+        stored, "jobs", "enqueue", "ordered-job", "--payload", '{"key": "k", "number": 1}'
+    )
+    assert code == 0, err
+    job_id = json.loads(out)["jobId"]
+    code, _, err = cli(stored, "events", "export", job_id, "--out", tmp_path / "job.json")
+    assert code == 1 and "is a job, not a webhook" in err and "events redeliver" in err
+    assert not (tmp_path / "job.json").exists()

@@ -146,5 +146,34 @@ def test_usage_errors(tmp_path: Path) -> None:
         bad_port = hookline("replay", FIXTURES, "--url", url, "--config", config)
         assert bad_port.returncode == 2 and "--url is not a valid URL" in bad_port.stderr
         assert "Traceback" not in bad_port.stderr
+    with_query = hookline(
+        "replay", FIXTURES, "--url", "http://127.0.0.1:1/?x=1", "--config", config
+    )
+    assert with_query.returncode == 2 and "no ?query or #fragment" in with_query.stderr
     no_config = hookline("replay", FIXTURES, "--config", tmp_path / "missing.toml")
     assert no_config.returncode == 2 and "no config file at" in no_config.stderr
+
+
+def test_a_slack_handshake_answered_is_no_failure(
+    demo_server: HooklineProcess, tmp_path: Path
+) -> None:
+    """url_verification and ssl_check are verified and answered 200 without an event id
+    (stored nowhere, by design): replay counted them as failed and exited 1."""
+    bodies = {
+        "challenge.json": {"type": "url_verification", "challenge": "abc123", "token": "t"},
+        "ssl_check.json": None,
+    }
+    for name, body in bodies.items():
+        fixture = {"source": "slack", "method": "POST"}
+        if body is None:
+            fixture |= {"headers": {"content-type": "application/x-www-form-urlencoded"},
+                        "body": "ssl_check=1&token=t"}  # fmt: skip
+        else:
+            fixture |= {"headers": {"content-type": "application/json"}, "body": json.dumps(body)}
+        (tmp_path / name).write_text(json.dumps(fixture))
+    code, lines, total = replay(
+        demo_server, tmp_path / "challenge.json", tmp_path / "ssl_check.json", "--resign"
+    )
+    assert code == 0, lines
+    assert all("200  handshake answered" in line for line in lines.values()), lines
+    assert total == "2 fixture(s): sent 2, accepted 2, duplicate 0, failed 0"
