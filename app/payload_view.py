@@ -50,9 +50,15 @@ def payload_json(body: bytes, headers: Mapping[str, str], *, indent: bool = Fals
     return _dumps(parse_data(body, headers), body, headers, indent)
 
 
-def payload_fragment(body: bytes, headers: Mapping[str, str]) -> orjson.Fragment:
-    """``payload_json`` to embed as-is in a larger orjson document (the admin API)."""
-    return orjson.Fragment(payload_json(body, headers))
+def shown(body: bytes, headers: Mapping[str, str]) -> tuple[orjson.Fragment, str | None]:
+    """What the admin API and the CLI show of a body: its data as JSON text (``payload``),
+    and, when the body does not parse (an ``hmac`` source's text or XML), the body itself
+    as text (``body``; bytes that are no UTF-8 as U+FFFD), so every stored body is
+    viewable; None when the payload shows it."""
+    data = parse_data(body, headers)
+    if data is None and body.strip() != b"null":
+        return orjson.Fragment(b"null"), body.decode("utf-8", "replace")
+    return orjson.Fragment(_dumps(data, body, headers, False)), None
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,6 +152,13 @@ SCHEMAS: dict[str, Schema] = {
                     "field holding JSON: that JSON); null when it does not parse."
                 ),
             },
+            "body": {
+                "type": ["string", "null"],
+                "description": (
+                    "The body as text when it does not parse (an `hmac` source may send text "
+                    "or XML; bytes that are not UTF-8 as U+FFFD); null when `payload` shows it."
+                ),
+            },
             "runs": {"type": "array", "items": _ref("Run")},
         },
         "An event summary plus headers, payload and runs.",

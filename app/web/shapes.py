@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from hookline.payload_view import payload_fragment
+from hookline.payload_view import shown
 from hookline.store.base import EventRecord, EventSummary, RunRecord, StepRecord
 from hookline.web.responses import fragment_text, iso
 
@@ -63,11 +63,14 @@ def run(r: RunRecord) -> dict[str, Any]:
 
 
 def event_detail(e: EventRecord) -> dict[str, Any]:
+    # exactly what handlers get as Event.data, as JSON text, and the body when that is null
+    # because it does not parse (hookline.payload_view)
+    payload, body = shown(e.body, e.headers)
     return {
         **event_summary(e.summary),
         "headers": e.headers,
-        # exactly what handlers get as Event.data, as JSON text (hookline.payload_view)
-        "payload": payload_fragment(e.body, e.headers),
+        "payload": payload,
+        "body": body,
         "runs": [run(r) for r in e.runs],
     }
 

@@ -308,7 +308,9 @@ def test_an_hmac_source_stores_a_signed_body_that_is_no_json(server: HooklinePro
         assert answer.status_code == 200, answer.text
         with server.admin() as admin:
             detail = admin.get(f"/admin/events/{answer.json()['id']}").json()
-        assert (detail["type"], detail["payload"]) == ("orders/create", None)
+        assert (detail["type"], detail["payload"], detail["body"]) == (
+            "orders/create", None, body.decode()
+        )  # fmt: skip
 
 
 def test_accepted_then_duplicate(server: HooklineProcess) -> None:
