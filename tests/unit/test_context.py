@@ -15,10 +15,10 @@ import pytest
 from hookline.config import PipelineConfig
 from hookline.context import Context, Lease, RunScope, Suspend
 from hookline.errors import NonDeterminismError, NonRetryableError, PipelineError
-from hookline.pipeline import Event, HandlerSpec, Registry
+from hookline.pipeline import Event, HandlerFn, HandlerSpec, Registry
 from hookline.runner import Runner
 from hookline.step_threads import StepThreads
-from hookline.store.base import ClaimedRun, NewEvent, NewRun
+from hookline.store.base import ClaimedRun, NewEvent, NewRun, RunOutcome
 from hookline.store.sqlite import SQLiteStore
 
 HANDLER = "tests:handler"
@@ -55,6 +55,15 @@ async def claimed_run(store: SQLiteStore, event_id: str = "evt_1") -> ClaimedRun
 
 def lease_of(claimed: ClaimedRun) -> Lease:
     return Lease(claimed.claim("w1"), deadline=time.monotonic() + 30)
+
+
+async def run_once(store: SQLiteStore, handle: HandlerFn) -> RunOutcome | None:
+    """One attempt of ``handle`` through the runner, on the run ``claimed_run`` makes."""
+    spec = HandlerSpec(HANDLER, handle, "stripe", "*")
+    claimed = await claimed_run(store)
+    return await Runner(store, Registry([spec]), PipelineConfig()).execute(
+        claimed, lease_of(claimed)
+    )
 
 
 async def context_for(
@@ -368,10 +377,7 @@ async def test_a_step_result_that_is_not_json_fails_the_run_at_once(store: SQLit
     async def handle(event: Event, ctx: Context) -> None:
         await ctx.step("make-order", make_order)
 
-    spec = HandlerSpec(HANDLER, handle, "stripe", "*")
-    runner = Runner(store, Registry([spec]), PipelineConfig())
-    claimed = await claimed_run(store)
-    outcome = await runner.execute(claimed, lease_of(claimed))
+    outcome = await run_once(store, handle)
     assert outcome is not None and outcome.status == "failed"  # a retry would repeat it
     assert "make-order" in (outcome.error or "") and "JSON" in (outcome.error or "")
     assert calls == [1]
@@ -457,10 +463,7 @@ async def test_a_nan_or_infinite_step_result_is_no_json(store: SQLiteStore, resu
     async def handle(event: Event, ctx: Context) -> None:
         await ctx.step("rate", lambda: result)
 
-    spec = HandlerSpec(HANDLER, handle, "stripe", "*")
-    runner = Runner(store, Registry([spec]), PipelineConfig())
-    claimed = await claimed_run(store)
-    outcome = await runner.execute(claimed, lease_of(claimed))
+    outcome = await run_once(store, handle)
     assert outcome is not None and outcome.status == "failed"
     assert "'rate' returned a result that is not JSON" in (outcome.error or "")
 
@@ -473,10 +476,7 @@ async def test_a_sleep_no_date_can_hold_fails_the_run(store: SQLiteStore, second
     async def handle(event: Event, ctx: Context) -> None:
         await ctx.sleep("nap", seconds)
 
-    spec = HandlerSpec(HANDLER, handle, "stripe", "*")
-    runner = Runner(store, Registry([spec]), PipelineConfig())
-    claimed = await claimed_run(store)
-    outcome = await runner.execute(claimed, lease_of(claimed))
+    outcome = await run_once(store, handle)
     assert outcome is not None and outcome.status == "failed"
     assert "seconds must be a number from 0 to" in (outcome.error or "")
     assert await store.load_steps("evt_1", HANDLER, 0) == []  # nothing recorded
