@@ -23,6 +23,8 @@ import hashlib
 import inspect
 import json
 import logging
+import math
+import numbers
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine
@@ -90,6 +92,9 @@ class Lease:
     # Its outcome is being (or has been) written: the store may have let go of the claim
     # already, which is then no sign of a lost lease.
     ending: bool = False
+    # The worker is cancelling the run's task (shutdown, operator cancel, lost lease): set
+    # before ``task.cancel()``, so a CancelledError can be told from a step's own.
+    cancelling: bool = False
 
     def check(self) -> None:
         if not self.lost and time.monotonic() > self.deadline:
@@ -102,12 +107,18 @@ class Lease:
 MAX_SLEEP_SECONDS = 10 * 366 * 24 * 3600
 
 
-def run_cancelled() -> bool:
-    """Whether this task was asked to stop (a shutdown, an operator's cancel, a lost lease):
-    ``Task.cancelling``. A ``CancelledError`` without that came from an awaited task that
-    something else cancelled; it is the handler's failure, not a cancellation of the run."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
+class StepExited(Exception):
+    """A step raised ``SystemExit`` or ``KeyboardInterrupt`` (a library's ``sys.exit()``):
+    recorded as the step's failure, then raised as this ordinary exception, since asyncio
+    re-raises those two out of the event loop from any task (and the worker would end)."""
+
+
+def run_cancelled(lease: Lease | None) -> bool:
+    """Whether the worker is cancelling this run (a shutdown, an operator's cancel, a lost
+    lease). A ``CancelledError`` otherwise came from an awaited task that something else
+    cancelled: the handler's own failure. (``Task.cancelling()`` cannot tell: it stays
+    raised after a ``TaskGroup`` in the handler failed.)"""
+    return lease is None or lease.cancelling
 
 
 class _ThreadOutlivedCancel(asyncio.CancelledError):
@@ -261,12 +272,14 @@ class Context:
                     )
             raise
         except (Exception, SystemExit, KeyboardInterrupt, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError) and run_cancelled():
+            if isinstance(exc, asyncio.CancelledError) and run_cancelled(self._scope.lease):
                 raise  # the run itself is cancelled: not the step's failure
             # an exit or a CancelledError nobody asked for (awaiting a task someone else
             # cancelled) is the step's failure, recorded and retried like any other
             if not await self._record(name, position, number, started, None, exc):
                 raise self._lost() from exc
+            if isinstance(exc, SystemExit | KeyboardInterrupt):
+                raise StepExited(f"step {name!r} raised {type(exc).__name__}: {exc}") from exc
             raise
         finally:
             _current_step.reset(token)
@@ -359,8 +372,9 @@ class Context:
 
         Structured: the steps are tasks of one ``TaskGroup``, so none outlives the call.
         Every step is awaited to its end (a failure does not abandon a sibling that may
-        still succeed and be memoized), then the first failure in argument order is raised,
-        or the first ``NonRetryableError`` if any step raised one (it must end the run).
+        still succeed and be memoized), then a failure is raised: a lost claim first, then
+        one that fails the run at once (``NonRetryableError``, a ``PipelineError`` such as a
+        result that is no JSON), else the first in argument order.
         If the run is cancelled, every step is cancelled and awaited — a sync step's
         thread to its end, its result recorded — before the cancellation goes on.
         """
@@ -371,7 +385,7 @@ class Context:
             try:
                 return True, await step
             except asyncio.CancelledError as exc:
-                if run_cancelled():
+                if run_cancelled(self._scope.lease):
                     raise
                 return False, exc  # a step's own CancelledError is its failure
             except BaseException as exc:  # Suspend, LeaseLost too: raised after the others
@@ -381,28 +395,31 @@ class Context:
             tasks = [group.create_task(settle(s)) for s in steps]
         outcomes = [task.result() for task in tasks]
         failures = [value for ok, value in outcomes if not ok]
-        if failures:  # a NonRetryableError ends the run whichever argument raised it
-            raise next((f for f in failures if isinstance(f, NonRetryableError)), failures[0])
+        if failures:  # what ends the run at once wins, whatever its argument's place
+            raise min(failures, key=_gather_rank)
         return [value for _ok, value in outcomes]
 
     async def sleep(self, name: str, seconds: float) -> None:
         """A durable sleep: the run is parked and resumed later by any worker.
 
-        ``seconds`` from 0 to ``MAX_SLEEP_SECONDS``; anything else is a misuse that fails the
-        run (an infinite or NaN sleep would park it forever, or never)."""
+        ``seconds`` up to ``MAX_SLEEP_SECONDS`` (a negative one does not wait: a deadline
+        already past); anything else is a misuse that fails the run (an infinite or NaN
+        sleep would park it forever, or never)."""
         position, recorded = self._claim_position(name)
         if recorded is not None and recorded.status == "succeeded":
             until = float(recorded.result["until"])
         else:
             if (
                 isinstance(seconds, bool)
-                or not isinstance(seconds, int | float)
-                or not 0 <= seconds <= MAX_SLEEP_SECONDS  # False for NaN too
+                or not isinstance(seconds, numbers.Real)
+                or not float(seconds) <= MAX_SLEEP_SECONDS  # False for NaN too
+                or math.isinf(seconds)
             ):
                 raise PipelineError(
-                    f"ctx.sleep({name!r}, {seconds!r}): seconds must be a number from 0 to "
+                    f"ctx.sleep({name!r}, {seconds!r}): seconds must be a number up to "
                     f"{MAX_SLEEP_SECONDS} (ten years)"
                 )
+            seconds = max(0.0, float(seconds))  # a deadline already past: no wait
             self._lease().check()
             until = self._clock() + seconds
             wake = json.dumps({"until": until})
@@ -427,6 +444,15 @@ class Context:
             raise PipelineError("ctx.notify needs [pipeline] notify_url and notify_secret")
         message_id = self.idempotency_key(_current_step.get() or "notify")
         await self._notifier(payload, message_id)
+
+
+def _gather_rank(failure: BaseException) -> int:
+    """Which of ``ctx.gather``'s failures to raise (lowest; ``min`` keeps argument order)."""
+    if isinstance(failure, LeaseLost):
+        return 0
+    if isinstance(failure, NonRetryableError | PipelineError):
+        return 1  # a retry would call a step whose side effect happened, or fail again
+    return 2
 
 
 def _to_json(name: str, value: Any) -> str:

@@ -161,13 +161,6 @@ def handler(
         raise PipelineError("name= must be a non-empty string of at most 200 characters")
 
     def mark(fn: F) -> F:
-        if inspect.isfunction(fn) and not inspect.iscoroutinefunction(fn):
-            if not hasattr(fn, "__wrapped__"):  # a wrapper may return its coroutine: allowed
-                raise PipelineError(
-                    f"@handler needs an async function: define {fn.__qualname__} with "
-                    "async def (a plain def would run whole, side effects too, on every "
-                    "attempt and then fail)"
-                )
         registration = HandlerSpec(
             name=name or "",  # "": decided by ``identities`` once every decorator ran
             fn=fn,

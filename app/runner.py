@@ -15,6 +15,7 @@ frame even when this machine's clock is wrong.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import time
@@ -144,7 +145,13 @@ class Runner:
             received_at=datetime.fromtimestamp(summary.received_at, UTC),
         )
         try:
-            result = await spec.fn(event, ctx)
+            call = spec.fn(event, ctx)
+            if not inspect.isawaitable(call):  # a plain def: it ran once, never again
+                raise PipelineError(
+                    f"handler {run.handler} returned {type(call).__name__}, not an awaitable: "
+                    "define it with async def"
+                )
+            result = await call
         except Suspend as parked:
             # a durable sleep is not a failed attempt: give the attempt back
             delay = max(0.0, parked.until - clock())
@@ -152,7 +159,7 @@ class Runner:
         except (NonRetryableError, PipelineError) as exc:
             return RunOutcome(run.id, "failed", error=_error_text(exc, with_traceback=True))
         except asyncio.CancelledError as exc:
-            if run_cancelled():
+            if run_cancelled(lease):
                 raise  # shutdown, operator cancel or lost lease: the worker hands the run back
             return self._failed_attempt(claimed, exc)  # the handler's own, retried as such
         except (Exception, SystemExit, KeyboardInterrupt) as exc:

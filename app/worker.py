@@ -72,6 +72,7 @@ class _Running:
     def stop(self) -> None:
         if not self.stopping:
             self.stopping = True
+            self.lease.cancelling = True  # before the cancel: see context.run_cancelled
             self.task.cancel()
 
 

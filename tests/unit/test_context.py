@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -57,10 +58,12 @@ def lease_of(claimed: ClaimedRun) -> Lease:
     return Lease(claimed.claim("w1"), deadline=time.monotonic() + 30)
 
 
-async def run_once(store: SQLiteStore, handle: HandlerFn) -> RunOutcome | None:
+async def run_once(
+    store: SQLiteStore, handle: HandlerFn, event_id: str = "evt_1"
+) -> RunOutcome | None:
     """One attempt of ``handle`` through the runner, on the run ``claimed_run`` makes."""
     spec = HandlerSpec(HANDLER, handle, "stripe", "*")
-    claimed = await claimed_run(store)
+    claimed = await claimed_run(store, event_id)
     return await Runner(store, Registry([spec]), PipelineConfig()).execute(
         claimed, lease_of(claimed)
     )
@@ -468,15 +471,120 @@ async def test_a_nan_or_infinite_step_result_is_no_json(store: SQLiteStore, resu
     assert "'rate' returned a result that is not JSON" in (outcome.error or "")
 
 
-@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), -1, 1e12, True, "60"])
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), 1e12, True, "60"])
 async def test_a_sleep_no_date_can_hold_fails_the_run(store: SQLiteStore, seconds: Any) -> None:
-    """An infinite, NaN, negative or centuries-long sleep parked a run forever (or never) and
-    made every view of its event fail on the wake time; it is a misuse now."""
+    """An infinite, NaN or centuries-long sleep parked a run forever (or never) and made
+    every view of its event fail on the wake time; it is a misuse now."""
 
     async def handle(event: Event, ctx: Context) -> None:
         await ctx.sleep("nap", seconds)
 
     outcome = await run_once(store, handle)
     assert outcome is not None and outcome.status == "failed"
-    assert "seconds must be a number from 0 to" in (outcome.error or "")
+    assert "seconds must be a number up to" in (outcome.error or "")
     assert await store.load_steps("evt_1", HANDLER, 0) == []  # nothing recorded
+
+
+async def test_a_sleep_until_a_time_already_past_does_not_wait(store: SQLiteStore) -> None:
+    async def handle(event: Event, ctx: Context) -> str:
+        await ctx.sleep("until-deadline", -30)  # deadline - now, the deadline already past
+        return "on time"
+
+    outcome = await run_once(store, handle)
+    assert outcome is not None and (outcome.status, outcome.result_json) == (
+        "succeeded",
+        '"on time"',
+    )
+
+
+async def test_a_plain_def_handler_runs_once_and_fails_at_once(store: SQLiteStore) -> None:
+    """A plain def ran whole, side effects included, on every attempt, then failed awaiting
+    its result; now its first attempt fails the run. (A sync wrapper that returns the
+    coroutine of an async function is a handler like any other.)"""
+    calls: list[int] = []
+
+    def plain(event: Event, ctx: Context) -> str:
+        calls.append(1)
+        return "done"
+
+    outcome = await run_once(store, plain)  # type: ignore[arg-type]
+    assert outcome is not None and outcome.status == "failed" and calls == [1]
+    assert "returned str, not an awaitable: define it with async def" in (outcome.error or "")
+
+    async def real(event: Event, ctx: Context) -> str:
+        return "ok"
+
+    wrapped = await run_once(store, lambda event, ctx: real(event, ctx), "evt_2")
+    assert wrapped is not None and wrapped.status == "succeeded"
+
+
+async def awaits_a_cancelled_task() -> None:
+    task = asyncio.ensure_future(asyncio.sleep(10))
+    task.cancel()
+    await task
+
+
+async def test_a_steps_own_cancellederror_after_a_failed_taskgroup_is_its_failure(
+    store: SQLiteStore,
+) -> None:
+    """A TaskGroup whose child failed leaves Task.cancelling() at 1 for good (Python 3.11):
+    a CancelledError afterwards is still the step's own, recorded and retried, not read
+    as the worker cancelling the run (which would hand it back at once, forever)."""
+
+    async def boom() -> None:
+        raise ValueError("child failed")
+
+    async def handle(event: Event, ctx: Context) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(boom())
+        except* ValueError:
+            pass
+        await ctx.step("c", awaits_a_cancelled_task)
+
+    outcome = await run_once(store, handle)
+    assert outcome is not None and outcome.status == "retrying", outcome
+    (step,) = await store.load_steps("evt_1", HANDLER, 0, attempts=True)
+    assert [a.outcome for a in step.attempts] == ["failed"]
+
+
+async def test_a_step_that_exits_inside_a_task_of_its_own_ends_no_event_loop(
+    store: SQLiteStore,
+) -> None:
+    """asyncio re-raises SystemExit out of the event loop from any task: a step run in a
+    TaskGroup's task that calls sys.exit() must fail as a step, not end the worker."""
+
+    def exits() -> None:
+        sys.exit(3)
+
+    async def handle(event: Event, ctx: Context) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(ctx.step("a", exits))
+
+    outcome = await run_once(store, handle)
+    assert outcome is not None and outcome.status == "retrying", outcome
+    assert "StepExited: step 'a' raised SystemExit: 3" in (outcome.error or "")
+    (step,) = await store.load_steps("evt_1", HANDLER, 0, attempts=True)
+    assert (step.attempts[0].outcome, step.attempts[0].error) == ("failed", "SystemExit: 3")
+
+
+async def test_gather_raises_a_result_that_is_no_json_before_an_ordinary_failure(
+    store: SQLiteStore,
+) -> None:
+    """A step whose result is no JSON has had its side effect: the run fails at once, even
+    when an earlier argument failed in a way that would otherwise retry (and call it again)."""
+    charged: list[int] = []
+
+    def flaky() -> None:
+        raise RuntimeError("transient")
+
+    def charge() -> object:
+        charged.append(1)
+        return object()
+
+    async def handle(event: Event, ctx: Context) -> None:
+        await ctx.gather(ctx.step("a", flaky), ctx.step("b", charge))
+
+    outcome = await run_once(store, handle)
+    assert outcome is not None and outcome.status == "failed", outcome
+    assert "'b' returned a result that is not JSON" in (outcome.error or "") and charged == [1]

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -68,25 +66,6 @@ def test_handler_needs_exactly_one_of_source_or_job() -> None:
         handler("stripe", job="x")
     with pytest.raises(PipelineError):
         handler("stripe", max_attempts=0)
-
-
-def test_a_plain_def_handler_is_refused_and_a_wrapper_of_an_async_one_is_not() -> None:
-    """A plain def handler ran whole, side effects included, on every attempt and then
-    failed awaiting its result; it is refused when its module is imported."""
-
-    def on_sync(event: Event, ctx: Context) -> None: ...
-
-    with pytest.raises(PipelineError, match=r"define .*on_sync with async def"):
-        handler("stripe", "invoice.paid")(on_sync)
-
-    async def on_async(event: Event, ctx: Context) -> None: ...
-
-    @functools.wraps(on_async)
-    def traced(event: Event, ctx: Context) -> Any:  # a sync decorator returning the coroutine
-        return on_async(event, ctx)
-
-    assert handler("stripe", "invoice.paid")(traced) is traced
-    assert handler("stripe", "invoice.paid")(functools.partial(on_async)) is not None
 
 
 def test_public_names_are_exported() -> None:
