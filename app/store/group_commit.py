@@ -90,7 +90,7 @@ LOCK_WAIT_SECONDS = 30.0
 
 def file_identity(path: str) -> tuple[int, int] | None:
     """(device, inode) of the file at ``path``: (0, 0) when there is none; None for
-    ``:memory:``."""
+    ``:memory:``. Other ``OSError``s (a directory turned unreadable) are raised."""
     if path == ":memory:":
         return None
     try:
@@ -344,6 +344,9 @@ def _resolve(batch: list[_Outcome]) -> None:
 class GroupCommitWriter:
     def __init__(self, path: str, *, max_batch: int = 1024) -> None:
         self._path = path
+        # absolute once: SQLite resolved the relative path at open, a later chdir (a
+        # handler's) must not make the same file look gone
+        self._stat_path = path if path == ":memory:" else os.path.abspath(path)
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -398,7 +401,7 @@ class GroupCommitWriter:
         try:
             conn = connect(self._path, cached_statements=WRITER_CACHED_STATEMENTS)
             conn.execute("PRAGMA busy_timeout = 0")  # see _begin_immediate
-            self._file = file_identity(self._path)
+            self._file = file_identity(self._stat_path)
         except BaseException as exc:
             self._start_error = exc
             self._started.set()
@@ -414,7 +417,7 @@ class GroupCommitWriter:
                     first = self._queue.get()
                 if first is _STOP:
                     break
-                if (gone := self.file_gone()) is not None:  # never ack into a lost file
+                if (gone := self.file_problem()) is not None:  # never ack into a lost file
                     self.fault = gone
                     self._resolve([first], [(first[1], StoreError(gone), None)])
                     continue
@@ -433,15 +436,20 @@ class GroupCommitWriter:
                 conn.close()
             self._fail_pending(StoreError("the store is closed"))
 
-    def file_gone(self) -> str | None:
+    def file_problem(self) -> str | None:
         """Why the database file this writer opened is no longer the one at its path
         (deleted, or replaced by a restore or a copy), else None. A commit into it would
         be acknowledged and then lost with the file: one ``stat`` a batch is the price."""
-        if self._file is None or self._file == file_identity(self._path):
+        if self._file is None:
             return None
+        try:
+            if self._file == file_identity(self._stat_path):
+                return None
+        except OSError as exc:  # cannot tell: no write may be acknowledged meanwhile
+            return f"the database file {self._stat_path} cannot be checked ({exc.strerror})"
         return (
-            f"the database file {self._path} was deleted or replaced while hookline ran; "
-            "restart every hookline process using it"
+            f"the database file {self._stat_path} was deleted or replaced while hookline "
+            "ran; restart every hookline process using it"
         )
 
     def _drain(self, batch: list[_Item], *, rows_only: bool) -> list[_Item]:

@@ -258,7 +258,7 @@ class SQLiteStore:
         return await self._writer.run(apply)
 
     async def check_ready(self) -> None:
-        if (gone := self._writer.file_gone()) is not None:
+        if (gone := self._writer.file_problem()) is not None:
             raise StoreError(gone)
         expected = migrations("sqlite")[-1][0]
         try:

@@ -623,3 +623,41 @@ def test_the_writer_keeps_few_prepared_statements(tmp_path: Path, db: str) -> No
     finally:
         group_commit.connect = real_connect  # type: ignore[assignment]
     assert seen == [group_commit.WRITER_CACHED_STATEMENTS]
+
+
+async def test_a_relative_path_is_the_same_file_after_a_chdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite resolved ``./h.db`` when it opened it: a handler's chdir later must not make
+    that file look deleted (every write a 503 for good)."""
+    monkeypatch.chdir(tmp_path)
+    writer = GroupCommitWriter("./h.db")
+    writer.start()
+    try:
+        (tmp_path / "sub").mkdir()
+        monkeypatch.chdir(tmp_path / "sub")
+        assert writer.file_problem() is None
+        await writer.run(create_table)
+    finally:
+        writer.stop()
+
+
+async def test_a_file_that_cannot_be_checked_takes_no_write_and_the_writer_lives(
+    tmp_path: Path,
+) -> None:
+    """Its directory replaced by a plain file: stat fails with ENOTDIR. Each write is a
+    StoreError; none hangs, and the writer thread does not die of it."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    writer = GroupCommitWriter(str(folder / "h.db"))
+    writer.start()
+    try:
+        for leftover in folder.iterdir():
+            leftover.unlink()
+        folder.rmdir()
+        folder.write_text("now a file")
+        for _ in range(2):
+            with pytest.raises(StoreError, match="cannot be checked"):
+                await asyncio.wait_for(writer.run(create_table), 5)
+    finally:
+        writer.stop()
