@@ -628,11 +628,10 @@ class PostgresStore:
 
         async def op(conn: Conn) -> IngestResult:
             # a resend under a stored id is that event (a duplicate, maybe resumed), even
-            # when the same body came later under another id: the replay check is for new ids
+            # when the same body came later under another id: the query skips stored ids
             if event.replay_since is not None:
                 await conn.execute(Q["lock_body_digest"], replay)
-                stored = await _one(conn, "event_id_by_key", key)
-                original = None if stored else await _one(conn, "replay_original", replay)
+                original = await _one(conn, "replay_original", replay)
                 if original is not None:
                     return IngestResult(original[0], duplicate=True, replay_of=original[1])
             while True:

@@ -126,12 +126,6 @@ def _where(flt: EventFilter) -> tuple[str, list[Any]]:
 # -- write operations, run on the writer thread inside a transaction ---------------------------
 
 
-def _stored(conn: sqlite3.Connection, event: NewEvent) -> bool:
-    """Whether an event with this (source, provider event id) is stored."""
-    key = (event.source, event.provider_event_id)
-    return conn.execute(Q["event_id_by_key"], key).fetchone() is not None
-
-
 def _insert_runs(conn: sqlite3.Connection, event_id: str, event: NewEvent) -> None:
     for run in event.runs:
         conn.execute(
@@ -319,11 +313,12 @@ class SQLiteStore:
 
         def op(conn: sqlite3.Connection) -> IngestResult:
             # a resend under a stored id is that event (a duplicate, maybe resumed), even
-            # when the same body came later under another id: the replay check is for new ids
-            if event.replay_since is not None and not _stored(conn, event):
+            # when the same body came later under another id: the query skips stored ids
+            if event.replay_since is not None:
+                key = (event.source, event.provider_event_id)
                 original = conn.execute(
                     Q["replay_original"],
-                    (event.source, event.body_sha256, event.replay_since, event.provider_event_id),
+                    (event.source, event.body_sha256, event.replay_since, key[1], *key),
                 ).fetchone()
                 if original is not None:
                     return IngestResult(original[0], duplicate=True, replay_of=original[1])

@@ -11,7 +11,9 @@ only change when a job or a model does.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import Counter
 from typing import Any
 
 from pydantic import BaseModel
@@ -162,7 +164,7 @@ def document(registry: Registry) -> Schema:
     payloads = list(dict.fromkeys(spec.payload for spec in specs if spec.payload is not None))
     by_model, payload_defs = _payload_schemas(payloads, set(own_defs))
     paths: Schema = {}
-    operation_ids: set[str] = set()
+    bases = Counter(operation_id(str(spec.job)) for spec in specs)
     for spec in specs:
         assert spec.job is not None
         payload: Schema = (
@@ -171,12 +173,10 @@ def document(registry: Registry) -> Schema:
             else {"description": "Any JSON value (this job has no payload model)."}
         )
         operation = _enqueue(spec.job, payload, spec.payload is not None)
-        # send-email and send_email: enqueueSendEmail, enqueueSendEmail2 (jobs sorted by name)
-        unique, number = operation["operationId"], 2
-        while unique in operation_ids:
-            unique, number = f"{operation['operationId']}{number}", number + 1
-        operation["operationId"] = unique
-        operation_ids.add(unique)
+        if bases[operation["operationId"]] > 1:  # send-email and send_email: both renamed
+            # after their own name, so adding a job never moves an id to another job
+            digest = hashlib.sha256(spec.job.encode()).hexdigest()[:6]
+            operation["operationId"] += f"_{digest}"
         paths[f"/jobs/{spec.job}"] = {"post": operation}
     paths["/jobs/{jobId}"] = {
         "get": {

@@ -7,6 +7,8 @@ import json
 import logging
 import re
 import sys
+import threading
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -16,6 +18,15 @@ from hookline.logs import JsonFormatter, LineHandler, configure_logging
 from hookline.redaction import Redactor
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+@pytest.fixture(autouse=True)
+def _process_hooks_restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """configure_logging sets process-wide hooks: the rest of the session keeps its own."""
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    yield
+    logging.captureWarnings(False)
 
 
 def record(msg: str = "webhook", **extra: object) -> logging.LogRecord:

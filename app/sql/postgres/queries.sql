@@ -58,10 +58,13 @@ ON CONFLICT (source, provider_event_id) DO NOTHING;
 SELECT pg_advisory_xact_lock(hashtextextended(%(source)s || '/' || %(body_sha256)s, 0));
 
 -- name: replay_original
--- the first event of this source with the same body under another id since %(since)s
+-- the first event of this source with the same body under another id since %(since)s,
+-- unless this id is stored itself (a resend of that event, not a replay)
 SELECT id, provider_event_id FROM events
 WHERE source = %(source)s AND body_sha256 = %(body_sha256)s AND received_at >= %(since)s
   AND provider_event_id <> %(provider_event_id)s
+  AND NOT EXISTS (SELECT 1 FROM events
+                  WHERE source = %(source)s AND provider_event_id = %(provider_event_id)s)
 ORDER BY received_at LIMIT 1;
 -- name: ingest_batch
 -- Group commit of ingests (hookline.store.pg_ingest): many events with their runs in ONE

@@ -7,9 +7,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (source, provider_event_id) DO NOTHING;
 
 -- name: replay_original
--- the first event of this source with the same body under another id since ``?``
+-- the first event of this source with the same body under another id since ``?``, unless
+-- this id is stored itself (a resend of that event, not a replay)
 SELECT id, provider_event_id FROM events
 WHERE source = ? AND body_sha256 = ? AND received_at >= ? AND provider_event_id <> ?
+  AND NOT EXISTS (SELECT 1 FROM events WHERE source = ? AND provider_event_id = ?)
 ORDER BY received_at LIMIT 1;
 
 -- name: event_id_by_key
