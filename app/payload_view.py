@@ -45,6 +45,11 @@ def _dumps(data: Any, body: bytes, headers: Mapping[str, str], indent: bool) -> 
         return _as_received(body, headers).strip()
 
 
+def _unparsed(data: Any, body: bytes) -> bool:
+    """The body did not parse (its data is None, and it is not the JSON ``null``)."""
+    return data is None and body.strip() != b"null"
+
+
 def payload_json(body: bytes, headers: Mapping[str, str], *, indent: bool = False) -> bytes:
     """The event's data as JSON text (``null`` when the body does not parse)."""
     return _dumps(parse_data(body, headers), body, headers, indent)
@@ -56,7 +61,7 @@ def shown(body: bytes, headers: Mapping[str, str]) -> tuple[orjson.Fragment, str
     as text (``body``; bytes that are no UTF-8 as U+FFFD), so every stored body is
     viewable; None when the payload shows it."""
     data = parse_data(body, headers)
-    if data is None and body.strip() != b"null":
+    if _unparsed(data, body):
         return orjson.Fragment(b"null"), body.decode("utf-8", "replace")
     return orjson.Fragment(_dumps(data, body, headers, False)), None
 
@@ -77,7 +82,7 @@ def page_view(body: bytes, headers: Mapping[str, str]) -> PageView:
     if size > PAGE_MAX_BYTES:
         return PageView(body[:PAGE_MAX_BYTES].decode("utf-8", "replace"), "cut", size)
     data = parse_data(body, headers)
-    if data is None and body.strip() != b"null":
+    if _unparsed(data, body):
         return PageView(body.decode("utf-8", "replace"), "text", size)
     kind: PayloadKind = "form" if is_form(headers) else "json"
     return PageView(_dumps(data, body, headers, True).decode("utf-8"), kind, size)
