@@ -8,11 +8,11 @@ validate exactly as the gateway does; ``openapi`` prints the document ``GET
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from hookline.cli_events import ConfigOption, with_store
 from hookline.jobs import Enqueued, JobRejected, Jobs, parse_delay, parse_idempotency_key
@@ -20,6 +20,7 @@ from hookline.store import Store
 from hookline.store.base import JobRecord
 from hookline.web import jobs_openapi
 from hookline.web.jobs_shapes import job_view
+from hookline.web.responses import dumps
 
 jobs_app = typer.Typer(
     name="jobs",
@@ -92,17 +93,9 @@ def show(
     record = with_store(settings, work)
     if record is None:
         raise _fail(f"no job with id {job_id!r}", 1)
-    _print_json(job_view(record))
-
-
-def _print_json(data: object) -> None:
-    """As JSON, non-ASCII as itself; a lone surrogate (valid JSON data, no UTF-8) escaped."""
-    try:
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-        ascii_only = False
-    except UnicodeEncodeError:
-        ascii_only = True
-    Console(highlight=False).print_json(data=data, ensure_ascii=ascii_only)
+    # as events show writes JSON: what orjson cannot write (a lone surrogate) as its escape
+    sys.stdout.buffer.write(dumps(job_view(record), indent=True) + b"\n")
+    sys.stdout.buffer.flush()
 
 
 @jobs_app.command("openapi")

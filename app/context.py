@@ -412,8 +412,7 @@ class Context:
             if (
                 isinstance(seconds, bool)
                 or not isinstance(seconds, numbers.Real)
-                or not float(seconds) <= MAX_SLEEP_SECONDS  # False for NaN too
-                or math.isinf(seconds)
+                or not -math.inf < float(seconds) <= MAX_SLEEP_SECONDS  # False for NaN too
             ):
                 raise PipelineError(
                     f"ctx.sleep({name!r}, {seconds!r}): seconds must be a number up to "

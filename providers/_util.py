@@ -120,7 +120,7 @@ def load_json_exact(body: bytes) -> Any:
     orjson reads an integer outside 64 bits (``-9223372036854775809``,
     ``123456789012345678901234567890``) as a float, a different number; such an integer
     has 19 digits or more, so a body with a run of 19 digits is read by the stdlib,
-    whose integers are exact (one ``translate``: ~2 µs for 2 KB).
+    whose integers are exact (one ``translate``: ~1 µs a KB, docs/benchmarks.md).
     """
     if _LONG_RUN in body.translate(_DIGITS_AS_ZERO):
         return _load_json_stdlib(body)

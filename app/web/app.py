@@ -44,12 +44,12 @@ from hookline.web.admin_api import BadRequest
 from hookline.web.auth import AdminGuard
 from hookline.web.jobs import PREFIX as JOBS_PREFIX
 from hookline.web.jobs import JobsGateway
-from hookline.web.limits import BufferBudget
+from hookline.web.limits import RETRY_AFTER_SECONDS, BufferBudget
 from hookline.web.lockout import limiter_for
 from hookline.web.redirects import NoHostInRedirects
 from hookline.web.responses import error
 from hookline.web.session import Sessions
-from hookline.web.webhooks import PREFIX, WebhookEndpoint
+from hookline.web.webhooks import PREFIX, WebhookEndpoint, _send_json
 
 log = logging.getLogger("hookline.http")
 
@@ -166,14 +166,12 @@ class HooklineApp:
 
 async def _answer_stopping(send: Send) -> bool:
     """Answer 503 ``shutting_down``; False if an answer was already under way."""
-    body = b'{"error":"shutting_down","detail":"the server is stopping; try again"}'
-    head = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
-            (b"connection", b"close"), (b"retry-after", b"1")]  # fmt: skip
+    answer = {"error": "shutting_down", "detail": "the server is stopping; try again"}
+    head = [(b"connection", b"close"), (b"retry-after", b"%d" % RETRY_AFTER_SECONDS)]
     try:
-        await send({"type": "http.response.start", "status": 503, "headers": head})
+        await _send_json(send, 503, answer, head)
     except RuntimeError:  # uvicorn: "Unexpected ASGI message 'http.response.start' sent"
         return False
-    await send({"type": "http.response.body", "body": body})
     return True
 
 

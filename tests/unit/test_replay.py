@@ -349,3 +349,20 @@ def test_tally() -> None:
 )
 def test_default_url(host: str, url: str) -> None:
     assert default_url(host, 8400) == url
+
+
+@pytest.mark.parametrize(
+    ("answer", "handshake"),
+    [({"challenge": "abc"}, True), ({}, True), ({"status": "ok"}, False), ({"id": 1}, False)],
+)
+def test_only_a_slack_shaped_200_without_an_event_is_a_handshake(
+    answer: dict[str, Any], handshake: bool
+) -> None:
+    """Slack's url_verification ({"challenge"}) and ssl_check ({}) are answered 200 and
+    stored nowhere; any other 200 without an eventId (a --url that points at another app)
+    is a failure, not an accepted fixture."""
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    delivery = Delivery("slack", "POST", {}, b"{}", None)
+    with httpx.Client(transport=transport) as client:
+        outcome = send(client, "http://127.0.0.1:1", delivery)
+    assert (outcome.ok, outcome.handshake) == (handshake, handshake)
